@@ -1,0 +1,45 @@
+"""The backends behind one interface (`base.Backend`), looked up by the spec's `backend` name."""
+
+from __future__ import annotations
+
+import importlib
+import io
+import zipfile
+
+from core.backends.base import Backend, Predictor
+from core.errors import ModelFileError
+
+# name → (module, class); modules are imported on first use so TensorFlow loads only for keras jobs.
+_BACKENDS = {
+    "numpy": ("core.backends.numpy_engine", "NumpyBackend"),
+    "sklearn": ("core.backends.sklearn_backend", "SklearnBackend"),
+    "keras": ("core.backends.keras_backend", "KerasBackend"),
+}
+# model file format → backend name
+FORMATS = {"npz": "numpy", "skops": "sklearn", "keras": "keras"}
+
+
+def get_backend(name: str) -> Backend:
+    """The backend registered as `name` (one of the spec's `backend` values)."""
+    module, cls = _BACKENDS[name]
+    return getattr(importlib.import_module(module), cls)()
+
+
+def sniff_format(model: bytes) -> str:
+    """Tell a model file's format from its zip members (all three formats are zip archives)."""
+    try:
+        names = set(zipfile.ZipFile(io.BytesIO(model)).namelist())
+    except zipfile.BadZipFile:
+        raise ModelFileError("not a trainyard model file (not a zip archive)") from None
+    if "trainyard.npy" in names:
+        return "npz"
+    if "schema.json" in names:
+        return "skops"
+    if "config.json" in names and "metadata.json" in names:
+        return "keras"
+    raise ModelFileError("not a trainyard model file (unknown archive layout)")
+
+
+def load_predictor(model: bytes) -> Predictor:
+    """Rebuild a predictor from model-file bytes of any backend, without unpickling."""
+    return get_backend(FORMATS[sniff_format(model)]).load(model)

@@ -1,0 +1,26 @@
+"""One call that validates a spec document the way the API, the workers and `trainyard run` all do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.backends import get_backend
+from core.datasets.catalog import DatasetInfo
+from core.errors import SpecError
+from core.spec import JobSpec, builtin_info, finalize_spec, parse_spec
+
+
+def validate_spec(document: Any, info: DatasetInfo | None = None) -> JobSpec:
+    """Parse, let the backend check what it can express, and check against the dataset when known.
+
+    `info` describes an uploaded or local dataset; builtins are described by the catalog.
+    Without either, the data-dependent checks wait until the data is loaded.
+    """
+    spec = parse_spec(document)
+    errors = get_backend(spec.backend).check(spec)
+    if errors:
+        raise SpecError(errors)
+    info = info or builtin_info(spec)
+    if info is not None:
+        finalize_spec(spec, info)
+    return spec
