@@ -1,0 +1,54 @@
+"""A whole job in one call: load the data, check the spec against it, prepare it, train.
+
+`trainyard run` and the workers both go through `train_job`, so a spec trains the same
+way locally and on the service.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from typing import Any
+
+import numpy as np
+
+import core
+from core import datasets
+from core.backends import get_backend
+from core.backends.base import Callbacks, TrainResult
+from core.spec import JobSpec, finalize_spec
+
+
+def train_job(spec: JobSpec, callbacks: Callbacks | None = None, *, upload: tuple | None = None,
+              mnist_dir: str | None = None) -> TrainResult:
+    """Train `spec` (already parsed and checked by its backend) on its dataset.
+
+    Raises SpecError when the spec does not fit the data, DatasetError when the data
+    cannot be read, and whatever the backend raises (Diverged, Cancelled, TimedOut).
+    """
+    raw = datasets.load(spec.dataset, upload=upload, mnist_dir=mnist_dir)
+    finalize_spec(spec, datasets.describe(raw))
+    data = datasets.prepare(raw, spec.dataset)
+    result = get_backend(spec.backend).train(spec, data, callbacks or Callbacks())
+    result.versions = {**versions(), **result.versions}
+    return result
+
+
+def versions() -> dict[str, str]:
+    """The library versions every result records."""
+    return {"trainyard": core.__version__, "python": platform.python_version(), "numpy": np.__version__}
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with numpy scalars/arrays made plain and non-finite floats made None (never bare NaN)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
