@@ -72,6 +72,8 @@ def run_command(spec_path: str, *, save: str | None = None, quiet: bool = False)
     bar = None
     try:
         spec = validate_spec(_read_spec(spec_path))
+        if spec.dataset.path is not None:  # a relative data path is relative to the spec file
+            spec.dataset.path = str(Path(spec_path).parent / Path(spec.dataset.path).expanduser())
         history: list[dict] = []
         bar = None if quiet else ProgressBar(spec.training.epochs)
 
