@@ -166,6 +166,16 @@ class Optimizer(_Strict):
             value = _fill(value, OPTIMIZERS, "optimizer")
         return value
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_given(cls, value: Any, handler: Any) -> "Optimizer":
+        """Keep `model_fields_set` to the parameters the user gave (a backend fills its own defaults for the rest)."""
+        optimizer = handler(value)
+        if isinstance(value, (str, dict)):
+            given = set(value) if isinstance(value, dict) else set()
+            optimizer.__pydantic_fields_set__ = ({"name"} | given) & set(cls.model_fields)
+        return optimizer
+
     @model_validator(mode="after")
     def _check(self) -> "Optimizer":
         if self.learning_rate is not None and not self.learning_rate > 0:
@@ -355,6 +365,9 @@ class JobSpec(_Strict):
     @model_validator(mode="after")
     def _defaults(self) -> "JobSpec":
         t, out = self.training, self.model.output
+        # Filling defaults below must not count as the user setting them: backends read
+        # `model_fields_set` to replace the Keras-style defaults with their own.
+        given_training, given_dataset = set(t.model_fields_set), set(self.dataset.model_fields_set)
         if t.seed is None:
             t.seed = random.SystemRandom().randrange(2**31)
         if self.dataset.seed is None:
@@ -363,6 +376,8 @@ class JobSpec(_Strict):
             t.optimizer = Optimizer(name="perceptron" if out.activation.name == "step" else "rmsprop")
         if t.loss is None:
             t.loss = DEFAULT_LOSS.get(out.activation.name, "mean_squared_error")
+        t.__pydantic_fields_set__ = given_training
+        self.dataset.__pydantic_fields_set__ = given_dataset
         return self
 
 
