@@ -1,0 +1,161 @@
+"""The service's one settings object, and `load_settings`: the one place TRAINYARD_* variables are read.
+
+Every process (API, worker, reconciler, `trainyard migrate`/`token`) calls
+`load_settings()` at start and passes the result to the factories
+(`store.db.make_engine`, `worker.app.create_celery`, the API's `create_app`). Tests
+build a `Settings` directly or call `load_settings({...})` with their own mapping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+PREFIX = "TRAINYARD_"
+FILESYSTEM_BROKER = "filesystem://"
+
+
+class SettingsError(ValueError):
+    """A TRAINYARD_* variable holds a value that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable (DESIGN §3, §5, §7). Field `x` is read from `TRAINYARD_X`."""
+
+    # --- where things are (§3) ---
+    home: Path = Path("var")
+    database_url: str = ""  # "" → sqlite:///{home}/trainyard.db
+    broker_url: str = ""  # "" → kombu's filesystem transport in {home}/broker
+    broker_namespace: str = ""  # prefix of every broker key (Redis); lets several deployments/tests share a server
+    auth: bool = True
+    mnist_dir: str | None = None
+    metrics_token: str | None = None  # None: /metrics needs no auth; else it needs this bearer token
+
+    # --- job lifecycle (§5) ---
+    lease_seconds: float = 30.0  # a running job's lease; the worker extends it while training
+    heartbeat_seconds: float = 0.5  # how often a running job extends its lease, flushes history, sees a cancel
+    reconcile_interval_seconds: float = 5.0
+    republish_after_seconds: float = 30.0  # a queued job not claimed this long while a worker idles is re-sent
+    worker_live_seconds: float = 30.0  # a worker not seen for this long is not live
+    max_attempts: int = 3
+    job_timeout_seconds: float = 3600.0  # wall-clock limit of one attempt (failed, code `timeout`)
+
+    # --- safety limits (§7) ---
+    max_request_bytes: int = 16 * 2**20
+    max_upload_bytes: int = 256 * 2**20
+    max_parameters: int = 50_000_000
+    max_samples_x_features: int = 200_000_000
+    max_epochs: int = 1_000_000
+    max_predict_rows: int = 100_000
+    max_queued_per_user: int = 1000
+    rate_limit_per_second: float = 100.0
+    rate_limit_burst: int = 200
+
+    # --- database and libraries ---
+    db_connect_timeout_seconds: float = 10.0
+    db_statement_timeout_seconds: float = 30.0  # PostgreSQL statement_timeout; SQLite's busy wait
+    db_pool_size: int = 5
+    tf_intra_op_threads: int = 0  # 0: TensorFlow's default
+    tf_inter_op_threads: int = 0
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        home = Path(self.home).expanduser().absolute()
+        object.__setattr__(self, "home", home)
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{home / 'trainyard.db'}")
+        if not self.broker_url:
+            object.__setattr__(self, "broker_url", FILESYSTEM_BROKER)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def uses_filesystem_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem:")
+
+    @property
+    def broker_folder(self) -> Path:
+        """Where the embedded (filesystem) broker keeps its messages."""
+        return self.home / "broker"
+
+    @property
+    def token_file(self) -> Path:
+        """The local token `trainyard up` writes and the CLI reads."""
+        return self.home / "token"
+
+    @property
+    def blob_cache_folder(self) -> Path:
+        """Worker-local cache of uploaded dataset blobs, by sha256."""
+        return self.home / "cache" / "blobs"
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some fields changed (tests use it)."""
+        return dataclasses.replace(self, **changes)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _parse(name: str, kind: str, text: str) -> Any:
+    """Parse `text` as the field's annotated type (the annotation is a string: `from __future__`)."""
+    text = text.strip()
+    try:
+        if kind == "bool":
+            if text.lower() in _TRUE | _FALSE:
+                return text.lower() in _TRUE
+            raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
+        if kind == "int":
+            return int(text.replace("_", ""))
+        if kind == "float":
+            value = float(text.replace("_", ""))
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError("expected a finite number")
+            return value
+    except ValueError as exc:
+        raise SettingsError(f"{PREFIX}{name.upper()}={text!r}: {exc}") from None
+    if kind == "Path":
+        return Path(text)
+    if kind == "str | None":
+        return text or None
+    return text
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read every TRAINYARD_* variable (from `env`, default os.environ) into a Settings.
+
+    Raises SettingsError naming the variable when a value cannot be parsed or is out of range.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        key = PREFIX + f.name.upper()
+        if key in env:
+            values[f.name] = _parse(f.name, f.type, env[key])
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def _check(s: Settings) -> None:
+    positive = ("lease_seconds", "heartbeat_seconds", "reconcile_interval_seconds", "republish_after_seconds",
+                "worker_live_seconds", "max_attempts", "job_timeout_seconds", "max_request_bytes",
+                "max_upload_bytes", "max_parameters", "max_samples_x_features", "max_epochs", "max_predict_rows",
+                "max_queued_per_user", "rate_limit_per_second", "rate_limit_burst", "db_connect_timeout_seconds",
+                "db_statement_timeout_seconds", "db_pool_size")
+    for name in positive:
+        if not getattr(s, name) > 0:
+            raise SettingsError(f"{PREFIX}{name.upper()} must be > 0, got {getattr(s, name)!r}")
+    for name in ("tf_intra_op_threads", "tf_inter_op_threads"):
+        if getattr(s, name) < 0:
+            raise SettingsError(f"{PREFIX}{name.upper()} must be >= 0, got {getattr(s, name)!r}")
+    if s.heartbeat_seconds * 3 > s.lease_seconds:
+        raise SettingsError(f"{PREFIX}HEARTBEAT_SECONDS must be at most a third of {PREFIX}LEASE_SECONDS")
+    if not (s.database_url.startswith("sqlite") or s.database_url.startswith("postgresql")):
+        raise SettingsError(f"{PREFIX}DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL")
