@@ -1,0 +1,182 @@
+"""Activation functions, each with its forward and derivative side by side, and their registry.
+
+Every activation's derivative is written in terms of its output `a` (what the notes
+call a = h(z)), so the forward pass caches only `a`. Outputs and gradients live in the
+activation's own buffers (`core.buffers`): they are valid until its next call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.buffers import Buffers
+from core.registry import Registry
+
+ACTIVATIONS: Registry["Activation"] = Registry("activation")
+
+
+class Activation:
+    """Base class: `forward(z, training)` returns a = h(z); `backward(grad)` returns dL/dz from dL/da."""
+
+    name = ""
+
+    def __init__(self) -> None:
+        self.buffers = Buffers()
+        self.a: np.ndarray | None = None
+
+    def forward(self, z: np.ndarray, training: bool = False) -> np.ndarray:
+        a = self.buffers.get("a", z.shape, z.dtype)
+        self._forward(z, a)
+        self.a = a
+        return a
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        dz = self.buffers.get("dz", grad.shape, grad.dtype)
+        self._backward(grad, dz)
+        return dz
+
+    def _forward(self, z: np.ndarray, a: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _backward(self, grad: np.ndarray, dz: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def get_config(self) -> str | dict:
+        return self.name
+
+
+@ACTIVATIONS.register("step", "heaviside")
+class Step(Activation):
+    """Heaviside: 1 where z >= 0 (the notes' convention h(0) = 1), else 0. Its derivative is 0 almost everywhere,
+    so it trains only through the perceptron rule, whose criterion gives dL/dz directly."""
+
+    name = "step"
+
+    def _forward(self, z, a):
+        np.greater_equal(z, 0, out=a)
+
+    def _backward(self, grad, dz):
+        dz.fill(0)
+
+
+@ACTIVATIONS.register("linear", "identity")
+class Linear(Activation):
+    """Identity: a = z, da/dz = 1; passes arrays through without copying."""
+
+    name = "linear"
+
+    def forward(self, z, training=False):
+        self.a = z
+        return z
+
+    def backward(self, grad):
+        return grad
+
+
+@ACTIVATIONS.register("sigmoid", "logistic")
+class Sigmoid(Activation):
+    """σ(z) = 1 / (1 + e^-z), computed from e^-|z| so that no exponent overflows; σ' = a (1 - a)."""
+
+    name = "sigmoid"
+
+    def _forward(self, z, a):
+        e = self.buffers.get("e", z.shape, z.dtype)
+        negative = self.buffers.get("negative", z.shape, bool)
+        np.less(z, 0, out=negative)
+        np.abs(z, out=e)
+        np.negative(e, out=e)
+        np.exp(e, out=e)  # e^-|z| in (0, 1]
+        np.add(e, 1, out=a)
+        np.reciprocal(a, out=a)  # σ(|z|)
+        np.multiply(a, e, out=a, where=negative)  # σ(z) = e^z / (1 + e^z) for z < 0, exact for tiny values
+
+    def _backward(self, grad, dz):
+        np.subtract(1, self.a, out=dz)
+        dz *= self.a
+        dz *= grad
+
+
+@ACTIVATIONS.register("tanh")
+class Tanh(Activation):
+    """tanh(z); tanh' = 1 - a²."""
+
+    name = "tanh"
+
+    def _forward(self, z, a):
+        np.tanh(z, out=a)
+
+    def _backward(self, grad, dz):
+        np.square(self.a, out=dz)
+        np.subtract(1, dz, out=dz)
+        dz *= grad
+
+
+@ACTIVATIONS.register("relu")
+class ReLU(Activation):
+    """max(0, z); derivative 1 where a > 0, else 0 (0 at z = 0, as Keras and scikit-learn)."""
+
+    name = "relu"
+
+    def _forward(self, z, a):
+        np.maximum(z, 0, out=a)
+
+    def _backward(self, grad, dz):
+        active = self.buffers.get("active", grad.shape, bool)
+        np.greater(self.a, 0, out=active)
+        np.multiply(grad, active, out=dz)
+
+
+@ACTIVATIONS.register("leaky_relu", "leakyrelu")
+class LeakyReLU(Activation):
+    """z where z > 0, else alpha z; derivative 1 or alpha."""
+
+    name = "leaky_relu"
+
+    def __init__(self, alpha: float = 0.01):
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def _forward(self, z, a):
+        positive = self.buffers.get("positive", z.shape, bool)
+        np.greater(z, 0, out=positive)
+        np.multiply(z, self.alpha, out=a)
+        np.copyto(a, z, where=positive)
+        self.positive = positive
+
+    def _backward(self, grad, dz):
+        np.multiply(grad, self.alpha, out=dz)
+        np.copyto(dz, grad, where=self.positive)
+
+    def get_config(self):
+        return {"name": self.name, "alpha": self.alpha}
+
+
+@ACTIVATIONS.register("softmax")
+class Softmax(Activation):
+    """e^z_j / Σ_k e^z_k over each row, shifted by the row's max so nothing overflows.
+
+    Its Jacobian-vector product is a ⊙ (g - Σ g a); with categorical cross-entropy the
+    loss supplies dL/dz = a - y directly (the fused gradient) and this is skipped.
+    """
+
+    name = "softmax"
+
+    def _forward(self, z, a):
+        row = self.buffers.get("row", (z.shape[0], 1), z.dtype)
+        np.max(z, axis=1, keepdims=True, out=row)
+        np.subtract(z, row, out=a)
+        np.exp(a, out=a)
+        np.sum(a, axis=1, keepdims=True, out=row)
+        a /= row
+
+    def _backward(self, grad, dz):
+        row = self.buffers.get("row", (grad.shape[0], 1), grad.dtype)
+        np.multiply(grad, self.a, out=dz)
+        np.sum(dz, axis=1, keepdims=True, out=row)
+        np.subtract(grad, row, out=dz)
+        dz *= self.a
+
+
+def get(config: str | dict) -> Activation:
+    """An activation from its spec form: `"relu"` or `{"name": "leaky_relu", "alpha": 0.2}`."""
+    return ACTIVATIONS.resolve(config)

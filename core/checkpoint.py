@@ -1,0 +1,68 @@
+"""Resumable training state as npz bytes (no pickle): weights, optimizer slots, RNG state, history, epoch."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from core.training import Trainer
+
+FORMAT = "trainyard-checkpoint"
+VERSION = 1
+
+
+def _weights(arrays: dict, prefix: str, network) -> list[dict[str, np.ndarray]]:
+    """Per-layer weight dicts read from `arrays`, checked against the network's own shapes."""
+    result = []
+    for i, layer in enumerate(network.layers):
+        layer_weights = {}
+        for name, current in layer.weights().items():
+            value = arrays[f"{prefix}.{i}.{name}"]
+            if value.shape != current.shape:
+                raise ValueError(f"checkpoint {prefix}.{i}.{name} has shape {value.shape}, expected {current.shape}")
+            layer_weights[name] = value
+        result.append(layer_weights)
+    return result
+
+
+def save_checkpoint(trainer: "Trainer", epoch: int) -> bytes:
+    """Everything needed to continue `trainer` after `epoch` exactly as if it had not stopped."""
+    arrays: dict[str, np.ndarray] = {}
+    for i, weights in enumerate(trainer.network.get_weights()):
+        arrays.update({f"weights.{i}.{k}": v for k, v in weights.items()})
+    arrays.update({f"optimizer.{k}": v for k, v in trainer.optimizer.get_state().items()})
+    stopper = trainer.stopper
+    if stopper is not None and stopper.best_weights is not None:
+        for i, weights in enumerate(stopper.best_weights):
+            arrays.update({f"best.{i}.{k}": v for k, v in weights.items()})
+    meta = {
+        "format": FORMAT, "version": VERSION, "epoch": epoch, "history": trainer.history,
+        "rng": trainer.rng.bit_generator.state,
+        "early_stopping": stopper.get_state() if stopper is not None else None,
+    }
+    arrays["meta"] = np.array(json.dumps(meta))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def load_checkpoint(blob: bytes, trainer: "Trainer") -> int:
+    """Restore `trainer` from `save_checkpoint` bytes; returns the epoch it had completed."""
+    with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    meta = json.loads(str(arrays.pop("meta")[()]))
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise ValueError("not a trainyard checkpoint of a supported version")
+    trainer.network.set_weights(_weights(arrays, "weights", trainer.network))
+    trainer.optimizer.set_state({k.removeprefix("optimizer."): v for k, v in arrays.items() if k.startswith("optimizer.")})
+    trainer.rng.bit_generator.state = meta["rng"]
+    trainer.history = list(meta["history"])
+    if trainer.stopper is not None and meta["early_stopping"] is not None:
+        es = meta["early_stopping"]
+        best = _weights(arrays, "best", trainer.network) if es["has_best_weights"] else None
+        trainer.stopper.set_state(es, best)
+    return int(meta["epoch"])

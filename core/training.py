@@ -1,0 +1,182 @@
+"""The training loop: epochs of seeded mini-batches, per-epoch history, early stopping, checkpoints.
+
+One `numpy.random.Generator` seeded from `training.seed` drives initialisation,
+shuffling and dropout in that order, so the same spec and data give a bit-identical
+history; its state is part of every checkpoint, so a resumed run continues exactly.
+The loop reports through `Callbacks` and never prints.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core import losses, metrics, optimizers
+from core.backends.base import Callbacks, PreparedData
+from core.buffers import Buffers
+from core.checkpoint import load_checkpoint, save_checkpoint
+from core.early_stopping import EarlyStopper
+from core.errors import DatasetError, Diverged
+from core.network import Network
+from core.spec import JobSpec, default_metrics
+
+
+@dataclass
+class Split:
+    """One split ready for the network: inputs, encoded targets and the labels metrics compare against."""
+
+    x: np.ndarray
+    target: np.ndarray  # (n, n_outputs): 0/1, one-hot or regression values
+    labels: np.ndarray  # class indices (classification) or the regression values
+
+
+@dataclass
+class Fitted:
+    network: Network
+    history: list[dict]
+    metrics: dict
+    stopped_early: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def encode_targets(y: np.ndarray, task: str, n_outputs: int, dtype) -> np.ndarray:
+    """Targets for the output layer: 0/1 for one unit, one-hot for k units, values for regression."""
+    if task == "classification" and n_outputs > 1:
+        onehot = np.zeros((len(y), n_outputs), dtype)
+        onehot[np.arange(len(y)), np.asarray(y, dtype=np.int64)] = 1
+        return onehot
+    return np.asarray(y, dtype=dtype).reshape(len(y), n_outputs)
+
+
+def decode(out: np.ndarray, task: str) -> np.ndarray:
+    """Outputs → class indices (argmax, or > 0.5 for one unit as Keras's binary accuracy) or values."""
+    if task != "classification":
+        return out
+    if out.shape[1] > 1:
+        return out.argmax(axis=1)
+    return (out[:, 0] > 0.5).astype(np.int64)
+
+
+def finite(value: float) -> float | None:
+    """JSON-safe number: non-finite becomes None."""
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+class Trainer:
+    """Trains one spec on one PreparedData; `fit()` returns the network, history and final metrics."""
+
+    def __init__(self, spec: JobSpec, data: PreparedData, callbacks: Callbacks | None = None, dtype=np.float32):
+        self.spec, self.data, self.callbacks = spec, data, callbacks or Callbacks()
+        self.dtype = np.dtype(dtype)
+        t = spec.training
+        self.task, self.n_classes = data.task, data.n_classes
+        self.names = list(t.metrics or default_metrics(self.task))
+        self.rng = np.random.default_rng(t.seed)
+        layer_configs = [layer.model_dump(mode="json") for layer in spec.model.layers]
+        self.network = Network.from_configs(layer_configs, data.preprocessing.n_features, self.rng, self.dtype)
+        self.loss = losses.get(t.loss)
+        self.fused = self.loss.fused_with == self.network.output_layer.activation.name
+        self.optimizer = optimizers.get(t.optimizer.model_dump(mode="json"))
+        self.optimizer.build(self.network.params)
+        self.train, self.val, self.test = (self._split(x, y) for x, y in (
+            (data.x_train, data.y_train), (data.x_val, data.y_val), (data.x_test, data.y_test)))
+        if len(self.train.x) == 0:
+            raise DatasetError("the training split is empty")
+        es = t.early_stopping
+        self.stopper = EarlyStopper(es.monitor, es.patience, es.min_delta, es.restore_best_weights) if es else None
+        self.history: list[dict] = []
+        self.buffers = Buffers()
+
+    def _split(self, x: np.ndarray, y: np.ndarray) -> Split:
+        x = np.ascontiguousarray(x, dtype=self.dtype)  # a copy when the dtype differs; never modified
+        labels = np.asarray(y)
+        return Split(x, encode_targets(labels, self.task, self.network.n_outputs, self.dtype), labels)
+
+    def fit(self) -> Fitted:
+        """Run the remaining epochs (all of them unless resuming), then evaluate the final model."""
+        t, cb = self.spec.training, self.callbacks
+        start_epoch, time_offset = 0, 0.0
+        if cb.resume is not None:
+            start_epoch = load_checkpoint(cb.resume, self)
+            time_offset = self.history[-1]["time"] if self.history else 0.0
+        started = time.perf_counter()
+        stopped = False
+        for epoch in range(start_epoch + 1, t.epochs + 1):
+            row = {"epoch": epoch, **self._train_epoch(epoch)}
+            if len(self.val.x):
+                row.update({f"val_{k}": v for k, v in self.evaluate(self.val).items() if k != "confusion_matrix"})
+            row = {k: (v if k == "epoch" else finite(v)) for k, v in row.items()}
+            row["time"] = time_offset + time.perf_counter() - started
+            self.history.append(row)
+            if cb.on_epoch:
+                cb.on_epoch(row)
+            stopped = bool(self.stopper and self.stopper.update(epoch, row, self.network))
+            if cb.on_checkpoint and t.checkpoint_every and epoch % t.checkpoint_every == 0:
+                cb.on_checkpoint(epoch, save_checkpoint(self, epoch))
+            if stopped:
+                break
+        return Fitted(self.network, self.history, self.final_metrics(), stopped)
+
+    def _train_epoch(self, epoch: int) -> dict:
+        """One pass over the training split; the loss and metrics Keras's `fit` would log for it."""
+        train, net, check = self.train, self.network, self.callbacks.check
+        n = len(train.x)
+        batch = min(self.spec.training.batch_size or n, n)
+        order = self.rng.permutation(n) if self.spec.training.shuffle else None
+        acc = metrics.accumulator(self.task, self.n_classes, net.n_outputs)
+        loss_sum = 0.0
+        for start in range(0, n, batch):
+            if check:
+                check()
+            xb, tb, lb = self._batch(order, start, min(start + batch, n))
+            out = net.forward(xb, training=True)
+            batch_loss = float(self.loss.per_sample(out, tb, net.output_layer.z).sum()) + net.penalty() * len(xb)
+            if not math.isfinite(batch_loss):
+                raise Diverged(epoch)
+            loss_sum += batch_loss
+            acc.update(lb, decode(out, self.task))
+            grad = self.loss.fused_gradient(out, tb) if self.fused else self.loss.gradient(out, tb)
+            net.backward(grad, grad_is_z=self.fused)
+            self.optimizer.update(net.params, net.grads)
+        return {"loss": loss_sum / n, **acc.result(self.names)}
+
+    def _batch(self, order: np.ndarray | None, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows [start, stop) of the (shuffled) training split, gathered into reused buffers."""
+        train = self.train
+        if order is None:
+            return train.x[start:stop], train.target[start:stop], train.labels[start:stop]
+        idx = order[start:stop]
+        xb = self.buffers.get("x", (len(idx), train.x.shape[1]), self.dtype)
+        tb = self.buffers.get("t", (len(idx), train.target.shape[1]), self.dtype)
+        np.take(train.x, idx, axis=0, out=xb)
+        np.take(train.target, idx, axis=0, out=tb)
+        return xb, tb, train.labels[idx]
+
+    def evaluate(self, split: Split, chunk: int = 8192) -> dict:
+        """Loss (penalties included) and metrics of the current model in inference mode on one split."""
+        net, loss_sum = self.network, 0.0
+        predictions = []
+        for start in range(0, len(split.x), chunk):
+            stop = start + chunk
+            out = net.forward(split.x[start:stop], training=False)
+            loss_sum += float(self.loss.per_sample(out, split.target[start:stop], net.output_layer.z).sum())
+            predictions.append(np.array(decode(out, self.task)))
+        result = metrics.evaluate(self.names, self.task, split.labels, np.concatenate(predictions), self.n_classes)
+        return {"loss": loss_sum / len(split.x) + net.penalty(), **result}
+
+    def final_metrics(self) -> dict:
+        """The final model on train (`loss`, …), validation (`val_*`) and test (`test_*`)."""
+        result: dict = {}
+        for prefix, split in (("", self.train), ("val_", self.val), ("test_", self.test)):
+            if len(split.x):
+                for k, v in self.evaluate(split).items():
+                    result[prefix + k] = v if k == "confusion_matrix" else finite(v)
+        return result
+
+
+def fit(spec: JobSpec, data: PreparedData, callbacks: Callbacks | None = None, dtype=np.float32) -> Fitted:
+    """Train `spec` on `data` with the numpy engine."""
+    return Trainer(spec, data, callbacks, dtype).fit()
