@@ -1,45 +1,158 @@
-"""One table of what each backend can express; validation and the API's /catalog both read it."""
+"""One table of what each backend can express; every backend's `check` and the API's /catalog read it."""
 
 from __future__ import annotations
 
-from core.spec import ACTIVATIONS, LOSSES, METRICS, OPTIMIZERS, Dense, JobSpec
+from typing import Any
+
+from core.spec import ACTIVATIONS, INITIALIZERS, LOSSES, METRICS, OPTIMIZERS, Dense, JobSpec
 
 ALL_LAYERS = ("dense", "dropout", "batch_norm")
 
-# backend → what it supports. Backend-specific rules that a table cannot say (e.g.
-# scikit-learn's single hidden activation) live in that backend's `check`.
-CAPABILITIES: dict[str, dict[str, tuple[str, ...]]] = {
+# Why a backend lacks something, appended to the refusal so users know what to do instead.
+_STEP_WHY = "the step function has no gradient; train step units with backend 'numpy' and optimizer 'perceptron'"
+_PERCEPTRON_WHY = "the perceptron rule exists only in backend 'numpy'"
+
+# Everything scikit-learn's MLPClassifier / MLPRegressor does when a setting is left out.
+# The sklearn backend fills these into the normalised spec; a test compares them with
+# scikit-learn's own `get_params()` so they cannot drift from the installed version.
+SKLEARN_DEFAULTS: dict[str, Any] = {
+    "epochs": 200,  # max_iter
+    "batch_size": 200,  # "auto" = min(200, n); a batch larger than the split is clipped, so 200 says the same
+    "optimizer": "adam",
+    "optimizers": {
+        "sgd": {"learning_rate": 0.001, "momentum": 0.9, "nesterov": True},
+        "adam": {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8},
+        "lbfgs": {},
+    },
+    "options": {"alpha": 0.0001, "tol": 0.0001, "n_iter_no_change": 10, "learning_rate_schedule": "constant",
+                "power_t": 0.5, "max_fun": 15000, "dtype": "float64"},
+}
+# backend_options that mean something for each scikit-learn solver; the others are refused.
+SKLEARN_SOLVER_OPTIONS: dict[str, tuple[str, ...]] = {
+    "sgd": ("alpha", "tol", "n_iter_no_change", "learning_rate_schedule", "power_t", "dtype"),
+    "adam": ("alpha", "tol", "n_iter_no_change", "dtype"),
+    "lbfgs": ("alpha", "tol", "max_fun", "dtype"),
+}
+KERAS_DEFAULTS: dict[str, Any] = {
+    "options": {"jit_compile": "auto", "steps_per_execution": 1, "intra_op_threads": 0, "inter_op_threads": 0},
+}
+
+# backend → what it supports. Rules a table cannot say (scikit-learn's single hidden
+# activation, its fixed output layer) live in that backend's `check`; `rules` states them
+# in words for /catalog.
+CAPABILITIES: dict[str, dict[str, Any]] = {
     "numpy": {
         "layers": ALL_LAYERS,
         "activations": tuple(ACTIVATIONS),
+        "hidden_activations": tuple(ACTIVATIONS),
+        "initializers": tuple(INITIALIZERS),
         "losses": LOSSES,
         "optimizers": tuple(n for n in OPTIMIZERS if n != "lbfgs"),
         "metrics": METRICS,
         "options": ("dtype",),
+        "why_not": {"lbfgs": "optimizer 'lbfgs' exists only for backend 'sklearn'"},
+        "rules": (),
+    },
+    "sklearn": {
+        "layers": ("dense",),
+        "activations": ("linear", "sigmoid", "tanh", "relu", "softmax"),
+        "hidden_activations": ("linear", "sigmoid", "tanh", "relu"),
+        "initializers": (),
+        "losses": ("mean_squared_error", "binary_crossentropy", "categorical_crossentropy"),
+        "optimizers": ("sgd", "adam", "lbfgs"),
+        "metrics": METRICS,
+        "options": tuple(SKLEARN_DEFAULTS["options"]),
+        "why_not": {
+            "dropout": "MLPClassifier has no dropout", "batch_norm": "MLPClassifier has no batch normalisation",
+            "step": _STEP_WHY, "perceptron": _PERCEPTRON_WHY, "leaky_relu": "MLPClassifier has no leaky ReLU",
+            "rmsprop": "MLPClassifier's solvers are sgd, adam and lbfgs",
+            "mean_absolute_error": "MLPRegressor minimises squared error only",
+        },
+        "rules": (
+            "all hidden dense layers share one activation (MLP's `activation`)",
+            "the output layer is scikit-learn's: 1 sigmoid unit with binary_crossentropy for 2 classes, "
+            "k softmax units with categorical_crossentropy for k > 2 classes, linear units with "
+            "mean_squared_error (which scikit-learn halves) for regression",
+            "initial weights are scikit-learn's own: leave kernel_initializer and bias_initializer out",
+            "no per-layer penalties: give backend_options.alpha (an L2 penalty on all weights)",
+            "training.early_stopping: patience → n_iter_no_change, min_delta → tol; monitor 'loss' is "
+            "scikit-learn's own training-loss stop, a val_ monitor uses dataset.validation_split",
+            "history rows have the epoch's loss and, with a validation split, val_loss and val_<metric>",
+            "lbfgs reports one history row (it has no epochs) and ignores batch_size",
+            "training happens in one fit call: no checkpoint_every",
+        ),
+    },
+    "keras": {
+        "layers": ALL_LAYERS,
+        "activations": tuple(a for a in ACTIVATIONS if a != "step"),
+        "hidden_activations": tuple(a for a in ACTIVATIONS if a != "step"),
+        "initializers": tuple(INITIALIZERS),
+        "losses": tuple(name for name in LOSSES if name != "perceptron"),
+        "optimizers": ("sgd", "adam", "rmsprop"),
+        "metrics": METRICS,
+        "options": tuple(KERAS_DEFAULTS["options"]),
+        "why_not": {"step": _STEP_WHY, "perceptron": _PERCEPTRON_WHY,
+                    "lbfgs": "optimizer 'lbfgs' exists only for backend 'sklearn'"},
+        "rules": (
+            "batch_size null trains on the whole training split in one batch",
+            "precision, recall and f1 in the history are computed on the training split at each epoch's end",
+        ),
     },
 }
 
 
-def table_errors(spec: JobSpec) -> list[dict]:
-    """Errors for every layer type, activation, loss, optimizer, metric or option the backend lacks."""
-    caps, name = CAPABILITIES[spec.backend], spec.backend
+def _refusal(backend: str, kind: str, name: str, valid: tuple[str, ...]) -> str:
+    why = CAPABILITIES[backend]["why_not"].get(name)
+    tail = why if why else f"valid: {', '.join(valid)}" if valid else "none can be chosen"
+    return f"backend {backend!r} has no {name} {kind}; {tail}"
+
+
+def _layer_errors(spec: JobSpec, caps: dict, name: str) -> list[dict]:
     errors = []
+    last = len(spec.model.layers) - 1
     for i, layer in enumerate(spec.model.layers):
         if layer.type not in caps["layers"]:
-            errors.append({"loc": f"model.layers[{i}].type", "msg": f"backend {name!r} has no {layer.type} layer"})
-        if isinstance(layer, Dense) and layer.activation.name not in caps["activations"]:
-            errors.append({"loc": f"model.layers[{i}].activation",
-                           "msg": f"backend {name!r} has no {layer.activation.name} activation"})
+            errors.append({"loc": f"model.layers[{i}].type", "msg": _refusal(name, "layer", layer.type, caps["layers"])})
+        if not isinstance(layer, Dense):
+            continue
+        valid = caps["activations"] if i == last else caps["hidden_activations"]
+        if layer.activation.name not in valid:
+            kind = "activation" if i == last else "hidden activation"
+            errors.append({"loc": f"model.layers[{i}].activation", "msg": _refusal(name, kind, layer.activation.name, valid)})
+        for field in ("kernel_initializer", "bias_initializer"):
+            # Only initializers the user chose: a backend with its own scheme keeps it when none is given.
+            init = getattr(layer, field)
+            if field in layer.model_fields_set and init.name not in caps["initializers"]:
+                msg = _refusal(name, "initializer", init.name, caps["initializers"])
+                if not caps["initializers"]:
+                    msg = f"backend {name!r} draws its own initial weights; leave {field} out"
+                errors.append({"loc": f"model.layers[{i}].{field}", "msg": msg})
+    return errors
+
+
+def table_errors(spec: JobSpec) -> list[dict]:
+    """Errors for every layer type, activation, initializer, loss, optimizer, metric or option the backend lacks."""
+    name = spec.backend
+    caps = CAPABILITIES[name]
+    errors = _layer_errors(spec, caps, name)
     t = spec.training
     if t.loss not in caps["losses"]:
-        errors.append({"loc": "training.loss", "msg": f"backend {name!r} has no {t.loss} loss"})
+        errors.append({"loc": "training.loss", "msg": _refusal(name, "loss", t.loss, caps["losses"])})
     if t.optimizer.name not in caps["optimizers"]:
-        errors.append({"loc": "training.optimizer", "msg": f"backend {name!r} has no {t.optimizer.name} optimizer"})
+        errors.append({"loc": "training.optimizer", "msg": _refusal(name, "optimizer", t.optimizer.name, caps["optimizers"])})
     for m in t.metrics or ():
         if m not in caps["metrics"]:
-            errors.append({"loc": "training.metrics", "msg": f"backend {name!r} has no {m} metric"})
+            errors.append({"loc": "training.metrics", "msg": _refusal(name, "metric", m, caps["metrics"])})
     for key in spec.backend_options:
         if key not in caps["options"]:
             valid = ", ".join(caps["options"]) or "none"
             errors.append({"loc": f"backend_options.{key}", "msg": f"unknown option for backend {name!r}; valid: {valid}"})
     return errors
+
+
+def catalog() -> dict[str, Any]:
+    """The capability table as plain JSON for /catalog, with each backend's own defaults."""
+    defaults = {"sklearn": SKLEARN_DEFAULTS, "keras": KERAS_DEFAULTS}
+    return {name: {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in caps.items()},
+                   "defaults": defaults.get(name, {})}
+            for name, caps in CAPABILITIES.items()}
