@@ -1,0 +1,40 @@
+"""Datasets: builtins and uploaded files loaded into `RawData`, then split, scaled and encoded by `prepare`.
+
+    raw = load(spec.dataset, upload=...)    # or load_builtin / load_file / load_path
+    info = describe(raw)                    # checked against the spec (core.spec.finalize_spec)
+    data = prepare(raw, spec.dataset)       # PreparedData for a backend
+
+The names below are imported on first use: `core.spec` imports `core.datasets.catalog`,
+which runs this file, and the loaders import scikit-learn and the backend interface (which
+imports `core.spec`), so importing them here would be circular and slow. No module is
+named after an exported function: importing it would shadow the function on the package.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "RawData": "raw", "describe": "raw", "make_raw": "raw", "infer_task": "raw",
+    "load_builtin": "builtin", "MNIST_ENV": "builtin",
+    "load_file": "loaders", "load_path": "loaders", "load": "loaders",
+    "prepare": "preprocess", "split_rows": "preprocess", "fit_scaler": "preprocess",
+    "DEFAULT_MAX_BYTES": "decompress",
+}
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from core.datasets.builtin import MNIST_ENV, load_builtin
+    from core.datasets.decompress import DEFAULT_MAX_BYTES
+    from core.datasets.loaders import load, load_file, load_path
+    from core.datasets.preprocess import fit_scaler, prepare, split_rows
+    from core.datasets.raw import RawData, describe, infer_task, make_raw
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that defines `name` when it is first asked for (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

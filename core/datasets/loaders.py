@@ -1,0 +1,105 @@
+"""Uploaded and local dataset files (CSV, NPZ, IDX) into `RawData`, and `load` for any dataset spec."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from core.datasets.builtin import load_builtin
+from core.datasets.decompress import DEFAULT_MAX_BYTES, maybe_gunzip, read_capped
+from core.datasets.idx import idx_pair
+from core.datasets.raw import RawData, make_raw
+from core.datasets.tabular import parse_csv, parse_npz
+from core.errors import DatasetError
+
+if TYPE_CHECKING:  # core.spec imports this package's catalog; a runtime import would be circular
+    from core.spec import DatasetSpec
+
+FORMATS = ("csv", "npz", "idx")
+# MNIST's naming pairs an images file with its labels file.
+IDX_IMAGES, IDX_LABELS = "images-idx3-ubyte", "labels-idx1-ubyte"
+
+
+def load_file(data: bytes, fmt: str, *, target: str | None = None, task: str | None = None,
+              labels: bytes | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> RawData:
+    """Parse one uploaded dataset file; the task is inferred from the target unless given.
+
+    Args:
+        fmt: "csv" (header row; `target` names the target column, default the last),
+            "npz" (arrays `X` and `y`) or "idx" (images, with the labels file as `labels`).
+        max_bytes: the most bytes a file may decompress to (gzip'd CSV / IDX, NPZ members).
+    """
+    fmt = fmt.strip().lower()
+    if fmt not in FORMATS:
+        raise DatasetError(f"unknown dataset format {fmt!r}; valid: {', '.join(FORMATS)}")
+    if not data:
+        raise DatasetError(f"the {fmt.upper()} file is empty")
+    if target is not None and fmt != "csv":
+        raise DatasetError(f"target names a CSV column; a {fmt.upper()} file's targets are "
+                           f"{'its y array' if fmt == 'npz' else 'its labels file'}")
+    if fmt == "csv":
+        x, y, features, targets = parse_csv(maybe_gunzip(data, max_bytes, "the CSV file"), target)
+        return make_raw(x, y, task=task, feature_names=features, target_names=targets)
+    if fmt == "npz":
+        x, y = parse_npz(data, max_bytes)
+        return make_raw(x, y, task=task)
+    x, y = idx_pair(data, labels, max_bytes)
+    return make_raw(x, y, task=task, target_names=["label"])
+
+
+def labels_path(images_path: str) -> str:
+    """The labels file next to an MNIST-named images file (`…images-idx3-ubyte[.gz]`)."""
+    folder, name = os.path.split(images_path)
+    stem = name.removesuffix(".gz")
+    separator = next((s for s in ("-", ".") if stem.endswith(IDX_IMAGES.replace("-idx", s + "idx"))), None)
+    if separator is None:
+        raise DatasetError(f"{images_path}: an IDX images file must be named like train-{IDX_IMAGES}[.gz] "
+                           f"so its labels file (train-{IDX_LABELS}[.gz]) can be found next to it")
+    images = IDX_IMAGES.replace("-idx", separator + "idx")
+    labels = stem.removesuffix(images) + IDX_LABELS.replace("-idx", separator + "idx")
+    for candidate in (labels, labels + ".gz"):
+        if os.path.isfile(os.path.join(folder, candidate)):
+            return os.path.join(folder, candidate)
+    raise DatasetError(f"{images_path}: its labels file {labels}[.gz] is not in {folder or '.'}")
+
+
+def format_of(path: str) -> str:
+    """The dataset format a file name says: .csv[.gz] → csv, .npz → npz, .idx / -ubyte / .gz → idx."""
+    name = os.path.basename(path).lower()
+    if name.endswith((".csv", ".csv.gz")):
+        return "csv"
+    if name.endswith(".npz"):
+        return "npz"
+    if name.endswith((".idx", ".gz", "-ubyte", ".ubyte")):
+        return "idx"
+    raise DatasetError(f"{path}: cannot tell the dataset format from the file name; "
+                       "use .csv, .npz, or MNIST-style IDX names (…-images-idx3-ubyte[.gz])")
+
+
+def load_path(spec: DatasetSpec, *, max_bytes: int = DEFAULT_MAX_BYTES) -> RawData:
+    """Load the local file a `trainyard run` spec names as `{"path": FILE}`."""
+    path = os.path.expanduser(spec.path or "")
+    fmt = format_of(path)
+    data = read_capped(path, max_bytes)
+    labels = read_capped(labels_path(path), max_bytes) if fmt == "idx" else None
+    return load_file(data, fmt, target=spec.target, task=spec.task, labels=labels,
+                     max_bytes=max_bytes)
+
+
+def load(spec: DatasetSpec, *, upload: tuple | None = None, mnist_dir: str | None = None,
+         max_bytes: int = DEFAULT_MAX_BYTES) -> RawData:
+    """Load the dataset a spec names: a builtin, a local path, or an upload by id.
+
+    Args:
+        upload: for `{"id": …}`, the stored upload as `(bytes, fmt, target, task, labels_bytes)`;
+            the spec's own `target` and `task`, when set, take precedence over the upload's.
+    """
+    if spec.builtin is not None:
+        return load_builtin(spec, mnist_dir=mnist_dir, max_bytes=max_bytes)
+    if spec.path is not None:
+        return load_path(spec, max_bytes=max_bytes)
+    if upload is None:
+        raise DatasetError(f"dataset {spec.id!r}: its uploaded file was not supplied")
+    data, fmt, target, task, labels = upload
+    return load_file(data, fmt, target=spec.target or target, task=spec.task or task, labels=labels,
+                     max_bytes=max_bytes)
