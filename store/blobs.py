@@ -1,0 +1,54 @@
+"""Content-addressed blobs: stored once per sha256, verified on every read, deleted when nothing refers to them."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from store.errors import BlobCorrupt, NotFound
+from store.models import Blob
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def put_blob(*, session: Session, data: bytes) -> str:
+    """Store `data` unless a blob with its sha256 exists; return the sha256."""
+    digest = sha256_hex(data)
+    if session.scalar(select(Blob.sha256).where(Blob.sha256 == digest)) is None:
+        try:
+            with session.begin_nested():  # another transaction may insert the same bytes first
+                session.add(Blob(sha256=digest, size_bytes=len(data), data=data))
+        except IntegrityError:
+            pass
+    return digest
+
+
+def get_blob(*, session: Session, sha256: str) -> bytes:
+    """The bytes stored under `sha256`, checked against it (BlobCorrupt if they differ)."""
+    data = session.scalar(select(Blob.data).where(Blob.sha256 == sha256))
+    if data is None:
+        raise NotFound(f"no blob {sha256}")
+    data = bytes(data)
+    if sha256_hex(data) != sha256:
+        raise BlobCorrupt(f"blob {sha256} does not match its sha256")
+    return data
+
+
+def delete_blob_if_unreferenced(*, session: Session, sha256: str | None) -> bool:
+    """Delete the blob unless a dataset or artifact still refers to it; True if deleted.
+
+    The foreign keys decide: a referenced blob cannot be deleted, so a concurrent
+    transaction that starts referring to it can never be left dangling.
+    """
+    if sha256 is None:
+        return False
+    try:
+        with session.begin_nested():
+            return session.execute(delete(Blob).where(Blob.sha256 == sha256)).rowcount == 1
+    except IntegrityError:
+        return False

@@ -1,0 +1,87 @@
+"""Engines and sessions: `make_engine(settings)`, `make_sessionmaker(engine)`, `session_scope(factory)`.
+
+SQLite (the embedded default) is shared by the API, workers, the reconciler and
+`trainyard token`, each a separate process. So that none of them ever sees "database is
+locked": the journal is WAL (readers never block the writer), every connection waits
+up to `db_statement_timeout_seconds` for the write lock (busy_timeout), and every
+transaction starts with BEGIN IMMEDIATE — a deferred transaction that reads and then
+writes can fail at once with SQLITE_BUSY instead of waiting, when another process
+wrote in between. The price: SQLite transactions are serialised, so keep them short
+(one session per request or per operation; never sleep with a session open).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from store.settings import Settings
+
+
+def make_engine(settings: Settings) -> Engine:
+    """An engine for `settings.database_url`: pre-pinged pool and timeouts on PostgreSQL, WAL on SQLite."""
+    if settings.is_sqlite:
+        return _sqlite_engine(settings)
+    statement_ms = int(settings.db_statement_timeout_seconds * 1000)
+    return create_engine(
+        settings.database_url,
+        pool_pre_ping=True,
+        pool_size=settings.db_pool_size,
+        connect_args={
+            "connect_timeout": max(1, int(settings.db_connect_timeout_seconds)),
+            "options": f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}",
+        },
+    )
+
+
+def _sqlite_engine(settings: Settings) -> Engine:
+    path = settings.database_url.split("///", 1)[-1]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # NullPool: a connection is a file handle, cheap to open, and none survives into a forked child.
+    engine = create_engine(
+        settings.database_url,
+        poolclass=NullPool,
+        connect_args={"timeout": settings.db_statement_timeout_seconds, "check_same_thread": False},
+    )
+    busy_ms = int(settings.db_statement_timeout_seconds * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None  # let SQLAlchemy's begin event below emit BEGIN
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions whose objects stay readable after commit (the API serialises them after committing)."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any exception, always close."""
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

@@ -1,0 +1,194 @@
+"""Jobs as the API sees them: create, read, list, queue position, history, model, cancel, delete.
+
+Every function takes `owner` (a user id) and treats another user's job as not found.
+The worker's side of a job (claim, heartbeat, epochs, finish) is in `store.runs`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.spec import JobSpec, normalised
+from store.blobs import delete_blob_if_unreferenced, get_blob
+from store.errors import (BadCursor, DatasetNotFound, JobFinished, JobNotFinished, ModelNotAvailable,
+                          NotFound)
+from store.models import (ACTIVE, CANCELLED, QUEUED, RUNNING, SUCCEEDED, Artifact, Dataset, HistoryChunk, Job,
+                          utcnow)
+from store.workers import list_live_workers
+
+MAX_PAGE = 500
+CANCELLED_ERROR = {"code": "cancelled", "message": "cancelled on request"}
+
+
+def create_job(*, session: Session, owner: str, spec: JobSpec,
+               idempotency_key: str | None = None) -> tuple[Job, bool]:
+    """Insert a queued job for a validated spec; returns `(job, created)`.
+
+    With an `idempotency_key` the owner already used, returns that earlier job and
+    `created=False` (the new spec is not compared: an omitted seed is drawn afresh).
+    Raises DatasetNotFound when `spec.dataset.id` is not one of the owner's datasets.
+    The caller commits, then publishes (`worker.publish.publish_job`).
+    """
+    if idempotency_key is not None:
+        existing = _by_idempotency_key(session, owner, idempotency_key)
+        if existing is not None:
+            return existing, False
+    dataset_id = spec.dataset.id
+    if dataset_id is not None and session.scalar(
+            select(Dataset.id).where(Dataset.id == dataset_id, Dataset.owner_id == owner)) is None:
+        raise DatasetNotFound(f"no dataset {dataset_id!r}")
+    job = Job(owner_id=owner, name=spec.name, backend=spec.backend, device=spec.device, spec=normalised(spec),
+              dataset_id=dataset_id, idempotency_key=idempotency_key, epochs=spec.training.epochs)
+    try:
+        with session.begin_nested():  # a concurrent request with the same key may win the insert
+            session.add(job)
+    except IntegrityError:
+        existing = _by_idempotency_key(session, owner, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return existing, False
+    return job, True
+
+
+def _by_idempotency_key(session: Session, owner: str, key: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.owner_id == owner, Job.idempotency_key == key))
+
+
+def get_job(*, session: Session, owner: str, job_id: str) -> Job:
+    """The owner's job (NotFound otherwise)."""
+    job = session.scalar(select(Job).where(Job.id == job_id, Job.owner_id == owner))
+    if job is None:
+        raise NotFound(f"no job {job_id!r}")
+    return job
+
+
+def count_queued_jobs(*, session: Session, owner: str) -> int:
+    """How many of the owner's jobs are queued (for the `max_queued_per_user` limit)."""
+    return session.scalar(select(func.count()).select_from(Job).where(Job.owner_id == owner, Job.status == QUEUED))
+
+
+def list_jobs(*, session: Session, owner: str, status: str | list[str] | None = None, backend: str | None = None,
+              name: str | None = None, limit: int = 50, cursor: str | None = None) -> tuple[list[Job], str | None]:
+    """The owner's jobs, newest first, filtered; returns `(jobs, next_cursor)` (None on the last page).
+
+    `limit` is clipped to 1..500. `cursor` is a previous call's `next_cursor`; a
+    malformed one raises BadCursor.
+    """
+    limit = max(1, min(limit, MAX_PAGE))
+    query = select(Job).where(Job.owner_id == owner)
+    if status is not None:
+        query = query.where(Job.status.in_([status] if isinstance(status, str) else status))
+    if backend is not None:
+        query = query.where(Job.backend == backend)
+    if name is not None:
+        query = query.where(Job.name == name)
+    if cursor is not None:
+        created_at, job_id = _decode_cursor(cursor)
+        query = query.where(or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id)))
+    jobs = list(session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)))
+    if len(jobs) <= limit:
+        return jobs, None
+    last = jobs[limit - 1]
+    return jobs[:limit], _encode_cursor(last.created_at, last.id)
+
+
+def _encode_cursor(created_at: datetime, job_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{job_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, job_id = text.split("|", 1)
+        created_at = datetime.fromisoformat(stamp)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadCursor("invalid cursor") from None
+    if created_at.tzinfo is None:
+        raise BadCursor("invalid cursor")
+    return created_at, job_id
+
+
+def queue_position(*, session: Session, job: Job) -> int | None:
+    """1 for the next job its queue will run, 2 for the one after…; None unless queued."""
+    if job.status != QUEUED:
+        return None
+    ahead = select(func.count()).select_from(Job).where(
+        Job.status == QUEUED, Job.device == job.device,
+        or_(Job.created_at < job.created_at, and_(Job.created_at == job.created_at, Job.id < job.id)))
+    return session.scalar(ahead) + 1
+
+
+def pending_reason(*, session: Session, job: Job, live_seconds: float) -> str | None:
+    """Why a queued job waits, e.g. "no live worker listens on queue gpu"; None unless queued."""
+    if job.status != QUEUED:
+        return None
+    workers = [w for w in list_live_workers(session=session, live_seconds=live_seconds) if job.device in w.queues]
+    if not workers:
+        return f"no live worker listens on queue {job.device}"
+    if all(len(w.current_jobs) >= w.concurrency for w in workers):
+        return f"every worker on queue {job.device} is busy"
+    return f"waiting for a worker on queue {job.device}"
+
+
+def get_history(*, session: Session, owner: str, job_id: str, since: int = 0) -> list[dict]:
+    """The job's history rows with `epoch > since`, in order."""
+    get_job(session=session, owner=owner, job_id=job_id)
+    return history_rows(session=session, job_id=job_id, since=since)
+
+
+def history_rows(*, session: Session, job_id: str, since: int = 0) -> list[dict]:
+    """History rows with `epoch > since` of any job (no owner check: for the worker and SSE loops)."""
+    chunks = session.scalars(select(HistoryChunk.rows).where(
+        HistoryChunk.job_id == job_id, HistoryChunk.last_epoch > since).order_by(HistoryChunk.first_epoch))
+    return [row for rows in chunks for row in rows if row["epoch"] > since]
+
+
+def get_model(*, session: Session, owner: str, job_id: str) -> tuple[bytes, str]:
+    """The trained model file and its format (`npz`, `skops`, `keras`); ModelNotAvailable unless succeeded."""
+    job = get_job(session=session, owner=owner, job_id=job_id)
+    artifact = session.get(Artifact, (job_id, "model"))
+    if job.status != SUCCEEDED or artifact is None:
+        raise ModelNotAvailable(f"job {job_id} has no model: it is {job.status}")
+    return get_blob(session=session, sha256=artifact.blob_sha256), artifact.format
+
+
+def request_cancel(*, session: Session, owner: str, job_id: str) -> Job:
+    """Cancel: a queued job becomes cancelled at once; a running one gets `cancel_requested` (its worker stops).
+
+    Raises JobFinished (409) when the job already finished. Returns the job as it is now.
+    """
+    job = get_job(session=session, owner=owner, job_id=job_id)
+    now = utcnow()
+    # The flag first: claim_job never takes a job with cancel_requested, so no claim can slip in between.
+    flagged = session.execute(update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE))
+                              .values(cancel_requested=True)).rowcount
+    if not flagged:
+        session.refresh(job)
+        raise JobFinished(f"job {job_id} already {job.status}")
+    session.execute(update(Job).where(Job.id == job_id, Job.status == QUEUED)
+                    .values(status=CANCELLED, finished_at=now, error=CANCELLED_ERROR))
+    session.refresh(job)
+    return job
+
+
+def delete_job(*, session: Session, owner: str, job_id: str) -> None:
+    """Delete a finished job, its history and artifacts, and the blobs nothing else refers to.
+
+    Raises JobNotFinished (409) while it is queued or running.
+    """
+    job = get_job(session=session, owner=owner, job_id=job_id)
+    if job.status in (QUEUED, RUNNING):
+        raise JobNotFinished(f"job {job_id} is {job.status}; cancel it first")
+    shas = list(session.scalars(select(Artifact.blob_sha256).where(Artifact.job_id == job_id)))
+    session.execute(delete(Artifact).where(Artifact.job_id == job_id))
+    session.execute(delete(HistoryChunk).where(HistoryChunk.job_id == job_id))
+    session.delete(job)
+    session.flush()
+    for sha in set(shas):
+        delete_blob_if_unreferenced(session=session, sha256=sha)

@@ -1,0 +1,52 @@
+"""Schema migrations: `upgrade(settings)` brings the database to the newest Alembic version (`trainyard migrate`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from store.db import make_engine
+from store.settings import Settings, load_settings
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config(settings: Settings) -> Config:
+    """An Alembic config for `settings` (for `command.revision(..., autogenerate=True)` when the models change)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["settings"] = settings
+    return config
+
+
+def upgrade(settings: Settings) -> None:
+    """Create or upgrade every table to the newest version (idempotent)."""
+    config = alembic_config(settings)
+    engine = make_engine(settings)
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    finally:
+        engine.dispose()
+
+
+def main() -> int:
+    """`trainyard migrate`."""
+    settings = load_settings()
+    upgrade(settings)
+    print(f"database at {_redacted(settings.database_url)} is up to date", file=sys.stderr)
+    return 0
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""The tables: users, API tokens, blobs, datasets, jobs, history chunks, artifacts, workers.
+
+Times are timezone-aware UTC (`UTCDateTime` stores naive UTC on SQLite). Ids are
+opaque random strings. Blobs are content-addressed (primary key = sha256 of the
+bytes), so a model, a checkpoint and an upload that happen to be equal are stored once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String,
+                        TypeDecorator, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names, so Alembic migrations can refer to them on every database.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
+ACTIVE = (QUEUED, RUNNING)
+FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    """An opaque, URL-safe, unguessable id."""
+    return secrets.token_hex(12)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC datetime on every database (SQLite keeps no zone: store naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict: JSON, list: JSON, Any: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token, stored only as its SHA-256; `revoked_at` set means it no longer authenticates."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class Blob(Base):
+    """Bytes keyed by their sha256: uploads, model files, checkpoints."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Dataset(Base):
+    """An uploaded dataset: its file (and IDX labels file) as blobs, and what `describe` found."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    format: Mapped[str] = mapped_column(String(16))  # csv | npz | idx
+    blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    labels_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))  # IDX label file
+    target: Mapped[str | None] = mapped_column(String(200))
+    task: Mapped[str] = mapped_column(String(16))  # classification | regression
+    n_samples: Mapped[int] = mapped_column(Integer)
+    n_features: Mapped[int] = mapped_column(Integer)
+    n_classes: Mapped[int | None] = mapped_column(Integer)
+    n_targets: Mapped[int] = mapped_column(Integer, default=1)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    info: Mapped[dict] = mapped_column(default=dict)  # anything else `describe` reported
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def sha256(self) -> str:
+        return self.blob_sha256
+
+
+class Job(Base):
+    """One training job; the row every process agrees on (DESIGN §5)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "idempotency_key", name="uq_jobs_owner_id_idempotency_key"),
+        Index("ix_jobs_owner_created", "owner_id", "created_at", "id"),
+        Index("ix_jobs_status_device_created", "status", "device", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str | None] = mapped_column(String(200))
+    backend: Mapped[str] = mapped_column(String(16))
+    device: Mapped[str] = mapped_column(String(8))
+    spec: Mapped[dict]  # normalised spec JSON
+    dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id"), index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None]
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    epoch: Mapped[int] = mapped_column(Integer, default=0)  # progress: epochs done
+    epochs: Mapped[int] = mapped_column(Integer)  # progress: epochs planned
+    metrics: Mapped[dict | None]
+    error: Mapped[dict | None]  # {"code", "message", ...} (DESIGN §5)
+    versions: Mapped[dict | None]
+    stopped_early: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime] = mapped_column(default=utcnow)  # last sent to the broker
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    @property
+    def progress(self) -> dict:
+        return {"epoch": self.epoch, "epochs": self.epochs}
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+
+class HistoryChunk(Base):
+    """Consecutive history rows of one job, `first_epoch..last_epoch`, as one JSON list (one write per flush)."""
+
+    __tablename__ = "history_chunks"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    first_epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_epoch: Mapped[int] = mapped_column(Integer)
+    rows: Mapped[list]
+
+
+class Artifact(Base):
+    """A file a job produced: its `model` (kind) or its latest `checkpoint` (with the epoch)."""
+
+    __tablename__ = "artifacts"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # model | checkpoint
+    blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), index=True)
+    format: Mapped[str | None] = mapped_column(String(16))  # model: npz | skops | keras
+    epoch: Mapped[int | None] = mapped_column(Integer)  # checkpoint: epochs done
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Worker(Base):
+    """A worker node: what it listens to; live while `last_seen` is recent. Its jobs are the running jobs naming it."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    queues: Mapped[list]
+    device: Mapped[str] = mapped_column(String(8))
+    concurrency: Mapped[int] = mapped_column(Integer)
+    hostname: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow, index=True)
