@@ -1,0 +1,44 @@
+"""The numpy backend: trainyard's own engine (core.training) behind the Backend interface."""
+
+from __future__ import annotations
+
+import platform
+
+import numpy as np
+
+import core
+from core.backends.base import Callbacks, PreparedData, TrainResult
+from core.capabilities import table_errors
+from core.modelfile import NumpyPredictor, load_model, save_model
+from core.spec import JobSpec, normalised
+from core.training import fit
+
+DTYPES = ("float32", "float64")
+
+
+class NumpyBackend:
+    """Trains with core.training in float32 (default) or float64; model files are `.npz`."""
+
+    name = "numpy"
+    model_format = "npz"
+
+    def check(self, spec: JobSpec) -> list[dict]:
+        """What the engine cannot express; fills `backend_options.dtype` (default float32)."""
+        errors = table_errors(spec)
+        dtype = spec.backend_options.get("dtype", "float32")
+        if dtype not in DTYPES:
+            errors.append({"loc": "backend_options.dtype", "msg": f"dtype must be one of {', '.join(DTYPES)}"})
+        elif not errors:
+            spec.backend_options["dtype"] = dtype
+        return errors
+
+    def train(self, spec: JobSpec, data: PreparedData, callbacks: Callbacks) -> TrainResult:
+        dtype = spec.backend_options.get("dtype", "float32")
+        fitted = fit(spec, data, callbacks, np.dtype(dtype))
+        versions = {"trainyard": core.__version__, "python": platform.python_version(), "numpy": np.__version__}
+        model = save_model(fitted.network, normalised(spec), data.preprocessing, versions)
+        return TrainResult(history=fitted.history, metrics=fitted.metrics, model=model, format=self.model_format,
+                           stopped_early=fitted.stopped_early, versions=versions)
+
+    def load(self, model: bytes) -> NumpyPredictor:
+        return load_model(model)
