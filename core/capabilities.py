@@ -45,6 +45,7 @@ CAPABILITIES: dict[str, dict[str, Any]] = {
         "layers": ALL_LAYERS,
         "activations": tuple(ACTIVATIONS),
         "hidden_activations": tuple(ACTIVATIONS),
+        "output_activations": tuple(ACTIVATIONS),
         "initializers": tuple(INITIALIZERS),
         "losses": LOSSES,
         "optimizers": tuple(n for n in OPTIMIZERS if n != "lbfgs"),
@@ -57,6 +58,7 @@ CAPABILITIES: dict[str, dict[str, Any]] = {
         "layers": ("dense",),
         "activations": ("linear", "sigmoid", "tanh", "relu", "softmax"),
         "hidden_activations": ("linear", "sigmoid", "tanh", "relu"),
+        "output_activations": ("linear", "sigmoid", "softmax"),
         "initializers": (),
         "losses": ("mean_squared_error", "binary_crossentropy", "categorical_crossentropy"),
         "optimizers": ("sgd", "adam", "lbfgs"),
@@ -73,7 +75,8 @@ CAPABILITIES: dict[str, dict[str, Any]] = {
             "the output layer is scikit-learn's: 1 sigmoid unit with binary_crossentropy for 2 classes, "
             "k softmax units with categorical_crossentropy for k > 2 classes, linear units with "
             "mean_squared_error (which scikit-learn halves) for regression",
-            "initial weights are scikit-learn's own: leave kernel_initializer and bias_initializer out",
+            "initial weights are scikit-learn's own (Glorot-style uniform for weights and biases): leave "
+            "kernel_initializer and bias_initializer out or at the spec's defaults",
             "no per-layer penalties: give backend_options.alpha (an L2 penalty on all weights)",
             "training.early_stopping: patience → n_iter_no_change, min_delta → tol; monitor 'loss' is "
             "scikit-learn's own training-loss stop, a val_ monitor uses dataset.validation_split",
@@ -86,6 +89,7 @@ CAPABILITIES: dict[str, dict[str, Any]] = {
         "layers": ALL_LAYERS,
         "activations": tuple(a for a in ACTIVATIONS if a != "step"),
         "hidden_activations": tuple(a for a in ACTIVATIONS if a != "step"),
+        "output_activations": tuple(a for a in ACTIVATIONS if a != "step"),
         "initializers": tuple(INITIALIZERS),
         "losses": tuple(name for name in LOSSES if name != "perceptron"),
         "optimizers": ("sgd", "adam", "rmsprop"),
@@ -115,14 +119,16 @@ def _layer_errors(spec: JobSpec, caps: dict, name: str) -> list[dict]:
             errors.append({"loc": f"model.layers[{i}].type", "msg": _refusal(name, "layer", layer.type, caps["layers"])})
         if not isinstance(layer, Dense):
             continue
-        valid = caps["activations"] if i == last else caps["hidden_activations"]
+        valid = caps["output_activations"] if i == last else caps["hidden_activations"]
         if layer.activation.name not in valid:
-            kind = "activation" if i == last else "hidden activation"
+            kind = "output activation" if i == last else "hidden activation"
             errors.append({"loc": f"model.layers[{i}].activation", "msg": _refusal(name, kind, layer.activation.name, valid)})
         for field in ("kernel_initializer", "bias_initializer"):
-            # Only initializers the user chose: a backend with its own scheme keeps it when none is given.
+            # Only initializers the user chose: a backend with its own scheme keeps it when none is given,
+            # and the spec's default written out (as in a normalised spec) still means "none chosen".
             init = getattr(layer, field)
-            if field in layer.model_fields_set and init.name not in caps["initializers"]:
+            chosen = field in layer.model_fields_set and init != Dense.model_fields[field].default_factory()
+            if chosen and init.name not in caps["initializers"]:
                 msg = _refusal(name, "initializer", init.name, caps["initializers"])
                 if not caps["initializers"]:
                     msg = f"backend {name!r} draws its own initial weights; leave {field} out"

@@ -147,8 +147,9 @@ class HookedMLPRegressor(_Hooks, MLPRegressor):
 def fit(est: Any, reporter: Reporter, x: np.ndarray, y: np.ndarray) -> bool:
     """Fit `est` (a Hooked estimator) once; returns whether it stopped before `max_iter` epochs."""
     est._trainyard = reporter
-    with warnings.catch_warnings():
-        # reaching max_iter is a normal end for a job; the history shows the loss
+    # Reaching max_iter is a normal end for a job (the history shows the loss), and overflow
+    # on the way to a non-finite loss is reported as Diverged by the hook, not as a warning.
+    with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(x, y)
     if est.solver == "lbfgs":  # no epochs to hook: one row for the whole optimisation
