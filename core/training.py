@@ -97,6 +97,11 @@ class Trainer:
 
     def fit(self) -> Fitted:
         """Run the remaining epochs (all of them unless resuming), then evaluate the final model."""
+        # A diverging run overflows on its way to a non-finite loss; that is reported as Diverged, not warned.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._fit()
+
+    def _fit(self) -> Fitted:
         t, cb = self.spec.training, self.callbacks
         start_epoch, time_offset = 0, 0.0
         if cb.resume is not None:
