@@ -1,0 +1,47 @@
+"""`create_app(settings)`: the Flask app with every blueprint under /api/v1, auth, limits and problem+json errors."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from sqlalchemy import Engine
+
+from api import auth, catalog, datasets, docs, health, jobs, metrics, results, workers
+from api.context import State, close_session, state
+from api.errors import register_error_handlers
+from api.jsonio import FiniteJSONProvider
+from api.ratelimit import RateLimiter
+from store.db import make_engine, make_sessionmaker
+from store.settings import Settings
+
+PREFIX = "/api/v1"
+# Endpoints that need no token (DESIGN §6): health, the OpenAPI document and its page, metrics (own setting).
+PUBLIC = {"health.get_health", "docs.get_openapi", "docs.get_docs", "metrics.get_metrics"}
+UPLOAD_ENDPOINTS = {"datasets.upload_dataset"}
+
+
+def _before_request() -> None:
+    # Uploads may be up to max_upload_bytes; every other body is held to max_request_bytes.
+    s = state().settings
+    request.max_content_length = s.max_upload_bytes if request.endpoint in UPLOAD_ENDPOINTS else s.max_request_bytes
+    if request.endpoint is None or request.endpoint in PUBLIC:
+        return
+    auth.authenticate()
+
+
+def create_app(settings: Settings, *, engine: Engine | None = None) -> Flask:
+    """Build the API app for `settings` (tests may pass an engine to share)."""
+    app = Flask(__name__)
+    app.json = FiniteJSONProvider(app)
+    app.config["MAX_CONTENT_LENGTH"] = max(settings.max_upload_bytes, settings.max_request_bytes)
+    engine = engine or make_engine(settings)
+    app.extensions["trainyard"] = State(
+        settings=settings, engine=engine, sessions=make_sessionmaker(engine),
+        limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+    )
+    register_error_handlers(app)
+    app.before_request(_before_request)
+    app.teardown_appcontext(close_session)
+    for module in (jobs, results, datasets, catalog, workers, health, metrics, docs):
+        app.register_blueprint(module.bp, url_prefix=PREFIX)
+    metrics.install(app)
+    return app

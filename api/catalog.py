@@ -1,0 +1,63 @@
+"""GET /catalog: what a spec may name, read from the capability table, the spec vocabulary and the builtin datasets."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from flask import Blueprint
+from pydantic_core import PydanticUndefined
+
+from core import spec as vocab
+from core.capabilities import CAPABILITIES
+from core.datasets.catalog import BUILTINS, GATES, GENERATED
+
+bp = Blueprint("catalog", __name__)
+
+
+def _layer_params(model: type) -> dict:
+    params = {}
+    for name, field in model.model_fields.items():
+        if name == "type":
+            continue
+        if field.default_factory is not None:
+            default = field.default_factory()
+            default = default.model_dump(mode="json") if hasattr(default, "model_dump") else default
+        else:
+            default = None if field.default is PydanticUndefined else field.default
+        params[name] = {"required": field.is_required(), "default": default}
+    return params
+
+
+def _datasets() -> dict:
+    out = {}
+    for name, info in BUILTINS.items():
+        entry = {k: v for k, v in dataclasses.asdict(info).items()}
+        entry["options"] = ["n_samples", "noise"] if name in GENERATED else []
+        entry["default_test_split"] = 0.0 if name in GATES else 0.25
+        out[name] = entry
+    return out
+
+
+def build_catalog() -> dict:
+    """The catalog document (no I/O; the same for every caller)."""
+    return {
+        "backends": {name: {k: list(v) for k, v in caps.items()} for name, caps in CAPABILITIES.items()},
+        "datasets": _datasets(),
+        "layers": {"dense": _layer_params(vocab.Dense), "dropout": _layer_params(vocab.Dropout),
+                   "batch_norm": _layer_params(vocab.BatchNorm)},
+        "activations": {name: dict(params) for name, params in vocab.ACTIVATIONS.items()},
+        "initializers": {name: dict(params) for name, params in vocab.INITIALIZERS.items()},
+        "losses": list(vocab.LOSSES),
+        "optimizers": {name: dict(params) for name, params in vocab.OPTIMIZERS.items()},
+        "metrics": {"classification": list(vocab.CLASSIFICATION_METRICS), "regression": list(vocab.REGRESSION_METRICS)},
+        "default_losses": dict(vocab.DEFAULT_LOSS),
+        "aliases": dict(vocab.ALIASES),
+        "upload_formats": ["csv", "npz", "idx"],
+        "devices": ["cpu", "gpu"],
+    }
+
+
+@bp.get("/catalog")
+def get_catalog():
+    """Builtin datasets, backends, layer types, activations, losses, optimizers, initializers, metrics."""
+    return build_catalog()

@@ -1,0 +1,146 @@
+"""Every error the API answers with, as RFC 9457 `application/problem+json`.
+
+Routes raise `ApiError` (or one of the exceptions handled below); nothing else builds
+an error response, so every failure — including unknown routes and methods — has the
+same shape: `type`, `title`, `status`, `detail`, `instance`, and for 422s `errors`,
+a list of `{"loc", "msg"}` naming the field (e.g. `model.layers[2].activation`).
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, current_app, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from core.errors import SpecError, TrainyardError
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_PREFIX = "urn:trainyard:problem:"
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error answered as problem+json; `kind` becomes the problem type (`urn:trainyard:problem:<kind>`)."""
+
+    def __init__(self, status: int, detail: str, *, kind: str | None = None, errors: list[dict] | None = None,
+                 headers: dict[str, str] | None = None, **extra: Any):
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+        self.kind = kind or HTTPStatus(status).phrase.lower().replace(" ", "-").replace("'", "")
+        self.errors, self.headers, self.extra = errors, headers or {}, extra
+
+
+def not_found(what: str, ident: str) -> ApiError:
+    """The one 404 for a missing resource — also for another user's, which must look the same."""
+    return ApiError(404, f"no {what} with id {ident!r}", kind="not-found")
+
+
+def invalid(errors: list[dict], detail: str | None = None) -> ApiError:
+    """A 422 listing `{"loc", "msg"}` errors."""
+    detail = detail or "; ".join(f"{e['loc']}: {e['msg']}" if e.get("loc") else e["msg"] for e in errors)
+    return ApiError(422, detail, kind="invalid-request", errors=errors)
+
+
+def pydantic_errors(exc: ValidationError, prefix: str = "") -> list[dict]:
+    """pydantic's errors as `{"loc": "inputs[3][1]", "msg"}` (the same path format as core.spec)."""
+    out = []
+    for e in exc.errors():
+        loc = prefix
+        for part in e["loc"]:
+            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+        msg = e["msg"].removeprefix("Value error, ")
+        out.append({"loc": loc, "msg": "unknown field" if e["type"] == "extra_forbidden" else msg})
+    return out
+
+
+def problem(status: int, detail: str, *, kind: str | None = None, title: str | None = None,
+            errors: list[dict] | None = None, headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    """Build one problem+json response."""
+    body: dict[str, Any] = {
+        "type": TYPE_PREFIX + (kind or "error"),
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.path if request else None,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    body.update(extra)
+    response = current_app.json.response(body)
+    response.status_code = status
+    response.mimetype = PROBLEM_JSON
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def _api_error(exc: ApiError) -> Response:
+    return problem(exc.status, exc.detail, kind=exc.kind, errors=exc.errors, headers=exc.headers, **exc.extra)
+
+
+def _http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
+    detail = exc.description or HTTPStatus(status).description
+    if status == 404:
+        detail = f"no route {request.path}"
+    elif status == 405:
+        detail = f"{request.method} is not allowed on {request.path}; allowed: {headers.get('Allow', 'none')}"
+    elif status == 413:
+        limit = request.max_content_length
+        detail = f"the request body is larger than the limit of {limit} bytes" if limit else detail
+    kind = HTTPStatus(status).phrase.lower().replace(" ", "-")
+    return problem(status, detail, kind=kind, headers=headers)
+
+
+def _spec_error(exc: SpecError) -> Response:
+    return problem(422, exc.message, kind="invalid-spec", errors=exc.errors)
+
+
+def _validation_error(exc: ValidationError) -> Response:
+    errors = pydantic_errors(exc)
+    return problem(422, "; ".join(f"{e['loc']}: {e['msg']}" for e in errors), kind="invalid-request", errors=errors)
+
+
+def _trainyard_error(exc: TrainyardError) -> Response:
+    return problem(422, exc.message, kind=exc.code.replace("_", "-"), errors=[{"loc": "", "msg": exc.message}])
+
+
+def _unexpected(exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return problem(500, "internal error; the server log has the details", kind="internal")
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Route every exception through problem+json."""
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(SpecError, _spec_error)
+    app.register_error_handler(ValidationError, _validation_error)
+    app.register_error_handler(TrainyardError, _trainyard_error)
+    app.register_error_handler(Exception, _unexpected)
+    register_store_errors(app)
+
+
+def _store_error(exc: Exception) -> Response:
+    from store import errors as e
+
+    if isinstance(exc, e.NotFound):
+        return problem(404, str(exc), kind="not-found")
+    if isinstance(exc, e.Conflict):
+        return problem(409, str(exc), kind="conflict")
+    if isinstance(exc, e.BadCursor):
+        return problem(422, "the cursor is not one this server gave out", kind="invalid-request",
+                       errors=[{"loc": "cursor", "msg": "invalid cursor"}])
+    return _unexpected(exc)
+
+
+def register_store_errors(app: Flask) -> None:
+    """The store's NotFound → 404, Conflict → 409 (with the store's message), BadCursor → 422."""
+    from store.errors import StoreError
+
+    app.register_error_handler(StoreError, _store_error)

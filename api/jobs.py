@@ -1,0 +1,116 @@
+"""/jobs: submit, list, read, cancel, delete (results — history, events, model, predict — are in api.results)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, request
+from sqlalchemy import select
+
+from api import views
+from api.context import celery_app, session, state
+from api.auth import user_id
+from api.errors import invalid
+from api.schemas import JobStatus
+from api.submit import check_queue_limit, validate_submission
+from store import jobs as repo
+from store.models import Job
+
+bp = Blueprint("jobs", __name__)
+log = logging.getLogger(__name__)
+STATUSES = JobStatus.__args__
+MAX_KEY = 200
+
+
+def job_view(db, job: Job) -> dict:
+    """The job's body, with its queue position and pending reason while queued."""
+    position = repo.queue_position(session=db, job=job)
+    reason = repo.pending_reason(session=db, job=job, live_seconds=state().settings.worker_live_seconds)
+    return views.job_body(job, queue_position=position, pending_reason=reason)
+
+
+def _publish(job: Job) -> None:
+    """Send the job id to its queue; on failure the job stays queued and the reconciler sends it later."""
+    try:
+        from worker.publish import publish_job
+
+        publish_job(celery=celery_app(), job_id=job.id, device=job.device)
+    except Exception:  # the broker may be down: never fail a committed submission
+        log.warning("could not publish job %s; the reconciler will send it", job.id, exc_info=True)
+
+
+@bp.post("/jobs")
+def submit_job():
+    """Submit a spec. 201 + Location for a new job; 200 with the earlier job for a reused Idempotency-Key."""
+    db, owner, settings = session(), user_id(), state().settings
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 0 < len(key) <= MAX_KEY:
+        raise invalid([{"loc": "Idempotency-Key", "msg": f"must be 1 to {MAX_KEY} characters"}])
+    if key is not None:
+        earlier = db.scalar(select(Job).where(Job.owner_id == owner, Job.idempotency_key == key))
+        if earlier is not None:
+            body = job_view(db, earlier)
+            return body, 200, {"Location": body["links"]["self"]}
+    doc = request.get_json(force=True, silent=True)
+    if doc is None:
+        raise invalid([{"loc": "", "msg": "the body must be a JSON job spec"}])
+    spec = validate_submission(doc, db=db, owner=owner, settings=settings)
+    check_queue_limit(db=db, owner=owner, settings=settings)
+    job, created = repo.create_job(session=db, owner=owner, spec=spec, idempotency_key=key)
+    db.commit()
+    if created:
+        _publish(job)
+    body = job_view(db, job)
+    db.commit()
+    return body, 201 if created else 200, {"Location": body["links"]["self"]}
+
+
+def _limit() -> int:
+    raw = request.args.get("limit", "50")
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise invalid([{"loc": "limit", "msg": f"{raw!r} is not an integer"}]) from None
+    if not 1 <= limit <= repo.MAX_PAGE:
+        raise invalid([{"loc": "limit", "msg": f"must be 1 to {repo.MAX_PAGE}"}])
+    return limit
+
+
+@bp.get("/jobs")
+def list_jobs():
+    """The caller's jobs, newest first; filters status (comma-separated), backend, name; cursor pagination."""
+    status = request.args.get("status")
+    statuses = status.split(",") if status else None
+    for s in statuses or ():
+        if s not in STATUSES:
+            raise invalid([{"loc": "status", "msg": f"unknown status {s!r}; valid: {', '.join(STATUSES)}"}])
+    db = session()
+    jobs, cursor = repo.list_jobs(session=db, owner=user_id(), status=statuses, backend=request.args.get("backend"),
+                                  name=request.args.get("name"), limit=_limit(), cursor=request.args.get("cursor"))
+    return {"items": [job_view(db, j) for j in jobs], "next_cursor": cursor}
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str):
+    """One job."""
+    db = session()
+    return job_view(db, repo.get_job(session=db, owner=user_id(), job_id=job_id))
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel_job(job_id: str):
+    """202: a queued job is cancelled now, a running one stops at its next epoch or batch; 409 if finished."""
+    db = session()
+    job = repo.request_cancel(session=db, owner=user_id(), job_id=job_id)
+    db.commit()
+    return job_view(db, job), 202
+
+
+@bp.delete("/jobs/<job_id>")
+def delete_job(job_id: str):
+    """204; 409 while queued or running."""
+    db = session()
+    repo.delete_job(session=db, owner=user_id(), job_id=job_id)
+    db.commit()
+    state().predictors.forget(job_id)
+    return "", 204

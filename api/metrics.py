@@ -1,0 +1,98 @@
+"""GET /metrics: Prometheus text format from a registry of this app's own (jobs by status, queue depth, durations, epochs/s, requests)."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from datetime import datetime, timezone
+
+from flask import Blueprint, Flask, Response, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from sqlalchemy import func, select
+
+from api.errors import ApiError
+from store.models import ACTIVE, FINISHED, QUEUED, RUNNING, Job
+
+bp = Blueprint("metrics", __name__)
+STATUSES = ACTIVE + FINISHED
+DURATION_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, float("inf"))
+
+
+class JobCollector:
+    """Reads the jobs table at scrape time: the database, not this process, knows every job."""
+
+    def __init__(self, sessions):
+        self.sessions = sessions
+
+    def collect(self):
+        with self.sessions() as db:
+            by_status = dict(db.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+            depth = dict(db.execute(select(Job.device, func.count()).where(Job.status == QUEUED)
+                                    .group_by(Job.device)).all())
+            running = db.execute(select(Job.epoch, Job.started_at).where(Job.status == RUNNING)).all()
+            finished = db.execute(select(Job.status, Job.started_at, Job.finished_at)
+                                  .where(Job.status.in_(FINISHED), Job.started_at.is_not(None),
+                                         Job.finished_at.is_not(None))).all()
+        jobs = GaugeMetricFamily("trainyard_jobs", "Jobs by status", labels=["status"])
+        for status in STATUSES:
+            jobs.add_metric([status], by_status.get(status, 0))
+        yield jobs
+        queue = GaugeMetricFamily("trainyard_queue_depth", "Queued jobs per queue", labels=["queue"])
+        for device in sorted(set(depth) | {"cpu", "gpu"}):
+            queue.add_metric([device], depth.get(device, 0))
+        yield queue
+        now = datetime.now(timezone.utc)
+        rate = sum(epoch / max((now - started).total_seconds(), 1e-3) for epoch, started in running if started)
+        yield GaugeMetricFamily("trainyard_epochs_per_second", "Epochs per second summed over running jobs", value=rate)
+        yield _durations(finished)
+
+
+def _durations(rows) -> HistogramMetricFamily:
+    family = HistogramMetricFamily("trainyard_job_duration_seconds", "Run time of finished jobs (started to finished)",
+                                   labels=["status"])
+    for status in FINISHED:
+        seconds = [(f - s).total_seconds() for st, s, f in rows if st == status]
+        buckets = [(_le(b), sum(1 for x in seconds if x <= b)) for b in DURATION_BUCKETS]
+        family.add_metric([status], buckets, sum_value=sum(seconds))
+    return family
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else str(bound)
+
+
+def install(app: Flask) -> None:
+    """Give `app` its own registry (so several apps in one process never clash) and per-request metrics."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(JobCollector(app.extensions["trainyard"].sessions))
+    requests = Counter("trainyard_http_requests", "HTTP requests", ["method", "endpoint", "status"], registry=registry)
+    latency = Histogram("trainyard_http_request_seconds", "HTTP request latency", ["endpoint"], registry=registry,
+                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
+    app.extensions["trainyard"].metrics = registry
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _count(response: Response) -> Response:
+        endpoint = request.endpoint or "unknown"
+        requests.labels(request.method, endpoint, str(response.status_code)).inc()
+        if "started" in g:
+            latency.labels(endpoint).observe(time.perf_counter() - g.started)
+        return response
+
+
+@bp.get("/metrics")
+def get_metrics():
+    """The app's registry in Prometheus text format; bearer `metrics_token` required only when that is set."""
+    from api.context import state
+
+    s = state()
+    if s.settings.metrics_token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), s.settings.metrics_token.encode()):
+            raise ApiError(401, "/metrics needs the metrics token", kind="unauthorized",
+                           headers={"WWW-Authenticate": "Bearer"})
+    return Response(generate_latest(s.metrics), mimetype=CONTENT_TYPE_LATEST)

@@ -1,0 +1,108 @@
+"""Predicting with a finished job's model: input checks that name the bad row/column, and a per-process predictor cache."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from typing import Any, Callable
+
+import numpy as np
+
+from api.errors import ApiError, invalid
+from core.backends.base import Predictor
+
+
+def _bad_value(value: Any) -> str | None:
+    """Why `value` is not a usable feature, or None if it is."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{value!r} is not a number" if value is not None else "null is not a number"
+    if not math.isfinite(value):
+        return f"{value} is not a finite number (NaN and infinity are not allowed)"
+    return None
+
+
+def _first_bad(inputs: list, n_features: int) -> dict:
+    """Walk the rows (the slow path, taken only when the fast conversion failed) to name the first problem."""
+    for i, row in enumerate(inputs):
+        if not isinstance(row, list):
+            return {"loc": f"inputs[{i}]", "msg": "each input must be a list of numbers"}
+        if len(row) != n_features:
+            return {"loc": f"inputs[{i}]", "msg": f"{len(row)} values but the model takes {n_features} features"}
+        for j, value in enumerate(row):
+            why = _bad_value(value)
+            if why:
+                return {"loc": f"inputs[{i}][{j}]", "msg": why}
+    return {"loc": "inputs", "msg": "inputs must be a list of rows of numbers"}
+
+
+def parse_inputs(body: Any, *, n_features: int, max_rows: int) -> np.ndarray:
+    """`{"inputs": [[...], ...]}` → a float64 array `(n, n_features)`, or a 422 naming the row and column."""
+    if not isinstance(body, dict):
+        raise invalid([{"loc": "", "msg": 'the body must be a JSON object {"inputs": [[...], ...]}'}])
+    extra = sorted(set(body) - {"inputs"})
+    if extra:
+        raise invalid([{"loc": key, "msg": "unknown field"} for key in extra])
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise invalid([{"loc": "inputs", "msg": "a non-empty list of rows is required"}])
+    if len(inputs) > max_rows:
+        raise invalid([{"loc": "inputs", "msg": f"{len(inputs)} rows is over the limit of {max_rows} rows per "
+                                                "request (max_predict_rows)"}])
+    try:
+        x = np.asarray(inputs)
+    except (ValueError, TypeError):  # ragged rows
+        raise invalid([_first_bad(inputs, n_features)]) from None
+    if x.ndim != 2 or x.shape[1] != n_features or x.dtype.kind not in "iuf":
+        raise invalid([_first_bad(inputs, n_features)])
+    x = x.astype(np.float64, copy=False)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        i, j = (int(v) for v in np.argwhere(bad)[0])
+        raise invalid([{"loc": f"inputs[{i}][{j}]", "msg": _bad_value(float(x[i, j]))}])
+    return x
+
+
+def predict_body(predictor: Predictor, x: np.ndarray) -> dict:
+    """The predict response: original labels (or numbers) and, for classification, class probabilities."""
+    predictions = np.asarray(predictor.predict(x))
+    body: dict[str, Any] = {"predictions": predictions.tolist(), "probabilities": None}
+    if predictor.preprocessing.task == "classification":
+        body["probabilities"] = np.asarray(predictor.predict_proba(x), dtype=np.float64).tolist()
+    return body
+
+
+class PredictorCache:
+    """Predictors by job id, loaded once per process (a job's model never changes) and kept LRU-bounded."""
+
+    def __init__(self, size: int = 16):
+        self.size = size
+        self._items: OrderedDict[str, Predictor] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    def get(self, job_id: str, load: Callable[[], Predictor]) -> Predictor:
+        with self._lock:
+            if job_id in self._items:
+                self._items.move_to_end(job_id)
+                return self._items[job_id]
+            gate = self._loading.setdefault(job_id, threading.Lock())
+        with gate:  # one thread loads a model; others for the same job wait for it
+            with self._lock:
+                if job_id in self._items:
+                    return self._items[job_id]
+            predictor = load()
+            with self._lock:
+                self._items[job_id] = predictor
+                self._loading.pop(job_id, None)
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        return predictor
+
+    def forget(self, job_id: str) -> None:
+        with self._lock:
+            self._items.pop(job_id, None)
+
+
+def no_model(status: str) -> ApiError:
+    return ApiError(409, f"the job is {status}; only a succeeded job has a model", kind="no-model", job_status=status)

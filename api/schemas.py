@@ -1,0 +1,149 @@
+"""Request and response models (pydantic): the routes build their bodies with them and the OpenAPI document is generated from them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Progress(_Out):
+    epoch: int = Field(description="epochs completed so far")
+    epochs: int = Field(description="epochs the spec asks for")
+
+
+class JobErrorOut(_Out):
+    model_config = ConfigDict(extra="allow")
+    code: str = Field(description="invalid_spec, dataset_error, diverged, timeout, worker_lost, cancelled or internal")
+    message: str
+
+
+class Job(_Out):
+    """One job as `GET /jobs/{id}` returns it."""
+
+    id: str
+    name: str | None
+    status: JobStatus
+    backend: str
+    device: str
+    spec: dict[str, Any] = Field(description="the normalised spec: every default filled in (schema: JobSpec)")
+    progress: Progress
+    metrics: dict[str, Any] | None = Field(description="the final model evaluated on train, val_ and test_ splits")
+    error: JobErrorOut | None
+    attempts: int
+    cancel_requested: bool
+    queue_position: int | None = Field(description="1 = next to be claimed on its queue; null unless queued")
+    pending_reason: str | None = Field(description="why a queued job waits; null unless queued")
+    worker: str | None
+    versions: dict[str, Any] | None = Field(description="library versions that produced the result")
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    links: dict[str, str]
+
+
+class JobList(_Out):
+    items: list[Job]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+class History(_Out):
+    epochs: list[dict[str, Any]] = Field(
+        description='rows {"epoch": 1, "loss": ..., "<metric>": ..., "val_loss": ..., "time": ...}')
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    inputs: list[list[float]] = Field(description="raw, unscaled feature rows", min_length=1)
+
+
+class PredictResponse(_Out):
+    predictions: list[Any] = Field(description="original class labels, numbers, or one list per row for several outputs")
+    probabilities: list[list[float]] | None = Field(description="classification: one row of k >= 2 class probabilities")
+
+
+class Dataset(_Out):
+    id: str
+    name: str
+    format: str
+    task: Literal["classification", "regression"]
+    target: str | None
+    n_samples: int
+    n_features: int
+    n_classes: int | None
+    n_targets: int
+    classes: list[Any] | None
+    feature_names: list[str] | None
+    sha256: str
+    size_bytes: int
+    created_at: str
+    links: dict[str, str]
+
+
+class DatasetList(_Out):
+    items: list[Dataset]
+
+
+class WorkerOut(_Out):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    queues: list[str]
+    current_job: str | None
+    last_seen: str | None
+
+
+class WorkerList(_Out):
+    items: list[WorkerOut]
+
+
+class Check(_Out):
+    ok: bool
+    detail: str
+
+
+class Health(_Out):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, Check]
+
+
+class Catalog(_Out):
+    model_config = ConfigDict(extra="allow")
+    backends: dict[str, Any]
+    datasets: dict[str, Any]
+    layers: dict[str, Any]
+    activations: dict[str, Any]
+    initializers: dict[str, Any]
+    losses: list[str]
+    optimizers: dict[str, Any]
+    metrics: dict[str, Any]
+    aliases: dict[str, str]
+
+
+class Problem(_Out):
+    """RFC 9457 problem details; 422s add `errors`."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, str]] | None = Field(None, description='[{"loc": "model.layers[2].activation", "msg": ...}]')
+
+
+class DatasetUpload(BaseModel):
+    """The multipart form of `POST /datasets` (documented; parsed by hand from the form)."""
+
+    file: bytes = Field(json_schema_extra={"format": "binary"})
+    name: str
+    format: Literal["csv", "npz", "idx"]
+    target: str | None = Field(None, description="CSV target column (default: the last)")
+    task: Literal["classification", "regression"] | None = Field(None, description="default: inferred from the target")
+    labels: bytes | None = Field(None, json_schema_extra={"format": "binary"}, description="IDX labels file")

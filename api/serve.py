@@ -1,0 +1,67 @@
+"""`trainyard api`: the API under gunicorn with threaded workers, so open SSE streams don't block other requests."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gunicorn.app.base import BaseApplication
+from gunicorn.util import import_app
+
+APP = "api.wsgi:application"
+
+
+class _Gunicorn(BaseApplication):
+    """gunicorn configured from a dict; each worker imports api.wsgi, which builds the app from the settings."""
+
+    def __init__(self, options: dict):
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        return import_app(APP)
+
+
+def gunicorn_options(*, host: str, port: int, workers: int, threads: int = 16) -> dict:
+    """The gunicorn settings `serve` runs with (threaded workers; a short graceful stop so open streams don't hold it)."""
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": threads,
+        "keepalive": 5,
+        "timeout": 60,
+        "graceful_timeout": 5,
+        "control_socket_disable": True,  # several APIs on one machine would share its one socket path
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "info",
+    }
+
+
+def serve(*, host: str, port: int, workers: int, threads: int = 16) -> int:
+    """Run the API in this process (it becomes the gunicorn master) until stopped; returns the exit status."""
+    try:
+        _Gunicorn(gunicorn_options(host=host, port=port, workers=workers, threads=threads)).run()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m api.serve --host H --port P --workers N` (what `trainyard up` starts)."""
+    parser = argparse.ArgumentParser(prog="python -m api.serve")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=16)
+    args = parser.parse_args(argv)
+    return serve(host=args.host, port=args.port, workers=args.workers, threads=args.threads)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

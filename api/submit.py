@@ -1,0 +1,76 @@
+"""Submitting a spec: refuse `path`, validate against the dataset, apply the limits of DESIGN §7."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from api.errors import ApiError, invalid
+from core.datasets.catalog import DatasetInfo
+from core.spec import JobSpec, builtin_info, estimate_size
+from core.validate import validate_spec
+from store.datasets import get_dataset
+from store.errors import NotFound
+from store.jobs import count_queued_jobs
+from store.settings import Settings
+
+
+def _dataset_info(doc: dict, *, db: Session, owner: str) -> DatasetInfo | None:
+    """The stored facts of an uploaded dataset the document names by id (422 if the caller has none such)."""
+    dataset = doc.get("dataset")
+    if not isinstance(dataset, dict):
+        return None
+    if "path" in dataset:
+        raise invalid([{"loc": "dataset.path", "msg": "a server never opens a file a client names; upload it "
+                                                      "(POST /api/v1/datasets) and use {\"id\": ...}"}])
+    ident = dataset.get("id")
+    if not isinstance(ident, str):
+        return None
+    try:
+        ds = get_dataset(session=db, owner=owner, dataset_id=ident)
+    except NotFound:
+        raise invalid([{"loc": "dataset.id", "msg": f"no dataset with id {ident!r}"}]) from None
+    return DatasetInfo(ds.task, ds.n_features, ds.n_classes, ds.n_samples, ds.n_targets)
+
+
+def _limit_errors(spec: JobSpec, info: DatasetInfo | None, settings: Settings) -> list[dict]:
+    errors = []
+    if spec.training.epochs > settings.max_epochs:
+        errors.append({"loc": "training.epochs",
+                       "msg": f"{spec.training.epochs} epochs is over the limit of {settings.max_epochs} (max_epochs)"})
+    if info is None:
+        return errors
+    params = estimate_size(spec, info.n_features)["parameters"]
+    if params > settings.max_parameters:
+        errors.append({"loc": "model.layers", "msg": f"{params:,} trainable parameters is over the limit of "
+                                                     f"{settings.max_parameters:,} (max_parameters)"})
+    n = info.n_samples or 0
+    if n * info.n_features > settings.max_samples_x_features:
+        errors.append({"loc": "dataset", "msg": f"{n:,} samples x {info.n_features} features is over the limit of "
+                                                f"{settings.max_samples_x_features:,} (max_samples_x_features)"})
+    return errors
+
+
+def validate_submission(doc: Any, *, db: Session, owner: str, settings: Settings) -> JobSpec:
+    """A checked, normalised spec for this owner, or a 422 whose `errors` name each field."""
+    if not isinstance(doc, dict):
+        raise invalid([{"loc": "", "msg": "the body must be a JSON object (a job spec)"}])
+    info = _dataset_info(doc, db=db, owner=owner)
+    spec = validate_spec(doc, info)  # SpecError → 422 with field paths
+    if spec.dataset.builtin == "mnist" and not settings.mnist_dir:
+        raise invalid([{"loc": "dataset.builtin", "msg": "mnist needs the four MNIST IDX files in a folder named "
+                                                         "by TRAINYARD_MNIST_DIR, which this server does not set"}])
+    errors = _limit_errors(spec, info or builtin_info(spec), settings)
+    if errors:
+        raise invalid(errors)
+    return spec
+
+
+def check_queue_limit(*, db: Session, owner: str, settings: Settings) -> None:
+    """429 when the owner already has `max_queued_per_user` jobs queued."""
+    queued = count_queued_jobs(session=db, owner=owner)
+    if queued >= settings.max_queued_per_user:
+        raise ApiError(429, f"you have {queued} queued jobs; the limit is {settings.max_queued_per_user} "
+                            "(max_queued_per_user): wait for some to start or cancel them",
+                       kind="too-many-queued-jobs", headers={"Retry-After": "10"})

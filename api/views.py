@@ -1,0 +1,43 @@
+"""Rows → response bodies (validated by the models in api.schemas, so the OpenAPI document tells the truth)."""
+
+from __future__ import annotations
+
+from api import schemas
+from api.jsonio import finite, isoformat
+from store.models import Dataset, Job
+
+PREFIX = "/api/v1"
+
+
+def job_links(job_id: str) -> dict[str, str]:
+    base = f"{PREFIX}/jobs/{job_id}"
+    return {"self": base, "history": f"{base}/history", "events": f"{base}/events", "cancel": f"{base}/cancel",
+            "model": f"{base}/model", "predict": f"{base}/predict"}
+
+
+def job_body(job: Job, *, queue_position: int | None = None, pending_reason: str | None = None) -> dict:
+    """One job as GET /jobs/{id} shows it."""
+    body = {
+        "id": job.id, "name": job.name, "status": job.status, "backend": job.backend, "device": job.device,
+        "spec": job.spec, "progress": {"epoch": job.epoch or 0, "epochs": job.epochs},
+        "metrics": finite(job.metrics), "error": job.error, "attempts": job.attempts or 0,
+        "cancel_requested": bool(job.cancel_requested),
+        "queue_position": queue_position, "pending_reason": pending_reason,
+        "worker": job.worker, "versions": job.versions,
+        "created_at": isoformat(job.created_at), "started_at": isoformat(job.started_at),
+        "finished_at": isoformat(job.finished_at), "links": job_links(job.id),
+    }
+    return schemas.Job.model_validate(body).model_dump(mode="json")
+
+
+def dataset_body(ds: Dataset) -> dict:
+    """One uploaded dataset."""
+    info = ds.info or {}
+    body = {
+        "id": ds.id, "name": ds.name, "format": ds.format, "task": ds.task, "target": ds.target,
+        "n_samples": ds.n_samples, "n_features": ds.n_features, "n_classes": ds.n_classes,
+        "n_targets": ds.n_targets, "classes": info.get("classes"), "feature_names": info.get("feature_names"),
+        "sha256": ds.sha256, "size_bytes": ds.size_bytes, "created_at": isoformat(ds.created_at),
+        "links": {"self": f"{PREFIX}/datasets/{ds.id}"},
+    }
+    return schemas.Dataset.model_validate(body).model_dump(mode="json")
