@@ -1,0 +1,70 @@
+"""The `trainyard` command: client commands over HTTP, and thin wrappers around the service commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from client import commands, resources, service
+from client.client import Client
+from client.errors import ApiError
+from client.output import dumps, problem_json, problem_text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", help="service address (default $TRAINYARD_URL or http://127.0.0.1:8000)")
+    common.add_argument("--token", help="API token (default $TRAINYARD_TOKEN or $TRAINYARD_HOME/token)")
+    common.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
+    parser = argparse.ArgumentParser(
+        prog="trainyard", description="Train neural networks from a JSON job spec, locally or on a service.",
+        epilog="exit codes: 0 success (for wait: the job succeeded), 1 failure, 2 bad usage")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands.add_parsers(sub, common)
+    resources.add_parsers(sub, common)
+    service.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit code (0 ok, 1 failed, 2 usage)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or bad usage (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    if getattr(args, "service", False):
+        return args.handler(args)
+    return run_client_command(args)
+
+
+def run_client_command(args: argparse.Namespace) -> int:
+    """Call a client command and print its outcome (or its error) for people or, with --json, for scripts."""
+    try:
+        with Client(url=args.url, token=args.token) as client:
+            outcome = args.handler(args, client)
+    except ApiError as exc:
+        print(problem_text(exc), file=sys.stderr)
+        if args.json:
+            print(dumps(problem_json(exc)))
+        return 1
+    except (OSError, ValueError) as exc:  # unreadable spec or inputs file, bad JSON
+        message = f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) and exc.filename else str(exc)
+        print(f"trainyard {args.command}: {message}", file=sys.stderr)
+        if args.json:
+            print(dumps({"error": {"status": 0, "title": "bad input", "detail": message}}))
+        return 2
+    for note in outcome.notes:
+        print(note, file=sys.stderr)
+    if args.json:
+        print(dumps(outcome.data))
+    elif outcome.text:
+        print(outcome.text)
+    sys.stdout.flush()
+    return outcome.code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""The job commands: submit, status, wait, cancel, delete, list, history, download, predict."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from client.client import Client
+from client.errors import WaitTimeout
+from client.models import Job
+from client.output import job_rows, job_summary, table
+from client.plot import save_history_plot
+
+
+@dataclass
+class Outcome:
+    """What a command produced: its exit code, the object `--json` prints, the text people read."""
+
+    code: int = 0
+    data: Any = None
+    text: str = ""
+    notes: list[str] = field(default_factory=list)  # extra lines for stderr
+
+
+def job_outcome(job: Job, waited: bool) -> Outcome:
+    """A job's summary; after waiting, the exit code says whether it succeeded."""
+    code = (0 if job.succeeded else 1) if waited else 0
+    return Outcome(code, job.to_dict(), job_summary(job))
+
+
+def read_spec(path: str) -> dict[str, Any]:
+    """The spec document from a file, or from stdin for `-`."""
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    return json.loads(text)
+
+
+def wait_for(client: Client, job_id: str, args: argparse.Namespace) -> Outcome:
+    try:
+        job = client.wait(job_id, timeout=args.timeout, progress=not args.quiet)
+    except WaitTimeout as exc:
+        job = client.get(job_id)
+        outcome = job_outcome(job, waited=True)
+        outcome.notes.append(f"trainyard: {exc}; it is still {job.status}")
+        return outcome
+    except KeyboardInterrupt:
+        return Outcome(130, {"id": job_id, "interrupted": True},
+                       f"stopped waiting; job {job_id} goes on (trainyard cancel {job_id} stops it)")
+    return job_outcome(job, waited=True)
+
+
+def submit(args: argparse.Namespace, client: Client) -> Outcome:
+    job = client.submit(read_spec(args.spec))
+    if not args.wait:
+        return Outcome(0, job.to_dict(), f"submitted job {job.id} ({job.name or 'unnamed'}, {job.status})")
+    print(f"submitted job {job.id} ({job.name or 'unnamed'}); waiting", file=sys.stderr)
+    return wait_for(client, job.id, args)
+
+
+def status(args: argparse.Namespace, client: Client) -> Outcome:
+    return job_outcome(client.get(args.id), waited=False)
+
+
+def wait(args: argparse.Namespace, client: Client) -> Outcome:
+    return wait_for(client, args.id, args)
+
+
+def cancel(args: argparse.Namespace, client: Client) -> Outcome:
+    job = client.cancel(args.id)
+    note = "cancelled" if job.status == "cancelled" else f"cancellation requested (now {job.status})"
+    return Outcome(0, job.to_dict(), f"job {job.id}: {note}")
+
+
+def delete(args: argparse.Namespace, client: Client) -> Outcome:
+    client.delete(args.id)
+    return Outcome(0, {"id": args.id, "deleted": True}, f"deleted job {args.id}")
+
+
+def list_jobs(args: argparse.Namespace, client: Client) -> Outcome:
+    jobs = list(client.list(status=args.status, backend=args.backend, name=args.name, limit=args.limit))
+    text = table(job_rows(jobs), ["id", "name", "status", "backend", "device", "progress", "created"])
+    return Outcome(0, {"items": [j.to_dict() for j in jobs]}, text if jobs else "no jobs")
+
+
+def history_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """epoch, loss, training metrics, val_loss, validation metrics, time."""
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    train = [k for k in keys if k not in ("epoch", "time", "loss") and not k.startswith("val_")]
+    val = [k for k in keys if k.startswith("val_")]
+    val.sort(key=lambda k: k != "val_loss")
+    return ["epoch"] + (["loss"] if "loss" in keys else []) + train + val + (["time"] if "time" in keys else [])
+
+
+def thin(rows: list[dict[str, Any]], at_most: int) -> list[dict[str, Any]]:
+    """At most `at_most` rows, evenly spaced, always keeping the first and the last."""
+    if len(rows) <= at_most:
+        return rows
+    step = (len(rows) - 1) / (at_most - 1)
+    return [rows[round(i * step)] for i in range(at_most)]
+
+
+def history(args: argparse.Namespace, client: Client) -> Outcome:
+    rows = client.history(args.id, since=args.since)
+    shown = rows if args.all else thin(rows, 40)
+    text = table(shown, history_columns(rows)) if rows else "no epochs yet"
+    outcome = Outcome(0, {"epochs": rows}, text)
+    if len(shown) < len(rows):
+        outcome.notes.append(f"showing {len(shown)} of {len(rows)} epochs (--all shows every one)")
+    if args.plot:
+        job = client.get(args.id)
+        save_history_plot(rows, args.plot, title=f"{job.name or ''} {job.id}".strip())
+        outcome.data["plot"] = str(args.plot)
+        outcome.notes.append(f"wrote {args.plot}")
+    return outcome
+
+
+def download(args: argparse.Namespace, client: Client) -> Outcome:
+    path = client.download_model(args.id, args.output)
+    size = path.stat().st_size
+    return Outcome(0, {"id": args.id, "path": str(path), "size_bytes": size}, f"wrote {path} ({size} bytes)")
+
+
+def parse_inputs(value: str) -> list[list[float]]:
+    """`--inputs`: a JSON array (or {"inputs": ...}), a .json file, or a .csv file (a header row is skipped)."""
+    path = Path(value)
+    if value.lower().endswith(".csv") or (path.suffix.lower() == ".csv" and path.exists()):
+        return _csv_rows(path.read_text())
+    text = path.read_text() if path.suffix.lower() == ".json" and path.exists() else value
+    data = json.loads(text)
+    if isinstance(data, dict):
+        data = data.get("inputs")
+    if not isinstance(data, list):
+        raise ValueError("--inputs must be a JSON array of rows, a .json file or a .csv file")
+    return [row if isinstance(row, list) else [row] for row in data]
+
+
+def _csv_rows(text: str) -> list[list[float]]:
+    rows = [row for row in csv.reader(io.StringIO(text)) if row]
+    try:
+        [float(v) for v in rows[0]] if rows else None
+    except ValueError:
+        rows = rows[1:]  # a header
+    return [[float(v) for v in row] for row in rows]
+
+
+def predict(args: argparse.Namespace, client: Client) -> Outcome:
+    inputs = parse_inputs(args.inputs)
+    answer = client.predict(args.id, inputs)
+    predictions = answer.get("predictions", [])
+    probabilities = answer.get("probabilities") or [None] * len(predictions)
+    rows = [{"input": ",".join(f"{v:g}" for v in inp), "prediction": pred,
+             "probabilities": ",".join(f"{p:.4g}" for p in prob) if prob else None}
+            for inp, pred, prob in zip(inputs, predictions, probabilities)]
+    columns = ["input", "prediction"] + (["probabilities"] if answer.get("probabilities") else [])
+    return Outcome(0, answer, table(rows, columns))
+
+
+def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Register the job commands."""
+    p = sub.add_parser("submit", parents=[common], help="submit a job spec (- reads stdin)")
+    p.add_argument("spec", metavar="SPEC")
+    _wait_options(p, "--wait", "follow the job until it finishes; exit 0 only if it succeeded")
+    p.set_defaults(handler=submit)
+    p = sub.add_parser("status", parents=[common], help="show one job")
+    p.add_argument("id")
+    p.set_defaults(handler=status)
+    p = sub.add_parser("wait", parents=[common], help="follow a job; exit 0 only if it succeeded")
+    p.add_argument("id")
+    _wait_options(p)
+    p.set_defaults(handler=wait)
+    for name, handler, text in (("cancel", cancel, "cancel a queued or running job"),
+                                ("delete", delete, "delete a finished job and its artifacts")):
+        p = sub.add_parser(name, parents=[common], help=text)
+        p.add_argument("id")
+        p.set_defaults(handler=handler)
+    p = sub.add_parser("list", parents=[common], help="your jobs, newest first")
+    p.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+    p.add_argument("--backend", choices=["numpy", "sklearn", "keras"])
+    p.add_argument("--name")
+    p.add_argument("--limit", type=int, default=20, help="at most this many jobs (default 20)")
+    p.set_defaults(handler=list_jobs)
+    p = sub.add_parser("history", parents=[common], help="per-epoch loss and metrics")
+    p.add_argument("id")
+    p.add_argument("--since", type=int, metavar="EPOCH", help="only epochs after this one")
+    p.add_argument("--all", action="store_true", help="print every epoch (default: at most 40 rows)")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the loss and metric curves into a PNG")
+    p.set_defaults(handler=history)
+    p = sub.add_parser("download", parents=[common], help="download the trained model file")
+    p.add_argument("id")
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.set_defaults(handler=download)
+    p = sub.add_parser("predict", parents=[common], help="predict with a trained job's model")
+    p.add_argument("id")
+    p.add_argument("--inputs", required=True, metavar="JSON|FILE",
+                   help="rows of raw features: a JSON array, a .json file or a .csv file")
+    p.set_defaults(handler=predict)
+
+
+def _wait_options(p: argparse.ArgumentParser, flag: str | None = None, text: str = "") -> None:
+    if flag:
+        p.add_argument(flag, action="store_true", help=text)
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop waiting after this long (exit 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")

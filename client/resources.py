@@ -1,0 +1,99 @@
+"""The dataset, catalog, workers and health commands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from client.client import Client
+from client.commands import Outcome
+from client.output import cell, key_values, table
+
+DATASET_COLUMNS = ["id", "name", "task", "n_samples", "n_features", "n_classes", "size_bytes"]
+
+
+def datasets_upload(args: argparse.Namespace, client: Client) -> Outcome:
+    record = client.upload_dataset(args.file, name=args.name, format=args.format, target=args.target,
+                                   task=args.task, labels=args.labels)
+    return Outcome(0, record, key_values((k, cell(record.get(k))) for k in DATASET_COLUMNS + ["sha256"]))
+
+
+def datasets_list(args: argparse.Namespace, client: Client) -> Outcome:
+    items = client.list_datasets()
+    return Outcome(0, {"items": items}, table(items, DATASET_COLUMNS) if items else "no datasets")
+
+
+def datasets_show(args: argparse.Namespace, client: Client) -> Outcome:
+    record = client.get_dataset(args.id)
+    return Outcome(0, record, key_values((k, cell(v)) for k, v in record.items()))
+
+
+def datasets_delete(args: argparse.Namespace, client: Client) -> Outcome:
+    client.delete_dataset(args.id)
+    return Outcome(0, {"id": args.id, "deleted": True}, f"deleted dataset {args.id}")
+
+
+def describe(details: Any) -> str:
+    """A catalog entry's parameters and defaults on one line."""
+    if isinstance(details, dict):
+        return ", ".join(f"{k}={describe(v)}" if not isinstance(v, dict) else f"{k}({describe(v)})"
+                         for k, v in details.items())
+    return cell(details)
+
+
+def catalog_text(catalog: dict[str, Any]) -> str:
+    """Each section of the catalog with its names and, indented, their parameters."""
+    lines = []
+    for section, entries in catalog.items():
+        lines.append(f"{section}:")
+        if isinstance(entries, dict):
+            named = entries.items()
+        elif isinstance(entries, list):
+            named = [((e.get("name"), {k: v for k, v in e.items() if k != "name"}) if isinstance(e, dict)
+                      else (e, None)) for e in entries]
+        else:
+            named = [(entries, None)]
+        width = max((len(str(n)) for n, _ in named), default=0)
+        for name, details in named:
+            lines.append(f"  {str(name).ljust(width)}  {describe(details)}".rstrip() if details else f"  {name}")
+    return "\n".join(lines)
+
+
+def catalog(args: argparse.Namespace, client: Client) -> Outcome:
+    data = client.catalog()
+    return Outcome(0, data, catalog_text(data))
+
+
+def workers(args: argparse.Namespace, client: Client) -> Outcome:
+    items = client.workers()
+    if not items:
+        return Outcome(0, {"items": []}, "no live workers")
+    columns = list(dict.fromkeys(k for w in items for k in w))
+    return Outcome(0, {"items": items}, table(items, columns))
+
+
+def health(args: argparse.Namespace, client: Client) -> Outcome:
+    data = client.health()
+    return Outcome(0, data, key_values((k, cell(v)) for k, v in data.items()))
+
+
+def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Register the dataset and service-information commands."""
+    p = sub.add_parser("datasets", help="upload, list, show or delete datasets")
+    ds = p.add_subparsers(dest="datasets_command", metavar="upload|list|show|delete", required=True)
+    u = ds.add_parser("upload", parents=[common], help="upload a CSV, NPZ or IDX file")
+    u.add_argument("file")
+    u.add_argument("--name")
+    u.add_argument("--format", choices=["csv", "npz", "idx"])
+    u.add_argument("--target", help="the CSV's target column")
+    u.add_argument("--task", choices=["classification", "regression"])
+    u.add_argument("--labels", metavar="FILE", help="the IDX labels file that goes with FILE's images")
+    u.set_defaults(handler=datasets_upload)
+    ds.add_parser("list", parents=[common], help="your datasets").set_defaults(handler=datasets_list)
+    for name, handler in (("show", datasets_show), ("delete", datasets_delete)):
+        d = ds.add_parser(name, parents=[common], help=f"{name} one dataset")
+        d.add_argument("id")
+        d.set_defaults(handler=handler)
+    sub.add_parser("catalog", parents=[common], help="what a spec can name").set_defaults(handler=catalog)
+    sub.add_parser("workers", parents=[common], help="live workers").set_defaults(handler=workers)
+    sub.add_parser("health", parents=[common], help="service health").set_defaults(handler=health)

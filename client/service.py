@@ -1,0 +1,96 @@
+"""The service commands: thin wrappers that import their owner's module only when run."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Any, Callable
+
+
+def call(module: str, function: str, *args: Any, **kwargs: Any) -> int:
+    """Import `module` lazily and return `function(*args, **kwargs)` as an exit code."""
+    try:
+        target: Callable[..., int | None] = getattr(importlib.import_module(module), function)
+    except (ModuleNotFoundError, AttributeError) as exc:
+        print(f"trainyard: {module}.{function} is not available in this installation ({exc})", file=sys.stderr)
+        return 1
+    code = target(*args, **kwargs)
+    return int(code or 0)
+
+
+def run(args: argparse.Namespace) -> int:
+    return call("core.run", "run_command", args.spec, save=args.save, quiet=args.quiet)
+
+
+def up(args: argparse.Namespace) -> int:
+    return call("api.embedded", "up", host=args.host, port=args.port)
+
+
+def api(args: argparse.Namespace) -> int:
+    return call("api.serve", "serve", host=args.host, port=args.port, workers=args.workers)
+
+
+def worker(args: argparse.Namespace) -> int:
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    return call("worker.main", "run_worker", queues=queues, concurrency=args.concurrency)
+
+
+def reconcile(args: argparse.Namespace) -> int:
+    return call("worker.reconciler", "main")
+
+
+def migrate(args: argparse.Namespace) -> int:
+    return call("store.migrate", "main")
+
+
+def token_create(args: argparse.Namespace) -> int:
+    return call("store.tokens", "create_token_cli", args.user)
+
+
+def token_revoke(args: argparse.Namespace) -> int:
+    if not args.token and not args.user:
+        print("trainyard token revoke: give a TOKEN or --user NAME", file=sys.stderr)
+        return 2
+    return call("store.tokens", "revoke_token_cli", args.token, args.user)
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register the service commands on the top-level parser's subcommands."""
+    p = sub.add_parser("run", help="train a spec locally in this process (no service)")
+    p.add_argument("spec", metavar="SPEC.json")
+    p.add_argument("--save", metavar="FILE", help="write the trained model file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run, service=True)
+
+    p = sub.add_parser("up", help="all-in-one local service: migrate, API, one worker, reconciler")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(handler=up, service=True)
+
+    p = sub.add_parser("api", help="serve the HTTP API with gunicorn")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    p.set_defaults(handler=api, service=True)
+
+    p = sub.add_parser("worker", help="run a Celery worker that trains jobs")
+    p.add_argument("--queues", default="cpu", help="comma-separated: cpu, gpu or cpu,gpu")
+    p.add_argument("--concurrency", type=int, default=1, help="jobs trained at once")
+    p.set_defaults(handler=worker, service=True)
+
+    p = sub.add_parser("reconcile", help="run the reconciler loop (re-enqueues lost jobs)")
+    p.set_defaults(handler=reconcile, service=True)
+
+    p = sub.add_parser("migrate", help="create or upgrade the database schema")
+    p.set_defaults(handler=migrate, service=True)
+
+    p = sub.add_parser("token", help="create or revoke API tokens")
+    token_sub = p.add_subparsers(dest="token_command", metavar="create|revoke", required=True)
+    t = token_sub.add_parser("create", help="create a token; printed on the last line")
+    t.add_argument("--user", required=True, metavar="NAME")
+    t.set_defaults(handler=token_create, service=True)
+    t = token_sub.add_parser("revoke", help="revoke one token, or all of a user's tokens")
+    t.add_argument("token", nargs="?", metavar="TOKEN")
+    t.add_argument("--user", metavar="NAME")
+    t.set_defaults(handler=token_revoke, service=True)

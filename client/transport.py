@@ -1,0 +1,122 @@
+"""HTTP transport: base URL and token, retries with exponential backoff, problem+json to exceptions."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any, Callable
+
+import requests
+
+from client.errors import ApiError, ConnectionFailed, error_for
+
+RETRY_STATUSES = frozenset({502, 503, 504})
+API_PREFIX = "/api/v1"
+
+
+def api_root(url: str) -> str:
+    """`http://host:8000` or `http://host:8000/api/v1/` → `http://host:8000/api/v1`."""
+    url = url.rstrip("/")
+    return url if url.endswith(API_PREFIX) else url + API_PREFIX
+
+
+class Transport:
+    """Sends requests to one service; retries only the calls it is told are safe to repeat."""
+
+    def __init__(self, url: str, token: str | None, *, timeout: float = 60.0, retries: int = 5,
+                 backoff: float = 0.5, max_backoff: float = 8.0, session: requests.Session | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.root = api_root(url)
+        self.token = token
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.session = session or requests.Session()
+        self.sleep = sleep
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number `attempt` (0-based): doubling, capped, or the server's Retry-After."""
+        wait = min(self.max_backoff, self.backoff * (2 ** attempt))
+        if retry_after is not None:
+            wait = min(self.max_backoff, max(wait, retry_after))
+        return wait
+
+    def request(self, method: str, path: str, *, retry: bool, stream: bool = False,
+                timeout: float | tuple[float, float] | None = None, headers: dict[str, str] | None = None,
+                **kwargs: Any) -> requests.Response:
+        """One call; connection errors and 502/503/504 are retried with backoff when `retry` is true.
+
+        Raises the `ApiError` subclass for the answer's status, or `ConnectionFailed`.
+        """
+        url = self.root + path
+        all_headers = {"Accept": "application/json", **(headers or {})}
+        if self.token:
+            all_headers["Authorization"] = f"Bearer {self.token}"
+        attempts = self.retries + 1 if retry else 1
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = self.session.request(method, url, headers=all_headers, stream=stream,
+                                                timeout=timeout or self.timeout, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if last:
+                    raise ConnectionFailed(self.root, _reason(exc)) from exc
+                self.sleep(self.delay(attempt))
+                continue
+            if response.status_code in RETRY_STATUSES and not last:
+                retry_after = retry_after_seconds(response)
+                response.close()
+                self.sleep(self.delay(attempt, retry_after))
+                continue
+            if response.status_code >= 400:
+                raise problem_error(response)
+            return response
+        raise AssertionError("unreachable")  # the loop always returns or raises
+
+    def json(self, method: str, path: str, *, retry: bool, **kwargs: Any) -> Any:
+        """A request whose answer is JSON (None for 204)."""
+        response = self.request(method, path, retry=retry, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+
+def problem_error(response: requests.Response) -> ApiError:
+    """The typed exception for an error answer, from its problem+json body (or its text)."""
+    problem: dict[str, Any] = {}
+    try:
+        body = response.json()
+        if isinstance(body, dict):
+            problem = body
+    except ValueError:
+        text = response.text.strip()
+        problem = {"title": response.reason or "", "detail": text[:500]}
+    problem.setdefault("title", response.reason or "")
+    return error_for(response.status_code, problem, retry_after_seconds(response))
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """The Retry-After header as seconds (a number or an HTTP date), or None."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _reason(exc: Exception) -> str:
+    # requests nests the useful part ("Connection refused") deep inside urllib3's message.
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "timed out", "Connection reset",
+                   "Remote end closed connection"):
+        if marker in text:
+            return marker
+    return text[:200]
