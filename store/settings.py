@@ -94,6 +94,15 @@ class Settings:
         """Worker-local cache of uploaded dataset blobs, by sha256."""
         return self.home / "cache" / "blobs"
 
+    def to_env(self) -> dict[str, str]:
+        """The TRAINYARD_* variables that `load_settings` reads back into these settings (for child processes)."""
+        env = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                env[PREFIX + f.name.upper()] = str(int(value) if isinstance(value, bool) else value)
+        return env
+
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some fields changed (tests use it)."""
         return dataclasses.replace(self, **changes)

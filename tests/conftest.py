@@ -6,12 +6,17 @@
 - `db_settings`: parametrised over both; `migrated_settings`: the same, upgraded to head.
 - `session_factory`: a sessionmaker bound to `migrated_settings`; `session`: one open session.
 - `user_id`: a user created in that database.
+- `fresh_postgres` (session scope): the context manager behind `postgres_settings`, for
+  module-scoped fixtures; `fast_timings`: the lifecycle timings these fixtures use.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -67,9 +72,9 @@ def sqlite_settings(tmp_path) -> Settings:
     return Settings(home=tmp_path / "home", **FAST)
 
 
-@pytest.fixture
-def postgres_settings(tmp_path):
-    """A fresh PostgreSQL database (dropped afterwards) and a private Redis namespace; fast lifecycle timings."""
+@contextlib.contextmanager
+def fresh_postgres_settings(home: Path, **changes) -> Iterator[Settings]:
+    """Settings on a new PostgreSQL database and Redis namespace, both removed on exit (skips if unreachable)."""
     import sqlalchemy
 
     admin = _postgres_admin()
@@ -80,13 +85,32 @@ def postgres_settings(tmp_path):
     url = admin.url.set(database=name).render_as_string(hide_password=False)
     namespace = f"ty-test-{uuid.uuid4().hex[:12]}:"
     try:
-        yield Settings(home=tmp_path / "home", database_url=url, broker_url=REDIS_URL, broker_namespace=namespace,
-                       **FAST)
+        yield Settings(home=home, database_url=url, broker_url=REDIS_URL, broker_namespace=namespace,
+                       **{**FAST, **changes})
     finally:
         with admin.connect() as conn:
             conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
         _delete_redis_namespace(namespace)
+
+
+@pytest.fixture(scope="session")
+def fresh_postgres():
+    """`with fresh_postgres(home, **changes) as settings:` — for fixtures of wider scope than a test."""
+    return fresh_postgres_settings
+
+
+@pytest.fixture(scope="session")
+def fast_timings() -> dict:
+    """The Settings fields that make leases expire and the reconciler act within seconds."""
+    return dict(FAST)
+
+
+@pytest.fixture
+def postgres_settings(tmp_path):
+    """A fresh PostgreSQL database (dropped afterwards) and a private Redis namespace; fast lifecycle timings."""
+    with fresh_postgres_settings(tmp_path / "home") as settings:
+        yield settings
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

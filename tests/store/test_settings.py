@@ -57,3 +57,9 @@ def test_bad_values_name_the_variable(name, value, needle):
 def test_settings_are_frozen():
     with pytest.raises(AttributeError):
         Settings().max_epochs = 3  # type: ignore[misc]
+
+
+def test_to_env_round_trips(tmp_path):
+    s = Settings(home=tmp_path, auth=False, broker_url="redis://h/1", broker_namespace="ns:", max_epochs=7,
+                 lease_seconds=9.5, metrics_token="m")
+    assert load_settings(s.to_env()) == s

@@ -1,0 +1,76 @@
+"""`create_celery(settings)`: the Celery app every process builds (publishers and workers alike).
+
+Messages carry only a job id (JSON, never pickle). Queues are named after the job's
+device (`cpu`, `gpu`). A task is acknowledged after it ran (acks_late) and given back
+when its worker process dies (reject_on_worker_lost); each worker process takes one
+message at a time (prefetch 1). None of this is relied on for correctness — the
+database is (claims, leases, the reconciler); it only keeps redeliveries prompt.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from store.settings import Settings
+
+TRAIN_TASK = "trainyard.train"
+DEVICES = ("cpu", "gpu")
+
+
+def job_queue(device: str) -> Queue:
+    """The queue (and its direct exchange) of jobs for `device`."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; valid: {', '.join(DEVICES)}")
+    return Queue(device, Exchange(device, type="direct", durable=True), routing_key=device, durable=True)
+
+
+def broker_transport_options(settings: Settings) -> dict:
+    """Transport options: the filesystem broker's folders, or Redis's visibility timeout and key prefix."""
+    if settings.uses_filesystem_broker:
+        folder = settings.broker_folder
+        for sub in ("queue", "processed", "control"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        return {"data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
+                "processed_folder": str(folder / "processed"), "store_processed": False,
+                "control_folder": str(folder / "control"), "polling_interval": 0.2}
+    # A message not acknowledged within the visibility timeout is delivered again: keep it
+    # above the longest a job may run, so a long job is not handed to a second worker.
+    options: dict = {"visibility_timeout": int(settings.job_timeout_seconds + 4 * settings.lease_seconds + 60)}
+    if settings.broker_namespace:
+        options["global_keyprefix"] = settings.broker_namespace
+    return options
+
+
+def create_celery(settings: Settings) -> Celery:
+    """A Celery app for `settings` with the train task registered; connects to nothing until used."""
+    app = Celery("trainyard", set_as_current=False)
+    app.conf.update(
+        broker_url=settings.broker_url,
+        broker_transport_options=broker_transport_options(settings),
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=settings.db_connect_timeout_seconds,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_enable_remote_control=False,  # workers report in through the database (store.workers)
+        worker_send_task_events=False,
+        worker_hijack_root_logger=False,
+        task_queues=[job_queue(d) for d in DEVICES],
+        task_default_queue="cpu",
+        task_create_missing_queues=False,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+    )
+
+    @app.task(name=TRAIN_TASK, bind=True, ignore_result=True)
+    def train(self, job_id: str) -> str:
+        from worker.runner import run_job_in_worker  # imported in the pool child, at task time
+
+        return run_job_in_worker(settings=settings, job_id=job_id, worker=self.request.hostname)
+
+    return app

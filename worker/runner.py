@@ -1,0 +1,233 @@
+"""Running one job on a worker: claim the row, load data, train through core, persist; the heartbeat thread.
+
+`run_job` is safe to call twice for one job id: only the call whose claim succeeds
+trains. While it trains, a `JobReporter` thread wakes every `heartbeat_seconds`: it
+writes the epochs buffered since its last wake as one history chunk, extends the
+lease and reads `cancel_requested` — all in one short transaction, so reporting costs
+one write per wake however small the epochs are. The training thread only appends
+rows and checks two flags and a clock between mini-batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import threading
+import time
+from typing import Callable
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.backends.base import Callbacks
+from core.errors import Cancelled, DatasetError, Diverged, TimedOut, TrainyardError
+from core.job import train_job
+from core.validate import validate_spec
+from store.blobs import sha256_hex
+from store.datasets import dataset_bytes
+from store.db import make_engine, make_sessionmaker, session_scope
+from store.errors import LeaseLost
+from store.models import CANCELLED, FAILED, SUCCEEDED, Dataset
+from store.runs import (claim_job, finish_job, heartbeat, latest_checkpoint, record_epochs, save_checkpoint,
+                        truncate_history)
+from store.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_factories: dict[tuple[int, str], sessionmaker[Session]] = {}
+
+
+def session_factory_for(settings: Settings) -> sessionmaker[Session]:
+    """This process's sessionmaker for `settings` (a forked child never reuses its parent's connections)."""
+    key = (os.getpid(), settings.database_url)
+    if key not in _factories:
+        _factories[key] = make_sessionmaker(make_engine(settings))
+    return _factories[key]
+
+
+def _exit_process() -> None:
+    os._exit(1)  # Celery's pool replaces the child; its message is given back and then dropped (claimed)
+
+
+def run_job_in_worker(*, settings: Settings, job_id: str, worker: str) -> str:
+    """The train task's body in a pool child: `run_job` with a hard stop for calls that never return."""
+    return run_job(settings=settings, factory=session_factory_for(settings), job_id=job_id, worker=worker,
+                   on_hard_timeout=_exit_process)
+
+
+class JobReporter:
+    """Callbacks for one attempt plus the thread that reports them (see the module docstring)."""
+
+    def __init__(self, *, settings: Settings, factory: sessionmaker[Session], job_id: str, attempt: int,
+                 on_hard_timeout: Callable[[], None] | None):
+        self.settings, self.factory, self.job_id, self.attempt = settings, factory, job_id, attempt
+        self.deadline = time.monotonic() + settings.job_timeout_seconds
+        self.on_hard_timeout = on_hard_timeout
+        self.rows: list[dict] = []  # appended by the training thread, drained by the reporter
+        self.lock = threading.Lock()  # one writer of history at a time (reporter thread or checkpoint)
+        self.cancelled = threading.Event()
+        self.lost = threading.Event()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name=f"report-{job_id}", daemon=True)
+
+    def callbacks(self, resume: bytes | None) -> Callbacks:
+        return Callbacks(on_epoch=self.on_epoch, check=self.check, on_checkpoint=self.on_checkpoint, resume=resume)
+
+    # --- called by the training thread -------------------------------------------------------
+    def on_epoch(self, row: dict) -> None:
+        loss = row.get("loss", 0.0)
+        if loss is None or not math.isfinite(loss):  # backends that report NaN instead of raising
+            raise Diverged(row["epoch"])
+        self.rows.append(row)
+
+    def check(self) -> None:
+        if self.cancelled.is_set():
+            raise Cancelled("cancelled on request")
+        if self.lost.is_set():
+            raise LeaseLost(f"job {self.job_id} attempt {self.attempt} lost its lease")
+        if time.monotonic() > self.deadline:
+            raise TimedOut(f"training ran past the wall-clock limit of {self.settings.job_timeout_seconds:g} s")
+
+    def on_checkpoint(self, epoch: int, state: bytes) -> None:
+        with self.lock, session_scope(self.factory) as session:
+            rows = self._drain(session)
+            save_checkpoint(session=session, job_id=self.job_id, attempt=self.attempt, epoch=epoch, state=state)
+        del self.rows[:len(rows)]
+
+    # --- the reporter thread ------------------------------------------------------------------
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join()
+
+    def _drain(self, session: Session) -> list[dict]:
+        """Write the buffered rows and extend the lease in `session`; the caller deletes them once committed."""
+        rows = self.rows[:len(self.rows)]  # rows appended meanwhile stay for the next drain
+        record_epochs(session=session, job_id=self.job_id, rows=rows)
+        if heartbeat(session=session, job_id=self.job_id, attempt=self.attempt,
+                     lease_seconds=self.settings.lease_seconds, epoch=rows[-1]["epoch"] if rows else None):
+            self.cancelled.set()
+        return rows
+
+    def flush(self) -> None:
+        with self.lock:
+            with session_scope(self.factory) as session:
+                rows = self._drain(session)
+            del self.rows[:len(rows)]
+
+    def _loop(self) -> None:
+        while not self.stopping.wait(self.settings.heartbeat_seconds):
+            try:
+                self.flush()
+            except LeaseLost:
+                self.lost.set()
+                return
+            except Exception:  # the database may be briefly unreachable: keep the rows, try again
+                log.exception("job %s: reporting failed; retrying", self.job_id)
+            if time.monotonic() > self.deadline + self.settings.lease_seconds:
+                self._hard_timeout()
+                return
+
+    def _hard_timeout(self) -> None:
+        """Training is stuck in a call that never reaches `check`: fail the job, then end the process."""
+        log.error("job %s: still running %g s past its limit; stopping the process", self.job_id,
+                  self.settings.lease_seconds)
+        error = TimedOut(f"training ran past the wall-clock limit of {self.settings.job_timeout_seconds:g} s")
+        try:
+            with session_scope(self.factory) as session:
+                finish_job(session=session, job_id=self.job_id, attempt=self.attempt, status=FAILED,
+                           error=error.to_dict())
+        except Exception:  # lease lost or database down: the reconciler settles the job
+            log.exception("job %s: could not record the timeout", self.job_id)
+        if self.on_hard_timeout is not None:
+            self.on_hard_timeout()
+
+
+def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, worker: str,
+            on_hard_timeout: Callable[[], None] | None = None) -> str:
+    """Claim and run one job; returns its final status, `skipped` (not claimable) or `lost` (lease lost)."""
+    with session_scope(factory) as session:
+        job = claim_job(session=session, job_id=job_id, worker=worker, lease_seconds=settings.lease_seconds)
+        if job is None:
+            log.info("job %s: not claimable (claimed, cancelled or gone); message dropped", job_id)
+            return "skipped"
+        attempt, document, dataset_id = job.attempts, job.spec, job.dataset_id
+        checkpoint = latest_checkpoint(session=session, job_id=job_id)
+        truncate_history(session=session, job_id=job_id, after_epoch=checkpoint[0] if checkpoint else 0)
+    log.info("job %s: attempt %d on %s%s", job_id, attempt, worker,
+             f", resuming after epoch {checkpoint[0]}" if checkpoint else "")
+    reporter = JobReporter(settings=settings, factory=factory, job_id=job_id, attempt=attempt,
+                           on_hard_timeout=on_hard_timeout)
+    reporter.start()
+    outcome: dict = {}
+    try:
+        spec = validate_spec(document)
+        upload = load_upload(settings=settings, factory=factory, dataset_id=dataset_id) if dataset_id else None
+        result = train_job(spec, reporter.callbacks(checkpoint[1] if checkpoint else None), upload=upload,
+                           mnist_dir=settings.mnist_dir)
+        outcome = {"status": SUCCEEDED, "metrics": result.metrics, "model": result.model,
+                   "model_format": result.format, "versions": result.versions, "stopped_early": result.stopped_early}
+    except LeaseLost:
+        reporter.stop()
+        log.warning("job %s: attempt %d lost its lease; another attempt owns it", job_id, attempt)
+        return "lost"
+    except Cancelled as exc:
+        outcome = {"status": CANCELLED, "error": exc.to_dict()}
+    except TrainyardError as exc:  # invalid_spec, dataset_error, diverged, timeout, …
+        outcome = {"status": FAILED, "error": exc.to_dict()}
+    except Exception as exc:
+        log.exception("job %s: internal error", job_id)
+        outcome = {"status": FAILED, "error": {"code": "internal", "message": f"{type(exc).__name__}: {exc}"}}
+    reporter.stop()
+    return _finish(reporter, outcome)
+
+
+def _finish(reporter: JobReporter, outcome: dict) -> str:
+    """The remaining history rows, the status and the model in one transaction."""
+    try:
+        with session_scope(reporter.factory) as session:
+            rows = reporter.rows
+            record_epochs(session=session, job_id=reporter.job_id, rows=rows)
+            finish_job(session=session, job_id=reporter.job_id, attempt=reporter.attempt,
+                       epoch=rows[-1]["epoch"] if rows else None, **outcome)
+    except LeaseLost:
+        log.warning("job %s: attempt %d lost its lease before finishing", reporter.job_id, reporter.attempt)
+        return "lost"
+    log.info("job %s: %s", reporter.job_id, outcome["status"])
+    return outcome["status"]
+
+
+def load_upload(*, settings: Settings, factory: sessionmaker[Session], dataset_id: str) -> tuple:
+    """The upload tuple `core.datasets.load` takes; file bytes come from a local cache by sha256 when present."""
+    with session_scope(factory) as session:
+        dataset = session.get(Dataset, dataset_id)
+        if dataset is None:
+            raise DatasetError(f"dataset {dataset_id} no longer exists")
+        fmt, target, task, sha, labels_sha = (dataset.format, dataset.target, dataset.task, dataset.blob_sha256,
+                                              dataset.labels_sha256)
+        cached = {s: _read_cache(settings, s) for s in (sha, labels_sha) if s}
+        if any(v is None for v in cached.values()):
+            data, labels = dataset_bytes(session=session, dataset=dataset)
+            cached = {sha: data, **({labels_sha: labels} if labels_sha else {})}
+            for s, blob in cached.items():
+                _write_cache(settings, s, blob)
+    return cached[sha], fmt, target, task, cached[labels_sha] if labels_sha else None
+
+
+def _read_cache(settings: Settings, sha: str) -> bytes | None:
+    try:
+        data = (settings.blob_cache_folder / sha).read_bytes()
+    except OSError:
+        return None
+    return data if sha256_hex(data) == sha else None
+
+
+def _write_cache(settings: Settings, sha: str, data: bytes) -> None:
+    folder = settings.blob_cache_folder
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, delete=False) as tmp:
+        tmp.write(data)
+    os.replace(tmp.name, folder / sha)
