@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from core import fused
 from core.registry import Registry
 
 OPTIMIZERS: Registry["Optimizer"] = Registry("optimizer")
@@ -96,10 +97,20 @@ class Adam(Optimizer):
         super().__init__(learning_rate)
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
 
+    def build(self, params):
+        super().build(params)
+        self._kernels = [fused.adam_kernel(p) for p in params]
+
     def _update(self, i, w, g, tmp):
         t = self.iterations
         alpha = self.learning_rate * math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
         m, v = self.slots["m"][i], self.slots["v"][i]
+        kernel = self._kernels[i]
+        if kernel is not None:
+            # the same float32 (or float64) arithmetic as the ufunc path below, in one pass
+            dtype = w.dtype.type
+            kernel(w, g, m, v, dtype(alpha), dtype(1 - self.beta_1), dtype(1 - self.beta_2), dtype(self.epsilon))
+            return
         np.subtract(g, m, out=tmp)
         tmp *= 1 - self.beta_1
         m += tmp

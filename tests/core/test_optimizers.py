@@ -71,3 +71,28 @@ def test_state_round_trip_continues_identically(name):
     for g in grads[2:]:
         fresh.update([w], [np.array([g])])
     assert w[0] == w_full
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_adam_kernel_is_bit_identical_to_the_numpy_path(dtype, monkeypatch):
+    pytest.importorskip("numba")
+    from core import fused
+
+    rng = np.random.default_rng(0)
+    w0 = rng.normal(size=fused.MIN_SIZE).astype(dtype)
+    grads = [rng.normal(size=w0.size).astype(dtype) for _ in range(3)]
+
+    def run():
+        opt, w = optimizers.get({"name": "adam", "learning_rate": 0.01}), w0.copy()
+        opt.build([w])
+        for g in grads:
+            opt.update([w], [g])
+        return opt, w
+
+    fused_opt, fused_w = run()
+    assert fused_opt._kernels[0] is not None
+    monkeypatch.setattr(fused, "numba", None)
+    numpy_opt, numpy_w = run()
+    assert numpy_opt._kernels[0] is None
+    np.testing.assert_array_equal(fused_w, numpy_w)
+    np.testing.assert_array_equal(fused_opt.slots["v"][0], numpy_opt.slots["v"][0])
