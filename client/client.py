@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -143,13 +144,13 @@ class Client:
                        labels: str | os.PathLike | None = None) -> dict[str, Any]:
         """Upload a CSV, NPZ or IDX file (`labels`: the IDX labels file); not retried (not idempotent)."""
         path = Path(path)
-        fields = {k: v for k, v in (("name", name or path.stem), ("format", format), ("target", target),
-                                    ("task", task)) if v}
-        with open(path, "rb") as data, (open(labels, "rb") if labels else _Nothing()) as label_file:
-            files: dict[str, Any] = {"file": (path.name, data, "application/octet-stream")}
-            if label_file is not None:
-                files["labels"] = (Path(labels).name, label_file, "application/octet-stream")
-            return self.http.json("POST", "/datasets", data=fields, files=files, retry=False)
+        fields = {"name": name or path.stem, "format": format or guess_format(path), "target": target, "task": task}
+        with contextlib.ExitStack() as files_open:
+            files: dict[str, Any] = {"file": (path.name, files_open.enter_context(open(path, "rb")))}
+            if labels is not None:
+                files["labels"] = (Path(labels).name, files_open.enter_context(open(labels, "rb")))
+            return self.http.json("POST", "/datasets", data={k: v for k, v in fields.items() if v}, files=files,
+                                  retry=False)
 
     def list_datasets(self) -> list[dict[str, Any]]:
         """The caller's datasets."""
@@ -176,18 +177,22 @@ class Client:
         return self.http.json("GET", "/health", retry=True)
 
 
+def guess_format(path: Path) -> str | None:
+    """`csv`, `npz` or `idx` from a file name (`train-images-idx3-ubyte.gz` is idx), else None."""
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(".csv"):
+        return "csv"
+    if name.endswith(".npz"):
+        return "npz"
+    if name.endswith(".idx") or "-idx" in name or name.endswith("ubyte"):
+        return "idx"
+    return None
+
+
 def _items(body: Any, key: str) -> list[dict[str, Any]]:
     if isinstance(body, dict):
         body = body.get("items", body.get(key, []))
     return list(body or [])
-
-
-class _Nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 class _Waiter:
@@ -225,7 +230,7 @@ class _Waiter:
                 self.poll_history()
                 time.sleep(self.remaining(self.poll_interval))
             job = self.client.get(self.job_id)
-        self.report({**job.progress, "status": job.status}, force=True)
+        self.report({**job.progress, **job.metrics, "status": job.status}, force=True)
         return job
 
     def remaining(self, at_most: float) -> float:

@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -185,3 +186,19 @@ def test_cancel_retried_after_it_got_through_is_not_an_error(fake, make_client):
     fake.route("POST", "/jobs/j1/cancel", cancel)
     fake.route("GET", "/jobs/j1", lambda req, m: Reply(200, {**JOB, "status": state["status"]}))
     assert make_client().cancel("j1").status == "cancelled"
+
+
+def test_upload_sends_the_fields_and_guesses_the_format(fake, make_client, tmp_path):
+    from client.client import guess_format
+
+    fake.route("POST", "/datasets", lambda req, m: Reply(201, {"id": "d1"}))
+    images, labels = tmp_path / "train-images-idx3-ubyte.gz", tmp_path / "train-labels-idx1-ubyte.gz"
+    images.write_bytes(b"images")
+    labels.write_bytes(b"labels")
+    assert make_client().upload_dataset(images, labels=labels, task="classification") == {"id": "d1"}
+    body = fake.calls("POST", "/datasets")[0].body
+    for part in (b'name="format"\r\n\r\nidx', b'name="task"\r\n\r\nclassification', b'name="labels"; filename=',
+                 b'name="name"\r\n\r\ntrain-images-idx3-ubyte'):
+        assert part in body
+    assert [guess_format(Path(n)) for n in ("a.CSV", "b.npz", "t10k-labels-idx1-ubyte", "x.bin")] == [
+        "csv", "npz", "idx", None]

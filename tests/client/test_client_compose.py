@@ -1,0 +1,74 @@
+"""docker-compose.yml: it validates, and its services' commands run the real service on this machine."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+
+from composestack import COMPOSE_FILE, ROOT, load_compose
+
+TRAINYARD_SERVICES = {"migrate", "api", "worker-cpu", "worker-gpu", "reconciler"}
+XOR = json.loads((ROOT / "examples" / "xor_relu.json").read_text())
+
+
+def compose_config(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """`docker-compose config` on a copy of the file in an empty folder: no .env, no environment."""
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("docker-compose is not installed (CI installs Debian's: apt-get install docker-compose)")
+    shutil.copy(COMPOSE_FILE, tmp_path / "docker-compose.yml")
+    return subprocess.run([binary, "-f", str(tmp_path / "docker-compose.yml"), *args, "config"], cwd=tmp_path,
+                          env={"PATH": "/usr/local/bin:/usr/bin:/bin"}, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("profile", [[], ["--profile", "gpu"]], ids=["default", "gpu"])
+def test_compose_file_validates_with_no_env_file(tmp_path, profile):
+    result = compose_config(tmp_path, *profile)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    services = config["services"]
+    assert set(services) >= {"postgres", "redis"} | TRAINYARD_SERVICES
+    env = services["api"]["environment"]
+    assert env["TRAINYARD_DATABASE_URL"] == "postgresql+psycopg://trainyard:trainyard@postgres:5432/trainyard"
+    assert env["TRAINYARD_BROKER_URL"] == "redis://redis:6379/0"
+    assert "WARNING" not in result.stderr, result.stderr  # no unset variable without a default
+
+
+def test_compose_file_shape():
+    services = load_compose()["services"]
+    for name in TRAINYARD_SERVICES:
+        assert services[name]["command"][0] == "trainyard"
+        assert "container_name" not in services[name]
+        assert services[name]["environment"]["TRAINYARD_DATABASE_URL"].startswith("postgresql+psycopg://")
+    for name in TRAINYARD_SERVICES - {"migrate"}:
+        assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    assert services["migrate"]["restart"] == "no"
+    assert "ports" not in services["worker-cpu"]  # so `--scale worker-cpu=N` works
+    assert services["worker-cpu"]["command"][:4] == ["trainyard", "worker", "--queues", "cpu"]
+    gpu = services["worker-gpu"]
+    assert gpu["profiles"] == ["gpu"] and gpu["command"][:4] == ["trainyard", "worker", "--queues", "gpu"]
+    assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+    assert gpu["build"]["target"] == "gpu" and services["api"]["build"]["target"] == "cpu"
+    assert "/api/v1/health" in " ".join(services["api"]["healthcheck"]["test"])
+    assert any(v.startswith("postgres-data:") for v in services["postgres"]["volumes"])
+
+
+def test_compose_services_train_jobs_as_local_processes(compose_stack, live):
+    """api + migrate + two worker-cpu + reconciler, started from the compose file's commands, train jobs."""
+    assert compose_stack.healthy()
+    assert {p: proc.poll() for p, proc in compose_stack.processes.items()} == dict.fromkeys(compose_stack.processes)
+    with ThreadPoolExecutor(4) as pool:
+        jobs = [live.submit({**XOR, "name": f"compose-{n}", "training": {**XOR["training"], "seed": n}})
+                for n in range(4)]
+        finals = list(pool.map(lambda job: live.wait(job.id, timeout=180, progress=False), jobs))
+    assert [job.status for job in finals] == ["succeeded"] * 4, [job.error for job in finals]
+    workers = live.workers()
+    assert len([w for w in workers if "cpu" in w.get("queues", [])]) >= 2, workers
+    again = compose_stack.run("migrate")  # the one-shot service is safe to run again
+    assert again.returncode == 0, again.stderr
