@@ -25,6 +25,13 @@ class JobCollector:
     def __init__(self, sessions):
         self.sessions = sessions
 
+    def describe(self):
+        """The families, without touching the database (the registry asks when the collector is registered)."""
+        yield GaugeMetricFamily("trainyard_jobs", "Jobs by status", labels=["status"])
+        yield GaugeMetricFamily("trainyard_queue_depth", "Queued jobs per queue", labels=["queue"])
+        yield GaugeMetricFamily("trainyard_epochs_per_second", "Epochs per second summed over running jobs")
+        yield HistogramMetricFamily("trainyard_job_duration_seconds", "Run time of finished jobs", labels=["status"])
+
     def collect(self):
         with self.sessions() as db:
             by_status = dict(db.execute(select(Job.status, func.count()).group_by(Job.status)).all())

@@ -25,6 +25,17 @@ XOR_FIT = {"name": "xor-fit", "dataset": {"builtin": "xor"},
                         "optimizer": {"name": "adam", "learning_rate": 0.05}}}
 XOR_INPUTS = [[0, 0], [0, 1], [1, 0], [1, 1]]
 
+PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
+
+
+def problem(r, status: int) -> dict:
+    """Assert `r` is a problem+json response with `status`; return its body."""
+    assert r.status_code == status, r.get_data(as_text=True)
+    assert r.mimetype == "application/problem+json"
+    body = r.get_json()
+    assert PROBLEM_KEYS <= set(body) and body["status"] == status and body["type"].startswith("urn:trainyard:problem:")
+    return body
+
 
 def xor(**changes) -> dict:
     """A tiny XOR spec with top-level keys replaced."""
@@ -113,3 +124,60 @@ def fail(api, job_id: str, error: dict) -> None:
     attempt = claim(api, job_id)
     with session_scope(api.sessions) as s:
         finish_job(session=s, job_id=job_id, attempt=attempt, status="failed", error=error)
+
+
+# --- real processes --------------------------------------------------------------------
+
+def settings_env(settings) -> dict[str, str]:
+    """os.environ plus the TRAINYARD_* variables that load_settings() reads back into `settings`."""
+    import dataclasses
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINYARD_")}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if value is not None:
+            env["TRAINYARD_" + f.name.upper()] = str(int(value) if isinstance(value, bool) else value)
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def start_worker(settings, queues: str = "cpu"):
+    """A real `trainyard worker` process on `settings` (stop it with stop_process)."""
+    import subprocess
+    import sys
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    with open(settings.home / "worker.log", "ab") as log:  # the child keeps its own handle
+        return subprocess.Popen([sys.executable, "-m", "client.cli", "worker", "--queues", queues,
+                                 "--concurrency", "1"], env=settings_env(settings), cwd=ROOT,
+                                stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_process(proc, timeout: float = 20) -> None:
+    import signal
+    import subprocess
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
+    """Poll `predicate` until it returns something truthy; fail naming `what` after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

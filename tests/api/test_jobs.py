@@ -8,19 +8,7 @@ from sqlalchemy import update
 from store.db import session_scope
 from store.models import Job
 import apitest as fake_worker
-from apitest import XOR_FIT, XOR_INPUTS, make_api, xor
-
-PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
-
-
-def problem(r, status: int) -> dict:
-    """Assert `r` is a problem+json response with `status`; return its body."""
-    assert r.status_code == status, r.get_data(as_text=True)
-    assert r.mimetype == "application/problem+json"
-    body = r.get_json()
-    assert PROBLEM_KEYS <= set(body) and body["status"] == status and body["type"].startswith("urn:trainyard:problem:")
-    return body
-
+from apitest import XOR_FIT, XOR_INPUTS, make_api, problem, xor
 
 def test_submit_returns_the_queued_job_with_location(api):
     r = api.alice.post("/jobs", json=xor())

@@ -1,0 +1,74 @@
+"""`trainyard up`: migrates, starts API + worker + reconciler, trains the README's example, stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import requests
+from apitest import ROOT, settings_env, wait_for
+
+from api.serve import gunicorn_options
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_up_serves_trains_and_stops_cleanly(db_settings, tmp_path):
+    if db_settings.is_sqlite:  # no configuration at all: everything under TRAINYARD_HOME
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINYARD_")}
+        env.update(TRAINYARD_HOME=str(tmp_path / "var"), PYTHONPATH=str(ROOT))
+    else:  # TRAINYARD_DATABASE_URL / TRAINYARD_BROKER_URL are honoured
+        env = settings_env(db_settings)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1"
+    log = open(tmp_path / "up.log", "wb")
+    up = subprocess.Popen([sys.executable, "-m", "client.cli", "up", "--port", str(port)], env=env, cwd=tmp_path,
+                          stdout=subprocess.PIPE, stderr=log)
+    try:
+        banner = up.stdout.readline().decode()
+        while "trainyard is up" not in banner and up.poll() is None:
+            banner = up.stdout.readline().decode()
+        assert f"http://127.0.0.1:{port}/api/v1" in banner, (tmp_path / "up.log").read_text()
+        rest = "".join(up.stdout.readline().decode() for _ in range(3))
+        home = tmp_path / "var" if db_settings.is_sqlite else db_settings.home
+        token = (home / "token").read_text().strip()
+        assert f"token: {home / 'token'}" in rest and "--data @examples/xor_relu.json" in rest
+        assert requests.get(f"{base}/health", timeout=5).json()["status"] == "ok"
+        auth = {"Authorization": f"Bearer {token}"}
+        spec = json.loads((ROOT / "examples" / "xor_relu.json").read_text())
+        job = requests.post(f"{base}/jobs", json=spec, headers=auth, timeout=10).json()
+        done = wait_for(lambda: (j := requests.get(f"{base}/jobs/{job['id']}", headers=auth, timeout=5).json())
+                        ["status"] in ("succeeded", "failed") and j, 60, "the example to train")
+        assert done["status"] == "succeeded", done
+        [worker] = requests.get(f"{base}/workers", headers=auth, timeout=5).json()["items"]
+    finally:
+        up.send_signal(signal.SIGTERM)
+        code = up.wait(30)
+        up.stdout.close()
+        log.close()
+    assert code == 0
+    assert not alive(worker["pid"])
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0  # the API is gone too
+
+
+def test_serve_runs_threaded_gunicorn_workers():
+    opts = gunicorn_options(host="127.0.0.1", port=8000, workers=2)
+    assert (opts["worker_class"], opts["workers"], opts["bind"]) == ("gthread", 2, "127.0.0.1:8000")
+    assert opts["threads"] > 1
