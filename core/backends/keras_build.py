@@ -1,0 +1,132 @@
+"""A job spec translated into Keras objects: the Sequential model, its loss, optimizer and metrics.
+
+Keras is imported inside each function: importing this module must not load TensorFlow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from core.spec import BatchNorm, Dense, Dropout, Initializer, JobSpec
+
+# metrics Keras computes per mini-batch exactly as trainyard defines them; the rest
+# (precision, recall, f1: macro averages) are computed at each epoch's end by the backend
+KERAS_METRICS = ("accuracy", "mean_squared_error", "mean_absolute_error", "r2")
+# Every class a trainyard .keras file's config may name; anything else is refused before Keras reads it.
+ALLOWED_CLASSES = frozenset({
+    "Sequential", "InputLayer", "Dense", "Dropout", "BatchNormalization", "LeakyReLU", "DTypePolicy", "L1L2",
+    "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform", "GlorotUniform", "GlorotNormal", "HeUniform",
+    "HeNormal", "SGD", "Adam", "RMSprop", "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy",
+    "CategoricalCrossentropy", "BinaryAccuracy", "CategoricalAccuracy", "R2Score", "__tensor__", "__numpy__",
+})
+ALLOWED_MODULES = frozenset({"keras", "keras.layers", "keras.initializers", "keras.regularizers", "keras.optimizers",
+                             "keras.losses", "keras.metrics", "keras.src.models.sequential", "builtins", None})
+
+
+def initializer(init: Initializer, seed: int) -> Any:
+    """The Keras initializer for a spec initializer; random ones get their own seed."""
+    import keras
+
+    i = keras.initializers
+    table = {
+        "zeros": lambda: i.Zeros(), "ones": lambda: i.Ones(), "constant": lambda: i.Constant(init.value),
+        "normal": lambda: i.RandomNormal(init.mean, init.stddev, seed=seed),
+        "uniform": lambda: i.RandomUniform(init.minval, init.maxval, seed=seed),
+        "glorot_uniform": lambda: i.GlorotUniform(seed), "glorot_normal": lambda: i.GlorotNormal(seed),
+        "he_uniform": lambda: i.HeUniform(seed), "he_normal": lambda: i.HeNormal(seed),
+    }
+    return table[init.name]()
+
+
+def _dense(layer: Dense, i: int, seed: int) -> list:
+    import keras
+
+    name = layer.activation.name
+    reg = layer.kernel_regularizer
+    dense = keras.layers.Dense(
+        layer.units, activation="linear" if name == "leaky_relu" else name, use_bias=layer.use_bias,
+        kernel_initializer=initializer(layer.kernel_initializer, seed + 2 * i),
+        bias_initializer=initializer(layer.bias_initializer, seed + 2 * i + 1),
+        kernel_regularizer=keras.regularizers.L1L2(reg.l1, reg.l2) if reg else None, name=f"dense_{i}")
+    if name != "leaky_relu":
+        return [dense]
+    # Keras 3's "leaky_relu" string uses slope 0.2; the spec's alpha needs its own layer
+    return [dense, keras.layers.LeakyReLU(negative_slope=layer.activation.alpha, name=f"leaky_relu_{i}")]
+
+
+def build_model(spec: JobSpec, n_features: int) -> Any:
+    """The spec's layers as a keras.Sequential with seeded initializers and dropout."""
+    import keras
+
+    seed = spec.training.seed
+    layers: list = [keras.Input(shape=(n_features,), name="inputs")]
+    for i, layer in enumerate(spec.model.layers):
+        if isinstance(layer, Dense):
+            layers += _dense(layer, i, seed)
+        elif isinstance(layer, Dropout):
+            layers.append(keras.layers.Dropout(layer.rate, seed=seed + 2 * i, name=f"dropout_{i}"))
+        elif isinstance(layer, BatchNorm):
+            layers.append(keras.layers.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon,
+                                                          name=f"batch_norm_{i}"))
+    return keras.Sequential(layers, name="trainyard")
+
+
+def loss(spec: JobSpec) -> Any:
+    import keras
+
+    return {"mean_squared_error": keras.losses.MeanSquaredError, "mean_absolute_error": keras.losses.MeanAbsoluteError,
+            "binary_crossentropy": keras.losses.BinaryCrossentropy,
+            "categorical_crossentropy": keras.losses.CategoricalCrossentropy}[spec.training.loss]()
+
+
+def optimizer(spec: JobSpec) -> Any:
+    import keras
+
+    o = spec.training.optimizer
+    if o.name == "sgd":
+        return keras.optimizers.SGD(o.learning_rate, momentum=o.momentum, nesterov=o.nesterov)
+    if o.name == "adam":
+        return keras.optimizers.Adam(o.learning_rate, beta_1=o.beta_1, beta_2=o.beta_2, epsilon=o.epsilon)
+    return keras.optimizers.RMSprop(o.learning_rate, rho=o.rho, momentum=o.momentum, epsilon=o.epsilon)
+
+
+def metrics(spec: JobSpec) -> list:
+    """Keras metric objects named as trainyard names them (so logs say `accuracy`, `val_accuracy`)."""
+    import keras
+
+    m, units = keras.metrics, spec.model.output.units
+    table = {
+        "accuracy": lambda: m.BinaryAccuracy(name="accuracy") if units == 1 else m.CategoricalAccuracy(name="accuracy"),
+        "mean_squared_error": lambda: m.MeanSquaredError(name="mean_squared_error"),
+        "mean_absolute_error": lambda: m.MeanAbsoluteError(name="mean_absolute_error"),
+        "r2": lambda: m.R2Score(name="r2"),
+    }
+    return [table[name]() for name in spec.training.metrics or () if name in table]
+
+
+def encode_targets(y: np.ndarray, task: str, units: int) -> np.ndarray:
+    """Class indices → 0/1 column (1 unit) or one-hot (k units); regression values → `(n, units)`; float32."""
+    if task == "classification":
+        if units == 1:
+            return y.reshape(-1, 1).astype(np.float32)
+        return np.eye(units, dtype=np.float32)[y]
+    return np.asarray(y, dtype=np.float32).reshape(len(y), units)
+
+
+def decode_outputs(out: np.ndarray, task: str) -> np.ndarray:
+    """Network outputs → class indices (p > 0.5 for one unit, else argmax) or regression values."""
+    if task == "classification":
+        return (out[:, 0] > 0.5).astype(np.int64) if out.shape[1] == 1 else out.argmax(axis=1)
+    return out[:, 0] if out.shape[1] == 1 else out
+
+
+def probabilities(out: np.ndarray) -> np.ndarray:
+    """Class probabilities `(n, k)`, k ≥ 2: a single unit p gives `[1-p, p]`; other outputs are clipped and normalised."""
+    if out.shape[1] == 1:
+        p = np.clip(out[:, 0], 0.0, 1.0)
+        return np.stack([1 - p, p], axis=1)
+    out = np.clip(out, 0.0, None)
+    total = out.sum(axis=1, keepdims=True)
+    return np.divide(out, total, out=np.full_like(out, 1.0 / out.shape[1]), where=total > 0)
