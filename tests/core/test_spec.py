@@ -23,15 +23,18 @@ XOR = {
 }
 
 
+DELETE = object()
+
+
 def with_changes(**paths):
-    """XOR with `a__b__0__c=value` paths replaced (value None deletes the key)."""
+    """XOR with `a__b__0__c=value` paths replaced (value DELETE removes the key)."""
     doc = copy.deepcopy(XOR)
     for path, value in paths.items():
         *parents, last = [int(p) if p.isdigit() else p for p in path.split("__")]
         node = doc
         for p in parents:
             node = node[p]
-        if value is None:
+        if value is DELETE:
             del node[last]
         else:
             node[last] = value
@@ -87,8 +90,8 @@ def test_loss_aliases(given, expected):
 
 
 def test_loss_follows_the_output_activation_when_left_out():
-    assert parse_spec(with_changes(training__loss=None)).training.loss == "binary_crossentropy"
-    doc = with_changes(training__loss=None, model__layers__1__activation="linear")
+    assert parse_spec(with_changes(training__loss=DELETE)).training.loss == "binary_crossentropy"
+    doc = with_changes(training__loss=DELETE, model__layers__1__activation="linear")
     assert parse_spec(doc).training.loss == "mean_squared_error"
     doc = {"dataset": {"builtin": "digits"}, "model": {"layers": [{"type": "dense", "units": 10, "activation": "softmax"}]}}
     assert parse_spec(doc).training.loss == "categorical_crossentropy"
@@ -203,7 +206,7 @@ def test_regression_refuses_classification_losses_and_metrics():
 
 def test_regression_defaults_to_mae_metric():
     info = DatasetInfo("regression", 10, None, 442)
-    doc = with_changes(dataset={"builtin": "diabetes"}, training__metrics=None,
+    doc = with_changes(dataset={"builtin": "diabetes"}, training__metrics=DELETE,
                        model__layers__1={"type": "dense", "units": 1})
     spec = validate_spec(doc, info)
     assert spec.training.metrics == ["mean_absolute_error"] and spec.training.loss == "mean_squared_error"
@@ -222,7 +225,7 @@ def test_early_stopping_monitor_defaults_and_must_exist():
 
 
 def test_path_datasets_wait_for_the_data_to_be_checked():
-    spec = validate_spec(with_changes(dataset={"path": "data.csv"}, training__metrics=None))
+    spec = validate_spec(with_changes(dataset={"path": "data.csv"}, training__metrics=DELETE))
     assert spec.training.metrics is None  # filled once the file is read
     finalize_spec(spec, DatasetInfo("classification", 2, 2, 10))
     assert spec.training.metrics == ["accuracy"] and spec.dataset.task == "classification"
