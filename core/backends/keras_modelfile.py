@@ -10,6 +10,7 @@ import io
 import json
 import os
 import tempfile
+import warnings
 import zipfile
 from typing import Any
 
@@ -34,7 +35,11 @@ def dump(model: Any, meta: dict) -> bytes:
     """The model (with its optimizer state, as Keras saves it) as `.keras` bytes, `meta` stored as trainyard.json."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.keras")
-        model.save(path)
+        with warnings.catch_warnings():
+            # TensorFlow's variables predate numpy 2's `copy` keyword; Keras's saver trips over that, harmlessly
+            warnings.filterwarnings("ignore", message="__array__ implementation doesn't accept a copy keyword",
+                                    category=DeprecationWarning)
+            model.save(path)
         with zipfile.ZipFile(path, "a") as archive:
             doc = {"format": "trainyard-keras", "format_version": FORMAT_VERSION, **meta}
             archive.writestr(META_MEMBER, json.dumps(doc, default=_json_default))

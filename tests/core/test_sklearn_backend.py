@@ -22,10 +22,11 @@ from core.backends import get_backend, load_predictor, sklearn_fit
 from core.backends.base import Callbacks, PreparedData, Preprocessing
 from core.backends.sklearn_backend import FORMAT_VERSION, dump_model
 from core.capabilities import SKLEARN_DEFAULTS
-from core.datasets import describe, load, prepare
 from core.errors import Cancelled, Diverged, ModelFileError, SpecError
-from core.spec import finalize_spec, normalised, parse_spec
+from core.spec import normalised, parse_spec
 from core.validate import validate_spec
+
+from backend_data import prepared
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
@@ -44,14 +45,6 @@ def digits_doc(**training) -> dict:
             "model": {"layers": [{"type": "dense", "units": 64, "activation": "relu"},
                                  {"type": "dense", "units": 10, "activation": "softmax"}]},
             "training": {"epochs": 40, "seed": 0, "batch_size": 64, **training}}
-
-
-def prepared(doc: dict):
-    """The spec as validated and finalised, and its dataset split and scaled, as a job does it."""
-    spec = validate_spec(doc)
-    raw = load(spec.dataset)
-    finalize_spec(spec, describe(raw))
-    return spec, prepare(raw, spec.dataset)
 
 
 def train(doc: dict, callbacks: Callbacks | None = None):

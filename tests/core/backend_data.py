@@ -1,0 +1,16 @@
+"""Shared by the backend tests: a spec validated, finalised and its data prepared exactly as a job does it."""
+
+from __future__ import annotations
+
+from core.backends.base import PreparedData
+from core.datasets import describe, load, prepare
+from core.spec import JobSpec, finalize_spec
+from core.validate import validate_spec
+
+
+def prepared(doc: dict) -> tuple[JobSpec, PreparedData]:
+    """The spec as validated and finalised, and its dataset split and scaled."""
+    spec = validate_spec(doc)
+    raw = load(spec.dataset)
+    finalize_spec(spec, describe(raw))
+    return spec, prepare(raw, spec.dataset)
