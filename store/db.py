@@ -12,15 +12,29 @@ wrote in between. The price: SQLite transactions are serialised, so keep them sh
 
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from core.job import json_safe
 from store.settings import Settings
+
+
+def json_dumps(value: Any) -> str:
+    """JSON for every JSON column: non-finite floats become null (never bare NaN) and numpy values plain.
+
+    The fast path serialises as is; only a value that fails it (NaN, a numpy scalar)
+    pays for the recursive clean-up — history rows are usually clean already.
+    """
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return json.dumps(json_safe(value), allow_nan=False)
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -32,6 +46,7 @@ def make_engine(settings: Settings) -> Engine:
         settings.database_url,
         pool_pre_ping=True,
         pool_size=settings.db_pool_size,
+        json_serializer=json_dumps,
         connect_args={
             "connect_timeout": max(1, int(settings.db_connect_timeout_seconds)),
             "options": f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}",
@@ -47,6 +62,7 @@ def _sqlite_engine(settings: Settings) -> Engine:
     engine = create_engine(
         settings.database_url,
         poolclass=NullPool,
+        json_serializer=json_dumps,
         connect_args={"timeout": settings.db_statement_timeout_seconds, "check_same_thread": False},
     )
     busy_ms = int(settings.db_statement_timeout_seconds * 1000)

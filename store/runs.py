@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from core.job import json_safe
 from store.blobs import delete_blob_if_unreferenced, get_blob, put_blob
 from store.errors import LeaseLost
 from store.models import (CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Artifact, HistoryChunk, Job, Worker,
@@ -66,7 +65,7 @@ def record_epochs(*, session: Session, job_id: str, rows: list[dict]) -> None:
     """Store consecutive history rows as one chunk (call `heartbeat` with the last epoch in the same transaction)."""
     if rows:
         session.add(HistoryChunk(job_id=job_id, first_epoch=rows[0]["epoch"], last_epoch=rows[-1]["epoch"],
-                                 rows=json_safe(rows)))
+                                 rows=rows))
 
 
 def truncate_history(*, session: Session, job_id: str, after_epoch: int) -> None:
@@ -128,7 +127,7 @@ def finish_job(*, session: Session, job_id: str, attempt: int, status: str, metr
     resume). Raises LeaseLost when this attempt no longer owns the job.
     """
     assert status in (SUCCEEDED, FAILED, CANCELLED)
-    values: dict[str, Any] = {"status": status, "metrics": json_safe(metrics), "error": json_safe(error),
+    values: dict[str, Any] = {"status": status, "metrics": metrics, "error": error,
                               "versions": versions, "stopped_early": stopped_early, "finished_at": utcnow(),
                               "lease_expires_at": None}
     if epoch is not None:
