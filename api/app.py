@@ -6,7 +6,7 @@ from flask import Flask, request
 from sqlalchemy import Engine
 
 from api import auth, catalog, datasets, docs, health, jobs, metrics, results, workers
-from api.context import State, close_session, state
+from api.context import State, close_session, read_sessionmaker, state
 from api.errors import register_error_handlers
 from api.jsonio import FiniteJSONProvider
 from api.ratelimit import RateLimiter
@@ -35,7 +35,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = max(settings.max_upload_bytes, settings.max_request_bytes)
     engine = engine or make_engine(settings)
     app.extensions["trainyard"] = State(
-        settings=settings, engine=engine, sessions=make_sessionmaker(engine),
+        settings=settings, engine=engine, sessions=make_sessionmaker(engine), read_sessions=read_sessionmaker(engine),
         limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
     )
     register_error_handlers(app)

@@ -29,11 +29,15 @@ def authenticate() -> None:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("send 'Authorization: Bearer TOKEN' (trainyard token create --user NAME makes one)")
-    user = verify_token(session=session(), token=token)
-    if user is None:
-        raise _unauthorized("the token is unknown or revoked")
-    g.user_id = user.id
-    wait = st.limiter.allow(hashlib.sha256(token.encode()).hexdigest())
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    g.user_id = st.tokens.get(digest)
+    if g.user_id is None:
+        user = verify_token(session=session(), token=token)
+        if user is None:
+            raise _unauthorized("the token is unknown or revoked")
+        st.tokens.put(digest, user.id)
+        g.user_id = user.id
+    wait = st.limiter.allow(digest)
     if wait > 0:
         raise ApiError(429, f"over the rate limit of {st.settings.rate_limit_per_second:g} requests per second per "
                             f"token (bursts of {st.settings.rate_limit_burst}); retry in {wait:.2f} s",

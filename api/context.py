@@ -5,13 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import current_app, g
+from flask import current_app, g, request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.predicting import PredictorCache
-from api.ratelimit import RateLimiter
+from api.ratelimit import RateLimiter, TokenCache
+from store.db import make_sessionmaker
 from store.settings import Settings
+
+
+READ_METHODS = ("GET", "HEAD")
+
+
+def read_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for requests that only read. On PostgreSQL each statement runs in autocommit (a read needs no
+    transaction, and skipping BEGIN/ROLLBACK halves a small request's round trips); SQLite keeps the store's
+    BEGIN IMMEDIATE transactions, which its locking relies on."""
+    if engine.dialect.name == "postgresql":
+        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return make_sessionmaker(engine)
 
 
 @dataclass
@@ -21,8 +34,10 @@ class State:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    read_sessions: sessionmaker[Session]  # autocommit on PostgreSQL: no BEGIN/ROLLBACK round trips for reads
     limiter: RateLimiter
     predictors: PredictorCache = field(default_factory=PredictorCache)
+    tokens: TokenCache = field(default_factory=TokenCache)
     celery: Any = None  # created on first publish or broker check
     metrics: Any = None  # the app's prometheus registry
 
@@ -35,7 +50,8 @@ def state() -> State:
 def session() -> Session:
     """This request's database session (opened on first use, closed when the request ends)."""
     if "db" not in g:
-        g.db = state().sessions()
+        st = state()
+        g.db = st.read_sessions() if request.method in READ_METHODS else st.sessions()
     return g.db
 
 

@@ -1,4 +1,4 @@
-"""A token-bucket rate limit per API token, kept in this process (each gunicorn worker has its own buckets)."""
+"""Per-token state kept in this process (each gunicorn worker has its own): rate-limit buckets, verified tokens."""
 
 from __future__ import annotations
 
@@ -30,3 +30,28 @@ class RateLimiter:
             if len(self._buckets) > self.max_keys:  # forget idle keys rather than grow without bound
                 self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 60}
             return (1 - tokens) / self.rate
+
+
+# A verified token is remembered this long in each API process, saving a query per request;
+# so a revoked token keeps working for at most this long.
+TOKEN_CACHE_SECONDS = 5.0
+TOKEN_CACHE_SIZE = 10_000
+
+
+class TokenCache:
+    """token sha256 → user id, for TOKEN_CACHE_SECONDS (thread-safe, bounded)."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> str | None:
+        item = self._items.get(digest)
+        return item[0] if item is not None and item[1] > time.monotonic() else None
+
+    def put(self, digest: str, user_id: str) -> None:
+        with self._lock:
+            if len(self._items) >= TOKEN_CACHE_SIZE:
+                now = time.monotonic()
+                self._items = {k: v for k, v in self._items.items() if v[1] > now}
+            self._items[digest] = (user_id, time.monotonic() + TOKEN_CACHE_SECONDS)

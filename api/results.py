@@ -58,7 +58,7 @@ def _stream(st: State, job_id: str, since: int) -> Iterator[str]:
     status, started, last_sent = None, time.monotonic(), time.monotonic()
     yield "retry: 2000\n\n"
     while time.monotonic() - started < MAX_STREAM_SECONDS:
-        with st.sessions() as db:
+        with st.read_sessions() as db:
             job = db.get(Job, job_id)
             if job is None:  # deleted meanwhile
                 yield _event("status", {"id": job_id, "status": "deleted"})

@@ -14,8 +14,8 @@ APP = "api.wsgi:application"
 class _Gunicorn(BaseApplication):
     """gunicorn configured from a dict; each worker imports api.wsgi, which builds the app from the settings."""
 
-    def __init__(self, options: dict):
-        self.options = options
+    def __init__(self, options: dict, app: str = APP):
+        self.options, self.app = options, app
         super().__init__()
 
     def load_config(self) -> None:
@@ -23,7 +23,7 @@ class _Gunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        return import_app(APP)
+        return import_app(self.app)
 
 
 def gunicorn_options(*, host: str, port: int, workers: int, threads: int = 16) -> dict:
@@ -43,13 +43,18 @@ def gunicorn_options(*, host: str, port: int, workers: int, threads: int = 16) -
     }
 
 
-def serve(*, host: str, port: int, workers: int, threads: int = 16) -> int:
-    """Run the API in this process (it becomes the gunicorn master) until stopped; returns the exit status."""
+def run_gunicorn(app: str, options: dict) -> int:
+    """Run gunicorn on the WSGI app `module:name` in this process (it becomes the master); the exit status."""
     try:
-        _Gunicorn(gunicorn_options(host=host, port=port, workers=workers, threads=threads)).run()
+        _Gunicorn(options, app).run()
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
+
+
+def serve(*, host: str, port: int, workers: int, threads: int = 16) -> int:
+    """Run the API in this process (it becomes the gunicorn master) until stopped; returns the exit status."""
+    return run_gunicorn(APP, gunicorn_options(host=host, port=port, workers=workers, threads=threads))
 
 
 def main(argv: list[str] | None = None) -> int:

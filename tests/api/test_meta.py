@@ -120,3 +120,28 @@ def test_no_bare_nan_in_any_response(api):
     for path in ("/jobs", f"/jobs/{job['id']}", "/catalog", "/workers"):
         json.loads(api.alice.get(path).get_data(as_text=True), parse_constant=lambda c: (_ for _ in ()).throw(
             AssertionError(f"{path}: bare {c}")))
+
+
+def test_bodies_match_the_documented_models(api):
+    """The routes build plain dicts for speed; the OpenAPI models must still describe them exactly (extra=forbid)."""
+    import io
+
+    from apitest import XOR_FIT, XOR_INPUTS, train
+
+    from api import schemas
+
+    job = api.alice.submit(XOR_FIT)
+    schemas.Job.model_validate(job)
+    train(api, job["id"], XOR_FIT)
+    schemas.Job.model_validate(api.alice.get(f"/jobs/{job['id']}").get_json())
+    schemas.JobList.model_validate(api.alice.get("/jobs").get_json())
+    schemas.History.model_validate(api.alice.get(f"/jobs/{job['id']}/history").get_json())
+    schemas.PredictResponse.model_validate(
+        api.alice.post(f"/jobs/{job['id']}/predict", json={"inputs": XOR_INPUTS}).get_json())
+    ds = api.alice.post("/datasets", content_type="multipart/form-data", data={
+        "name": "d", "format": "csv", "file": (io.BytesIO(b"a,y\n1,0\n2,1\n3,0\n4,1\n"), "d.csv")}).get_json()
+    schemas.Dataset.model_validate(ds)
+    schemas.DatasetList.model_validate(api.alice.get("/datasets").get_json())
+    schemas.Catalog.model_validate(api.alice.get("/catalog").get_json())
+    schemas.WorkerList.model_validate(api.alice.get("/workers").get_json())
+    schemas.Problem.model_validate(api.alice.get("/jobs/nope").get_json())
