@@ -358,3 +358,26 @@ def test_damaged_bytes_are_a_model_file_error():
     model[start + 40: start + 200] = b"x" * 160
     with pytest.raises(ModelFileError):
         get_backend("sklearn").load(bytes(model))
+
+
+def test_backend_options_reach_the_estimator_and_float32_trains_in_float32():
+    from core.backends.sklearn_spec import estimator_params
+
+    doc = digits_doc(optimizer={"name": "sgd", "learning_rate": 0.05}, epochs=5)
+    doc["backend_options"] = {"learning_rate_schedule": "invscaling", "power_t": 0.25, "alpha": 0.01, "dtype": "float32"}
+    spec, data = prepared(doc)
+    params = estimator_params(spec, len(data.x_train))
+    assert (params["learning_rate"], params["power_t"], params["alpha"], params["batch_size"]) == ("invscaling", 0.25, 0.01, 64)
+    assert (params["momentum"], params["nesterovs_momentum"]) == (0.9, True)
+    result = get_backend("sklearn").train(spec, data, Callbacks())
+    predictor = load_predictor(result.model)
+    assert predictor.estimator.coefs_[0].dtype == np.float32
+    assert len(result.history) == 5 and result.metrics["test_accuracy"] > 0.8
+
+
+def test_the_capability_catalog_is_plain_json():
+    from core.capabilities import catalog
+
+    doc = json.loads(json.dumps(catalog()))
+    assert doc["sklearn"]["layers"] == ["dense"] and "rules" in doc["keras"]
+    assert doc["sklearn"]["defaults"]["options"]["alpha"] == 1e-4
