@@ -36,7 +36,10 @@ def broker_transport_options(settings: Settings) -> dict:
                 "control_folder": str(folder / "control"), "polling_interval": 0.2}
     # A message not acknowledged within the visibility timeout is delivered again: keep it
     # above the longest a job may run, so a long job is not handed to a second worker.
-    options: dict = {"visibility_timeout": int(settings.job_timeout_seconds + 4 * settings.lease_seconds + 60)}
+    # Publishing must fail fast when the broker is down (the API answers; the reconciler resends later).
+    options: dict = {"visibility_timeout": int(settings.job_timeout_seconds + 4 * settings.lease_seconds + 60),
+                     "max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5,
+                     "socket_connect_timeout": settings.db_connect_timeout_seconds}
     if settings.broker_namespace:
         options["global_keyprefix"] = settings.broker_namespace
     return options
