@@ -21,18 +21,24 @@ MIN_SIZE = 50_000  # parameters; below this the ufunc path is as fast and nothin
 _kernels: dict[str, Callable] = {}
 
 
-def _compile_adam() -> Callable:
-    @numba.njit(error_model="numpy", cache=True, nogil=True)  # numpy's error model lets the loop vectorise
-    def adam(w, g, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
-        for i in range(w.size):
-            gi = g[i]
-            mi = m[i] + (gi - m[i]) * one_minus_beta_1
-            vi = v[i] + (gi * gi - v[i]) * one_minus_beta_2
-            m[i] = mi
-            v[i] = vi
-            w[i] -= mi / (np.sqrt(vi) + epsilon) * alpha
+def _adam(w, g, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
+    """Keras's Adam step for one flat vector, all in w's dtype (the optimizer passes dtype scalars)."""
+    for i in range(w.size):
+        gi = g[i]
+        mi = m[i] + (gi - m[i]) * one_minus_beta_1
+        vi = v[i] + (gi * gi - v[i]) * one_minus_beta_2
+        m[i] = mi
+        v[i] = vi
+        w[i] -= mi / (np.sqrt(vi) + epsilon) * alpha
 
-    return adam
+
+def _jit(function: Callable) -> Callable:
+    # numpy's error model lets the loop vectorise; the on-disk cache saves the ~0.5 s compile in later
+    # processes, but a read-only install has nowhere to put it, so compile in memory there
+    try:
+        return numba.njit(error_model="numpy", cache=True, nogil=True)(function)
+    except RuntimeError:
+        return numba.njit(error_model="numpy", nogil=True)(function)
 
 
 def adam_kernel(w: np.ndarray) -> Callable | None:
@@ -40,5 +46,5 @@ def adam_kernel(w: np.ndarray) -> Callable | None:
     if numba is None or w.size < MIN_SIZE or w.ndim != 1 or not w.flags.c_contiguous:
         return None
     if "adam" not in _kernels:
-        _kernels["adam"] = _compile_adam()
+        _kernels["adam"] = _jit(_adam)
     return _kernels["adam"]
