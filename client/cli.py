@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from client import commands, resources, service
 from client.client import Client
+from client.commands import InputError
 from client.errors import ApiError
 from client.output import dumps, problem_json, problem_text
 
@@ -50,12 +50,17 @@ def run_client_command(args: argparse.Namespace) -> int:
         if args.json:
             print(dumps(problem_json(exc)))
         return 1
-    except (OSError, ValueError) as exc:  # unreadable spec or inputs file, bad JSON
-        message = f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) and exc.filename else str(exc)
+    except InputError as exc:  # an unreadable spec or inputs file, bad JSON
+        message = str(exc)
         print(f"trainyard {args.command}: {message}", file=sys.stderr)
         if args.json:
             print(dumps({"error": {"status": 0, "title": "bad input", "detail": message}}))
         return 2
+    except OSError as exc:  # e.g. `download -o` or `history --plot` into a folder that is not there
+        print(f"trainyard {args.command}: {exc}", file=sys.stderr)
+        if args.json:
+            print(dumps({"error": {"status": 0, "title": "local file error", "detail": str(exc)}}))
+        return 1
     for note in outcome.notes:
         print(note, file=sys.stderr)
     if args.json:

@@ -116,9 +116,14 @@ class Client:
         target = Path(path)
         partial = target.with_name(target.name + ".part")
         with self.http.request("GET", f"/jobs/{job_id}/model", retry=True, stream=True,
-                               headers={"Accept": "*/*"}) as response, open(partial, "wb") as out:
-            for chunk in response.iter_content(1 << 16):
-                out.write(chunk)
+                               headers={"Accept": "*/*"}) as response:
+            try:
+                with open(partial, "wb") as out:
+                    for chunk in response.iter_content(1 << 16):
+                        out.write(chunk)
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
         partial.replace(target)
         return target
 

@@ -28,6 +28,10 @@ class Outcome:
     notes: list[str] = field(default_factory=list)  # extra lines for stderr
 
 
+class InputError(Exception):
+    """A file or value named on the command line cannot be read (exit code 2, like other usage errors)."""
+
+
 def job_outcome(job: Job, waited: bool) -> Outcome:
     """A job's summary; after waiting, the exit code says whether it succeeded."""
     code = (0 if job.succeeded else 1) if waited else 0
@@ -36,8 +40,15 @@ def job_outcome(job: Job, waited: bool) -> Outcome:
 
 def read_spec(path: str) -> dict[str, Any]:
     """The spec document from a file, or from stdin for `-`."""
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    return json.loads(text)
+    try:
+        spec = json.loads(sys.stdin.read() if path == "-" else Path(path).read_text())
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise InputError(f"{path} is not JSON: {exc}") from exc
+    if not isinstance(spec, dict):
+        raise InputError(f"{path}: a job spec is a JSON object")
+    return spec
 
 
 def wait_for(client: Client, job_id: str, args: argparse.Namespace) -> Outcome:
@@ -149,7 +160,10 @@ def _csv_rows(text: str) -> list[list[float]]:
 
 
 def predict(args: argparse.Namespace, client: Client) -> Outcome:
-    inputs = parse_inputs(args.inputs)
+    try:
+        inputs = parse_inputs(args.inputs)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"--inputs: {exc}") from exc
     answer = client.predict(args.id, inputs)
     predictions = answer.get("predictions", [])
     probabilities = answer.get("probabilities") or [None] * len(predictions)

@@ -214,3 +214,30 @@ def test_the_console_script_runs(fake, fake_api, spec_file):
                             env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["status"] == "succeeded"
+
+
+def test_bad_spec_and_inputs_files_exit_2(cli, tmp_path, spec_file):
+    (tmp_path / "broken.json").write_text("{not json")
+    code, _, err = cli("submit", str(tmp_path / "broken.json"))
+    assert code == 2 and "broken.json is not JSON" in err
+    cli("submit", spec_file(), "--wait", "--quiet")
+    code, _, err = cli("predict", "j1", "--inputs", "[[0, 1]")
+    assert code == 2 and "--inputs" in err
+    code, _, err = cli("predict", "j1", "--inputs", str(tmp_path / "nothere.csv"))
+    assert code == 2 and "No such file" in err
+
+
+def test_trainyard_run_goes_to_core(tmp_path):
+    script = Path(sys.executable).with_name("trainyard")
+    spec = Path(__file__).parents[2] / "examples" / "and_perceptron.json"
+    result = subprocess.run([str(script), "run", str(spec), "--quiet", "--save", str(tmp_path / "and.npz")],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["status"] == "succeeded"
+    assert (tmp_path / "and.npz").stat().st_size > 0
+
+
+def test_an_unwritable_output_file_exits_1(cli, spec_file, tmp_path):
+    cli("submit", spec_file(), "--wait", "--quiet")
+    code, out, err = cli("download", "j1", "-o", str(tmp_path / "no" / "such" / "dir.npz"), "--json")
+    assert code == 1 and "No such file or directory" in err and "error" in last_json(out)

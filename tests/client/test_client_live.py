@@ -200,3 +200,18 @@ def test_cli_datasets_catalog_workers_health(cli):
     code, out, _ = cli("workers")
     assert code == 0 and "cpu" in out
     assert cli("health")[0] == 0
+
+
+def test_course_notes_script(compose_stack):
+    """examples/course_notes.py through the client: the quick examples reproduce the notes' tables."""
+    only = ["cheese_festival", "and_perceptron", "or_perceptron", "xor_perceptron", "sklearn_xor_relu", "mnist_15"]
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "course_notes.py"), "--url", compose_stack.url,
+                             "--token", compose_stack.token, "--json", "--only", *only],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    summary = {s["spec"]: s for s in last_json(result.stdout)["examples"]}
+    for name in ("cheese_festival.json", "and_perceptron.json", "or_perceptron.json", "sklearn_xor_relu.json"):
+        assert summary[name]["matches_notes"] and summary[name]["matches_expected"], summary[name]
+    assert summary["xor_perceptron.json"]["matches_expected"] is False  # the notes: impossible without a hidden layer
+    assert summary["mnist_15.json"]["status"] == "not submitted" and "TRAINYARD_MNIST_DIR" in summary["mnist_15.json"]["error"]
+    assert "   0 1 1" in result.stdout and "reproduced" in result.stdout
