@@ -18,12 +18,11 @@ from core.spec import JobSpec, normalised
 from store.blobs import delete_blob_if_unreferenced, get_blob
 from store.errors import (BadCursor, DatasetNotFound, JobFinished, JobNotFinished, ModelNotAvailable,
                           NotFound)
-from store.models import (ACTIVE, CANCELLED, QUEUED, RUNNING, SUCCEEDED, Artifact, Dataset, HistoryChunk, Job,
-                          utcnow)
+from store.models import (ACTIVE, CANCELLED, CANCELLED_ERROR, QUEUED, RUNNING, SUCCEEDED, Artifact, Dataset,
+                          HistoryChunk, Job, utcnow)
 from store.workers import list_live_workers
 
 MAX_PAGE = 500
-CANCELLED_ERROR = {"code": "cancelled", "message": "cancelled on request"}
 
 
 def create_job(*, session: Session, owner: str, spec: JobSpec,

@@ -27,6 +27,7 @@ NAMING = {
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 ACTIVE = (QUEUED, RUNNING)
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+CANCELLED_ERROR = {"code": "cancelled", "message": "cancelled on request"}  # the error of every cancelled job
 
 
 def utcnow() -> datetime:

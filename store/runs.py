@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from store.blobs import delete_blob_if_unreferenced, get_blob, put_blob
 from store.errors import LeaseLost
-from store.models import (CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Artifact, HistoryChunk, Job, Worker,
-                          utcnow)
+from store.models import (CANCELLED, CANCELLED_ERROR, FAILED, QUEUED, RUNNING, SUCCEEDED, Artifact, HistoryChunk, Job,
+                          Worker, utcnow)
 
 WORKER_LOST = "worker_lost"
 
@@ -37,10 +37,7 @@ def claim_job(*, session: Session, job_id: str, worker: str, lease_seconds: floa
                 started_at=func.coalesce(Job.started_at, now))
         .execution_options(synchronize_session=False)
     ).rowcount
-    if claimed != 1:
-        return None
-    job = session.get(Job, job_id, populate_existing=True)
-    return job
+    return session.get(Job, job_id, populate_existing=True) if claimed == 1 else None
 
 
 def _own(job_id: str, attempt: int):
@@ -139,12 +136,6 @@ def finish_job(*, session: Session, job_id: str, attempt: int, status: str, metr
     _drop_artifact(session, job_id, "checkpoint")
 
 
-def fail_unclaimed_job(*, session: Session, job_id: str, error: dict) -> bool:
-    """Fail a queued job without running it (e.g. its message cannot be processed); True if it was queued."""
-    return session.execute(update(Job).where(Job.id == job_id, Job.status == QUEUED).values(
-        status=FAILED, error=error, finished_at=utcnow())).rowcount == 1
-
-
 def requeue_expired_jobs(*, session: Session, max_attempts: int) -> tuple[list[Job], list[Job]]:
     """Running jobs whose lease expired: back to queued, or failed `worker_lost` after `max_attempts`.
 
@@ -156,8 +147,7 @@ def requeue_expired_jobs(*, session: Session, max_attempts: int) -> tuple[list[J
     requeued, failed = [], []
     for job in expired:
         if job.cancel_requested:
-            values = {"status": CANCELLED, "finished_at": now, "error": {"code": "cancelled",
-                                                                         "message": "cancelled on request"}}
+            values = {"status": CANCELLED, "finished_at": now, "error": CANCELLED_ERROR}
         elif job.attempts >= max_attempts:
             values = {"status": FAILED, "finished_at": now, "error": {
                 "code": WORKER_LOST,

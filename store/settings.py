@@ -104,7 +104,7 @@ class Settings:
         return env
 
     def replace(self, **changes: Any) -> "Settings":
-        """A copy with some fields changed (tests use it)."""
+        """A copy with some fields changed (tests use it); a derived `database_url` keeps the old home."""
         return dataclasses.replace(self, **changes)
 
 

@@ -28,7 +28,7 @@ from store.blobs import sha256_hex
 from store.datasets import dataset_bytes
 from store.db import make_engine, make_sessionmaker, session_scope
 from store.errors import LeaseLost
-from store.models import CANCELLED, FAILED, SUCCEEDED, Dataset
+from store.models import CANCELLED, CANCELLED_ERROR, FAILED, SUCCEEDED, Dataset
 from store.runs import (claim_job, finish_job, heartbeat, latest_checkpoint, record_epochs, save_checkpoint,
                         truncate_history)
 from store.settings import Settings
@@ -83,7 +83,7 @@ class JobReporter:
 
     def check(self) -> None:
         if self.cancelled.is_set():
-            raise Cancelled("cancelled on request")
+            raise Cancelled(CANCELLED_ERROR["message"])
         if self.lost.is_set():
             raise LeaseLost(f"job {self.job_id} attempt {self.attempt} lost its lease")
         if time.monotonic() > self.deadline:
