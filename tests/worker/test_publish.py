@@ -75,3 +75,45 @@ def test_worker_modules_do_not_import_tensorflow(tmp_path):
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.timeout(90)
+def test_worker_registers_and_leaves_the_workers_table_on_sigterm(sqlite_settings):
+    import os
+    import signal
+
+    from store.db import make_engine, make_sessionmaker, session_scope
+    from store.migrate import upgrade
+    from store.workers import list_live_workers
+
+    upgrade(sqlite_settings)
+    engine = make_engine(sqlite_settings)
+    factory = make_sessionmaker(engine)
+    proc = subprocess.Popen([sys.executable, "-m", "worker.main", "--queues", "cpu,gpu", "--concurrency", "2"],
+                            env={**os.environ, **sqlite_settings.to_env()}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with session_scope(factory) as session:
+                workers = list_live_workers(session=session, live_seconds=60)
+            if workers or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert [(w.queues, w.device, w.concurrency) for w in workers] == [(["cpu", "gpu"], "gpu", 2)]
+        time.sleep(1)  # let Celery install its signal handlers
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        with session_scope(factory) as session:
+            assert list_live_workers(session=session, live_seconds=60) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        engine.dispose()
+
+
+def test_worker_refuses_unknown_queues(capsys):
+    from worker.main import run_worker
+
+    assert run_worker(queues=["tpu"], concurrency=1) == 2
+    assert "queues must be among cpu, gpu" in capsys.readouterr().err
