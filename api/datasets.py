@@ -16,6 +16,7 @@ from store import datasets as repo
 bp = Blueprint("datasets", __name__)
 FORMATS = ("csv", "npz", "idx")
 TASKS = ("classification", "regression")
+MAX_TEXT = 200  # name and target columns are stored as String(200)
 MAX_CLASSES_KEPT = 1000  # class labels stored with the dataset for display
 
 
@@ -23,6 +24,8 @@ def _form_value(name: str, choices: tuple[str, ...] | None = None, required: boo
     value = (request.form.get(name) or "").strip() or None
     if value is None and required:
         raise invalid([{"loc": name, "msg": "required"}])
+    if value is not None and len(value) > MAX_TEXT:
+        raise invalid([{"loc": name, "msg": f"at most {MAX_TEXT} characters"}])
     if value is not None and choices is not None and value.lower() not in choices:
         raise invalid([{"loc": name, "msg": f"{value!r} is not one of {', '.join(choices)}"}])
     return value.lower() if value is not None and choices is not None else value

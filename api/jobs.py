@@ -22,10 +22,20 @@ STATUSES = JobStatus.__args__
 MAX_KEY = 200
 
 
-def job_view(db, job: Job) -> dict:
-    """The job's body, with its queue position and pending reason while queued."""
+def job_view(db, job: Job, reasons: dict[str, str | None] | None = None) -> dict:
+    """The job's body, with its queue position and pending reason while queued.
+
+    `reasons` memoises the pending reason per device across a page of jobs (it depends only on the queue).
+    """
     position = repo.queue_position(session=db, job=job)
-    reason = repo.pending_reason(session=db, job=job, live_seconds=state().settings.worker_live_seconds)
+    reasons = {} if reasons is None else reasons
+    if job.status != "queued":
+        reason = None
+    elif job.device in reasons:
+        reason = reasons[job.device]
+    else:
+        reason = reasons[job.device] = repo.pending_reason(session=db, job=job,
+                                                           live_seconds=state().settings.worker_live_seconds)
     return views.job_body(job, queue_position=position, pending_reason=reason)
 
 
@@ -87,7 +97,8 @@ def list_jobs():
     db = session()
     jobs, cursor = repo.list_jobs(session=db, owner=user_id(), status=statuses, backend=request.args.get("backend"),
                                   name=request.args.get("name"), limit=_limit(), cursor=request.args.get("cursor"))
-    return {"items": [job_view(db, j) for j in jobs], "next_cursor": cursor}
+    reasons: dict[str, str | None] = {}
+    return {"items": [job_view(db, j, reasons) for j in jobs], "next_cursor": cursor}
 
 
 @bp.get("/jobs/<job_id>")

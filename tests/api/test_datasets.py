@@ -56,6 +56,7 @@ def test_upload_errors(sqlite_settings):
     assert problem(upload(a.alice, format="xlsx"), 422)["errors"] == [
         {"loc": "format", "msg": "'xlsx' is not one of csv, npz, idx"}]
     assert problem(upload(a.alice, name=""), 422)["errors"] == [{"loc": "name", "msg": "required"}]
+    assert problem(upload(a.alice, name="n" * 201), 422)["errors"] == [{"loc": "name", "msg": "at most 200 characters"}]
     assert problem(upload(a.alice, target="missing"), 422)["errors"][0]["loc"] == "file"
     assert problem(upload(a.alice, format="idx", target=""), 422)["errors"][0]["loc"] == "labels"
     assert a.alice.get("/datasets").get_json()["items"] == []

@@ -57,6 +57,16 @@ def test_up_serves_trains_and_stops_cleanly(db_settings, tmp_path):
                         ["status"] in ("succeeded", "failed") and j, 60, "the example to train")
         assert done["status"] == "succeeded", done
         [worker] = requests.get(f"{base}/workers", headers=auth, timeout=5).json()["items"]
+        # An open event stream holds one gunicorn thread, not the worker: other requests still answer.
+        spec["training"]["epochs"] = 500_000
+        long = requests.post(f"{base}/jobs", json=spec, headers=auth, timeout=10).json()
+        with requests.get(f"{base}/jobs/{long['id']}/events", headers=auth, stream=True, timeout=30) as stream:
+            lines = stream.iter_lines(decode_unicode=True)
+            assert next(line for line in lines if line.startswith("event: progress"))  # it is running
+            assert requests.get(f"{base}/health", timeout=5).status_code == 200
+            assert requests.post(f"{base}/jobs/{long['id']}/cancel", headers=auth, timeout=5).status_code == 202
+            last = [line for line in lines if line.startswith("data: {\"id\"")][-1]  # the stream ends by itself
+        assert json.loads(last.removeprefix("data: "))["status"] == "cancelled"
     finally:
         up.send_signal(signal.SIGTERM)
         code = up.wait(30)

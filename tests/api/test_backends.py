@@ -1,0 +1,55 @@
+"""Predicting with scikit-learn and Keras models in the API process; TensorFlow loads only on the first Keras predict."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from apitest import ROOT, XOR_INPUTS, train
+
+from core.backends import load_predictor
+
+SKLEARN = json.loads((ROOT / "examples" / "sklearn_xor_relu.json").read_text())
+SKLEARN["training"]["epochs"] = 50
+KERAS = json.loads((ROOT / "examples" / "keras_xor_model1.json").read_text())
+KERAS["training"]["epochs"] = 20
+
+
+def check_predict(api, spec: dict, extension: str) -> dict:
+    job = api.alice.submit(spec)
+    train(api, job["id"], spec)
+    model = api.alice.get(f"/jobs/{job['id']}/model")
+    assert model.headers["Content-Disposition"].endswith(f'.{extension}"')
+    out = api.alice.post(f"/jobs/{job['id']}/predict", json={"inputs": XOR_INPUTS}).get_json()
+    local = load_predictor(model.data)  # the downloaded file predicts what the API says
+    x = np.array(XOR_INPUTS, dtype=float)
+    assert out["predictions"] == local.predict(x).tolist()
+    np.testing.assert_allclose(out["probabilities"], local.predict_proba(x), rtol=1e-6)
+    assert all(len(row) == 2 and abs(sum(row) - 1) < 1e-6 for row in out["probabilities"])
+    return out
+
+
+def test_sklearn_predict(api):
+    out = check_predict(api, SKLEARN, "skops")
+    assert set(out["predictions"]) <= {0, 1}
+
+
+def test_keras_predict(api):
+    check_predict(api, KERAS, "keras")
+
+
+def test_the_api_starts_and_takes_keras_jobs_without_tensorflow(tmp_path):
+    code = f"""
+import json, sys
+sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / "tests" / "api")!r}]
+from store.settings import Settings
+from apitest import make_api
+api = make_api(Settings(home={str(tmp_path)!r}))
+assert api.alice.post("/jobs", json=json.loads({json.dumps(KERAS)!r})).status_code == 201
+print(sorted(m for m in ("tensorflow", "keras") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
