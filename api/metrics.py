@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from api.errors import ApiError
 from store.models import ACTIVE, FINISHED, QUEUED, RUNNING, Job
@@ -38,9 +38,7 @@ class JobCollector:
             depth = dict(db.execute(select(Job.device, func.count()).where(Job.status == QUEUED)
                                     .group_by(Job.device)).all())
             running = db.execute(select(Job.epoch, Job.started_at).where(Job.status == RUNNING)).all()
-            finished = db.execute(select(Job.status, Job.started_at, Job.finished_at)
-                                  .where(Job.status.in_(FINISHED), Job.started_at.is_not(None),
-                                         Job.finished_at.is_not(None))).all()
+            finished = _duration_rows(db)
         jobs = GaugeMetricFamily("trainyard_jobs", "Jobs by status", labels=["status"])
         for status in STATUSES:
             jobs.add_metric([status], by_status.get(status, 0))
@@ -55,13 +53,31 @@ class JobCollector:
         yield _durations(finished)
 
 
-def _durations(rows) -> HistogramMetricFamily:
+def _seconds(dialect: str):
+    """A finished job's run time in seconds, as SQL (the database counts the buckets; no rows come back)."""
+    if dialect == "postgresql":
+        return func.extract("epoch", Job.finished_at - Job.started_at)
+    return (func.julianday(Job.finished_at) - func.julianday(Job.started_at)) * 86400.0
+
+
+def _duration_rows(db) -> dict[str, tuple]:
+    """status → (count, sum of seconds, count <= each finite bucket bound)."""
+    seconds = _seconds(db.get_bind().dialect.name)
+    bounds = [b for b in DURATION_BUCKETS if b != float("inf")]
+    query = (select(Job.status, func.count(), func.coalesce(func.sum(seconds), 0.0),
+                    *[func.coalesce(func.sum(case((seconds <= b, 1), else_=0)), 0) for b in bounds])
+             .where(Job.status.in_(FINISHED), Job.started_at.is_not(None), Job.finished_at.is_not(None))
+             .group_by(Job.status))
+    return {row[0]: tuple(row[1:]) for row in db.execute(query)}
+
+
+def _durations(rows: dict[str, tuple]) -> HistogramMetricFamily:
     family = HistogramMetricFamily("trainyard_job_duration_seconds", "Run time of finished jobs (started to finished)",
                                    labels=["status"])
     for status in FINISHED:
-        seconds = [(f - s).total_seconds() for st, s, f in rows if st == status]
-        buckets = [(_le(b), sum(1 for x in seconds if x <= b)) for b in DURATION_BUCKETS]
-        family.add_metric([status], buckets, sum_value=sum(seconds))
+        count, total, *counts = rows.get(status, (0, 0.0) + (0,) * (len(DURATION_BUCKETS) - 1))
+        buckets = [(_le(b), int(c)) for b, c in zip(DURATION_BUCKETS, counts)] + [("+Inf", int(count))]
+        family.add_metric([status], buckets, sum_value=float(total))
     return family
 
 

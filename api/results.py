@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Iterator
 
@@ -99,7 +100,8 @@ def get_model(job_id: str):
     if job.status != SUCCEEDED:
         raise no_model(job.status)
     data, fmt = repo.get_model(session=db, owner=user_id(), job_id=job_id)
-    filename = f"{job.name or job.id}.{EXTENSIONS.get(fmt, fmt)}".replace('"', "")
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", job.name or "").strip("._") or job.id  # a header-safe name
+    filename = f"{stem}.{EXTENSIONS.get(fmt, fmt)}"
     return Response(data, mimetype="application/octet-stream",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 

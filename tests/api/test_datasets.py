@@ -11,11 +11,19 @@ from apitest import make_api, problem, xor
 CSV = "a,b,label\n" + "".join(f"{a},{b},{'yes' if a != b else 'no'}\n" for a, b in [(0, 0), (0, 1), (1, 0), (1, 1)] * 3)
 
 
-def upload(caller, data: bytes | str = CSV, **form):
+def upload(caller, data: bytes | str = CSV, labels: bytes | None = None, **form):
     data = data.encode() if isinstance(data, str) else data
     fields = {"name": "gates", "format": "csv", "target": "label", **form}
     fields["file"] = (io.BytesIO(data), "data.csv")
+    if labels is not None:
+        fields["labels"] = (io.BytesIO(labels), "labels-idx1-ubyte")
     return caller.post("/datasets", data=fields, content_type="multipart/form-data")
+
+
+def idx(array: np.ndarray) -> bytes:
+    """An unsigned-byte IDX file holding `array`."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    return header + array.astype(np.uint8).tobytes()
 
 
 def test_upload_csv_then_train_on_it(api):
@@ -44,6 +52,17 @@ def test_upload_npz_regression(api):
     ds = r.get_json()
     assert (ds["task"], ds["n_samples"], ds["n_features"], ds["n_classes"], ds["target"]) == ("regression", 10, 2,
                                                                                                 None, None)
+
+
+def test_upload_idx_pair(api):
+    images = np.arange(6 * 3 * 3).reshape(6, 3, 3) % 256
+    r = upload(api.alice, idx(images), labels=idx(np.array([3, 5, 3, 5, 7, 7])), format="idx", target="")
+    assert r.status_code == 201, r.get_json()
+    ds = r.get_json()
+    assert (ds["format"], ds["n_samples"], ds["n_features"], ds["n_classes"], ds["classes"]) == ("idx", 6, 9, 3,
+                                                                                                  [3, 5, 7])
+    bad = upload(api.alice, idx(images), labels=idx(np.array([1, 2, 3])), format="idx", target="")
+    assert "6 images but the labels file 3 labels" in problem(bad, 422)["errors"][0]["msg"]
 
 
 def test_upload_errors(sqlite_settings):

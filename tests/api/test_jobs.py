@@ -91,6 +91,16 @@ def test_request_size_limit_is_413(sqlite_settings):
     assert "limit of 2000 bytes" in body["detail"]
 
 
+def test_samples_times_features_limit_is_422(sqlite_settings):
+    a = make_api(sqlite_settings, max_samples_x_features=1000)
+    iris = {"builtin": "iris"}
+    layers = {"layers": [{"type": "dense", "units": 3, "activation": "softmax"}]}
+    assert a.alice.post("/jobs", json=xor(dataset=iris, model=layers)).status_code == 201  # 150 x 4
+    body = problem(a.alice.post("/jobs", json=xor(dataset={"builtin": "wine"}, model=layers)), 422)  # 178 x 13
+    assert body["errors"] == [{"loc": "dataset", "msg": "178 samples x 13 features is over the limit of 1,000 "
+                                                        "(max_samples_x_features)"}]
+
+
 def test_queued_jobs_per_user_limit_is_429(sqlite_settings):
     a = make_api(sqlite_settings, max_queued_per_user=2)
     a.alice.submit(), a.alice.submit()
@@ -237,3 +247,11 @@ def test_unknown_routes_and_methods_are_problem_json(api):
     assert problem(api.client.get("/api/v1/nope"), 404)["detail"] == "no route /api/v1/nope"
     r = api.client.put("/api/v1/jobs")
     assert "PUT is not allowed" in problem(r, 405)["detail"] and "POST" in r.headers["Allow"]
+
+
+def test_model_file_name_is_header_safe(api):
+    spec = {**XOR_FIT, "name": 'my job/ä"\r\nX-Evil: 1'}
+    job = api.alice.submit(spec)
+    fake_worker.train(api, job["id"], spec)
+    r = api.alice.get(f"/jobs/{job['id']}/model")
+    assert r.headers["Content-Disposition"] == 'attachment; filename="my_job_X-Evil_1.npz"'

@@ -145,3 +145,17 @@ def test_bodies_match_the_documented_models(api):
     schemas.Catalog.model_validate(api.alice.get("/catalog").get_json())
     schemas.WorkerList.model_validate(api.alice.get("/workers").get_json())
     schemas.Problem.model_validate(api.alice.get("/jobs/nope").get_json())
+
+
+def test_job_duration_histogram_is_counted_by_the_database(api_both):
+    from apitest import XOR_FIT, train
+
+    job = api_both.alice.submit(XOR_FIT)
+    train(api_both, job["id"], XOR_FIT)
+    text = api_both.client.get("/api/v1/metrics").get_data(as_text=True)
+    assert 'trainyard_job_duration_seconds_bucket{le="1",status="succeeded"} 1.0' in text
+    assert 'trainyard_job_duration_seconds_count{status="succeeded"} 1.0' in text
+    assert 'trainyard_job_duration_seconds_count{status="failed"} 0.0' in text
+    total = float(re.search(r'trainyard_job_duration_seconds_sum\{status="succeeded"\} (\S+)', text).group(1))
+    assert 0 < total < 1
+    assert 'trainyard_jobs{status="succeeded"} 1.0' in text
