@@ -71,7 +71,7 @@ def split_rows(raw: RawData, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray,
         rest, test = _stratified(raw.y, rows, n_test, seed) if n_test else (rows, rows[:0])
         train, val = _stratified(raw.y, rest, n_val, seed) if n_val else (rest, rows[:0])
         return train, val, test
-    if spec.shuffle:
+    if spec.shuffle and (n_test or n_val):  # with nothing held out, keep the rows in the order given
         rows = np.random.default_rng(seed).permutation(n)
     # Unshuffled, the held-out rows are the last ones, as Keras's validation_split takes them.
     return rows[:n_train], rows[n_train:n_train + n_val], rows[n_train + n_val:]

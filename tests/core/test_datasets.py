@@ -384,3 +384,11 @@ def test_importing_the_spec_does_not_import_scikit_learn():
     code = "import sys, core.spec, core.datasets; assert 'sklearn' not in sys.modules, 'sklearn imported'"
     env = {**os.environ, "PYTHONWARNINGS": "error"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+
+
+def test_nothing_held_out_keeps_the_rows_in_their_order():
+    # The notes' scikit-learn XOR result depends on row order; with no split there is no reason to permute.
+    raw = load_builtin(DatasetSpec(builtin="xor"))
+    data = prepare(raw, DatasetSpec(builtin="xor", test_split=0.0, seed=20))
+    assert data.x_train.tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
+    assert data.y_train.tolist() == [0, 1, 1, 0]
