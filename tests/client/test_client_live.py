@@ -215,3 +215,18 @@ def test_course_notes_script(compose_stack):
     assert summary["xor_perceptron.json"]["matches_expected"] is False  # the notes: impossible without a hidden layer
     assert summary["mnist_15.json"]["status"] == "not submitted" and "TRAINYARD_MNIST_DIR" in summary["mnist_15.json"]["error"]
     assert "   0 1 1" in result.stdout and "reproduced" in result.stdout
+
+
+def test_token_create_and_revoke_commands(compose_stack):
+    created = compose_stack.run("api", "trainyard", "token", "create", "--user", "revoke-me")
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip().splitlines()[-1]
+    with Client(compose_stack.url, token, retries=0) as client:
+        assert list(client.list()) == []  # a fresh user sees no one else's jobs
+        revoked = compose_stack.run("api", "trainyard", "token", "revoke", token)
+        assert revoked.returncode == 0, revoked.stderr
+        deadline = time.monotonic() + 15  # the API caches a verified token for a few seconds
+        with pytest.raises(Unauthorized):
+            while time.monotonic() < deadline:
+                list(client.list())
+                time.sleep(0.5)
