@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,7 +39,6 @@ class Fitted:
     history: list[dict]
     metrics: dict
     stopped_early: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 def encode_targets(y: np.ndarray, task: str, n_outputs: int, dtype) -> np.ndarray:
@@ -119,7 +118,8 @@ class Trainer:
             if cb.on_epoch:
                 cb.on_epoch(row)
             stopped = bool(self.stopper and self.stopper.update(epoch, row, self.network))
-            if cb.on_checkpoint and t.checkpoint_every and epoch % t.checkpoint_every == 0:
+            # no checkpoint on the stopping epoch: the run ends there, a resume would go on past it
+            if cb.on_checkpoint and t.checkpoint_every and epoch % t.checkpoint_every == 0 and not stopped:
                 cb.on_checkpoint(epoch, save_checkpoint(self, epoch))
             if stopped:
                 break

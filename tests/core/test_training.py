@@ -206,3 +206,13 @@ def test_early_stopping_follows_keras():
     assert not acc.update(1, {"accuracy": 0.5}, net)  # never stops after the first epoch
     assert not acc.update(2, {"accuracy": 0.6}, net)
     assert acc.update(3, {"accuracy": 0.6}, net)
+
+
+def test_training_stops_early_once_the_monitor_stalls():
+    spec = _spec([{"type": "dense", "units": 1, "activation": "step"}],
+                 {"optimizer": "perceptron", "batch_size": 1, "epochs": 100, "seed": 3, "metrics": ["accuracy"],
+                  "early_stopping": {"monitor": "accuracy", "patience": 4}})
+    result = fit(spec, _gate("and"))
+    accuracies = [row["accuracy"] for row in result.history]
+    best = accuracies.index(max(accuracies)) + 1  # the first epoch with the best value; later ties don't improve
+    assert result.stopped_early and len(result.history) == best + 4 < 100
