@@ -7,7 +7,8 @@
    callbacks, (b) in-process by `worker.runner.run_job` (claim, reporter thread, history
    chunks, final transaction; wall and CPU time of this process, reporter thread
    included), (c) by a real worker process (started_at → finished_at of the job row,
-   and the training loop's own time from the last history row). Runs alternate; on a
+   the training loop's own time from the last history row, and the CPU time the pool
+   process spent on the job). Runs alternate; on a
    shared machine the minimum is the least disturbed run, so both median and min show.
 2. Latency: tiny jobs (1 epoch) submitted one after another as the API does (insert,
    commit, publish) and polled every 5 ms until succeeded, on PostgreSQL + Redis (and on
@@ -80,7 +81,7 @@ def postgres_settings(home: Path):
 
 @contextlib.contextmanager
 def service(settings: Settings):
-    """A migrated database and one worker process; yields (factory, celery, owner)."""
+    """A migrated database and one worker process; yields (factory, celery, owner, worker pid)."""
     upgrade(settings)
     engine = make_engine(settings)
     factory = make_sessionmaker(engine)
@@ -97,7 +98,7 @@ def service(settings: Settings):
                     break
             time.sleep(0.1)
         time.sleep(2)  # the worker registers before its consumer is ready
-        yield factory, create_celery(settings), owner
+        yield factory, create_celery(settings), owner, worker.pid
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
@@ -126,8 +127,8 @@ def wait(factory, owner: str, job_id: str, poll: float = 0.005):
 
 def overhead(settings: Settings, repeats: int, epochs: int) -> None:
     document = xor(epochs)
-    plain, runner, worker, loop_plain, loop_worker, cpu_plain, cpu_runner = [], [], [], [], [], [], []
-    with service(settings) as (factory, celery, owner):
+    plain, runner, worker, loop_plain, loop_worker, cpu_plain, cpu_runner, cpu_worker = [], [], [], [], [], [], [], []
+    with service(settings) as (factory, celery, owner, worker_pid):
         for _ in range(repeats):
             started, cpu = time.perf_counter(), time.process_time()
             result = train_job(validate_spec(document))
@@ -142,8 +143,10 @@ def overhead(settings: Settings, repeats: int, epochs: int) -> None:
             runner.append(time.perf_counter() - started)
             cpu_runner.append(time.process_time() - cpu)
 
+            cpu = pool_cpu_seconds(worker_pid)
             job = wait(factory, owner, submit(factory, celery, owner, document), poll=0.05)
             worker.append((job.finished_at - job.started_at).total_seconds())
+            cpu_worker.append(pool_cpu_seconds(worker_pid) - cpu)
             with session_scope(factory) as session:
                 loop_worker.append(history_rows(session=session, job_id=job.id, since=epochs - 1)[-1]["time"])
     show("in-process train_job, no callbacks", plain)
@@ -151,8 +154,21 @@ def overhead(settings: Settings, repeats: int, epochs: int) -> None:
     show("CPU time, in-process train_job", cpu_plain)
     show("CPU time, in-process run_job", cpu_runner, cpu_plain)
     show("worker process, started→finished", worker, plain)
+    show("CPU time, worker pool process", cpu_worker, cpu_plain)
     show("training loop only, in-process", loop_plain)
     show("training loop only, worker", loop_worker, loop_plain)
+
+
+def pool_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of the worker's pool processes (Linux /proc, 10 ms ticks)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        children = [int(c) for c in f.read().split()]
+    total = 0
+    for child in children:
+        with open(f"/proc/{child}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def show(label: str, times: list[float], base: list[float] | None = None) -> None:
@@ -165,7 +181,7 @@ def show(label: str, times: list[float], base: list[float] | None = None) -> Non
 
 def latency(settings: Settings, jobs: int) -> None:
     times = []
-    with service(settings) as (factory, celery, owner):
+    with service(settings) as (factory, celery, owner, _):
         wait(factory, owner, submit(factory, celery, owner, xor(1)))  # warm the worker's imports
         for _ in range(jobs):
             started = time.perf_counter()

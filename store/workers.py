@@ -49,6 +49,12 @@ def unregister_worker(*, session: Session, name: str) -> None:
     session.execute(delete(Worker).where(Worker.name == name))
 
 
+def prune_workers(*, session: Session, unseen_seconds: float) -> int:
+    """Delete rows of workers not seen for `unseen_seconds` (killed without unregistering); how many."""
+    since = utcnow() - timedelta(seconds=unseen_seconds)
+    return session.execute(delete(Worker).where(Worker.last_seen < since)).rowcount
+
+
 def list_live_workers(*, session: Session, live_seconds: float) -> list[WorkerStatus]:
     """Workers seen within `live_seconds`, by name, each with the running jobs it holds."""
     since = utcnow() - timedelta(seconds=live_seconds)

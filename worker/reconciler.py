@@ -19,10 +19,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.db import make_engine, make_sessionmaker, session_scope
 from store.runs import jobs_to_republish, requeue_expired_jobs
 from store.settings import Settings, load_settings
+from store.workers import prune_workers
 from worker.app import create_celery
 from worker.publish import publish_job
 
 log = logging.getLogger(__name__)
+FORGET_WORKERS_AFTER_SECONDS = 24 * 3600  # a killed worker's row stays visible (not live) this long
 
 
 def reconcile_once(*, settings: Settings, factory: sessionmaker[Session], celery: Celery) -> dict[str, int]:
@@ -32,6 +34,7 @@ def reconcile_once(*, settings: Settings, factory: sessionmaker[Session], celery
         stale = jobs_to_republish(session=session, unclaimed_seconds=settings.republish_after_seconds,
                                   live_seconds=settings.worker_live_seconds)
         to_send = [(job.id, job.device) for job in requeued + stale]
+        prune_workers(session=session, unseen_seconds=FORGET_WORKERS_AFTER_SECONDS)
     for job in failed:
         log.warning("job %s: %s", job.id, job.error["message"] if job.error else job.status)
     sent = 0

@@ -15,11 +15,11 @@ from store.errors import (BadCursor, BlobCorrupt, DatasetNotFound, JobFinished, 
                           ModelNotAvailable, NotFound)
 from store.jobs import (count_queued_jobs, create_job, delete_job, get_history, get_job, get_model, list_jobs,
                         pending_reason, queue_position, request_cancel)
-from store.models import Blob, HistoryChunk, Job, utcnow
+from store.models import Blob, HistoryChunk, Job, Worker, utcnow
 from store.runs import (claim_job, finish_job, heartbeat, jobs_to_republish, latest_checkpoint, record_epochs,
                         requeue_expired_jobs, save_checkpoint, truncate_history)
 from store.tokens import get_or_create_user
-from store.workers import list_live_workers, register_worker
+from store.workers import list_live_workers, prune_workers, register_worker
 
 XOR = {"name": "xor", "dataset": {"builtin": "xor"},
        "model": {"layers": [{"type": "dense", "units": 2, "activation": "relu"},
@@ -256,3 +256,13 @@ def test_live_workers_pending_reason_and_republish(session_factory, user_id):
         assert (worker.name, worker.queues, worker.current_jobs) == ("w1", ["cpu"], [cpu_job])
         assert attempt == 1
         assert list_live_workers(session=s, live_seconds=-1) == []
+
+
+def test_workers_not_seen_for_long_are_pruned(session_factory):
+    with session_scope(session_factory) as s:
+        register_worker(session=s, name="old", queues=["cpu"], device="cpu", concurrency=1, hostname="h", pid=1)
+        register_worker(session=s, name="new", queues=["gpu"], device="gpu", concurrency=1, hostname="h", pid=2)
+        s.execute(update(Worker).where(Worker.name == "old").values(last_seen=utcnow() - timedelta(days=2)))
+    with session_scope(session_factory) as s:
+        assert prune_workers(session=s, unseen_seconds=86400) == 1
+        assert [w.name for w in list_live_workers(session=s, live_seconds=60)] == ["new"]
