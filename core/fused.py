@@ -12,11 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-try:  # numba is the optional `fast` extra
-    import numba
-except ImportError:  # pragma: no cover - depends on the environment
-    numba = None
-
+numba = None  # imported on first need: importing it costs ~0.3 s that small models should not pay
 MIN_SIZE = 50_000  # parameters; below this the ufunc path is as fast and nothing is compiled
 _kernels: dict[str, Callable] = {}
 
@@ -41,10 +37,25 @@ def _jit(function: Callable) -> Callable:
         return numba.njit(error_model="numpy", nogil=True)(function)
 
 
+def _numba_available() -> bool:
+    global numba
+    if numba is None:
+        try:  # the optional `fast` extra
+            import numba as module
+        except ImportError:
+            return False
+        numba = module
+    return True
+
+
 def adam_kernel(w: np.ndarray) -> Callable | None:
-    """The fused Adam kernel for this flat parameter vector, or None to use numpy."""
-    if numba is None or w.size < MIN_SIZE or w.ndim != 1 or not w.flags.c_contiguous:
+    """The fused Adam kernel for this flat parameter vector (compiled or loaded now), or None to use numpy."""
+    if w.size < MIN_SIZE or w.ndim != 1 or not w.flags.c_contiguous or not _numba_available():
         return None
-    if "adam" not in _kernels:
-        _kernels["adam"] = _jit(_adam)
-    return _kernels["adam"]
+    key = f"adam-{w.dtype.name}"
+    if key not in _kernels:
+        kernel = _jit(_adam)
+        one, scalar = np.zeros(1, w.dtype), w.dtype.type(0.5)
+        kernel(one, one, one, one, scalar, scalar, scalar, scalar)  # compile (or load) before training's clock starts
+        _kernels[key] = kernel
+    return _kernels[key]
