@@ -22,7 +22,8 @@ def authenticate() -> None:
 
     st = state()
     if not st.settings.auth:
-        g.user_id = _local_user_id()
+        g.user_id = st.tokens.get(LOCAL_USER) or _local_user_id()
+        st.tokens.put(LOCAL_USER, g.user_id)
         return
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")

@@ -46,14 +46,17 @@ ROUTES: dict[str, dict[str, tuple]] = {
                                                                      409: "Problem"}, {"parameters": [JOB_ID]}),
     },
     "/jobs/{job_id}/history": {
-        "get": ("Per-epoch history, all of it or after `since`", None, {200: "History", 401: "Problem", 404: "Problem"},
+        "get": ("Per-epoch history, all of it or after `since`", None,
+                {200: "History", 401: "Problem", 404: "Problem", 422: "Problem"},
                 {"parameters": [JOB_ID, {"name": "since", "in": "query",
                                          "schema": {"type": "integer", "minimum": 0}}]}),
     },
     "/jobs/{job_id}/events": {
         "get": ("Server-Sent Events: `progress` per update, then one `status` event with the finished job", None,
-                {200: ("text/event-stream", {"type": "string"}), 401: "Problem", 404: "Problem"},
-                {"parameters": [JOB_ID]}),
+                {200: ("text/event-stream", {"type": "string"}), 401: "Problem", 404: "Problem", 422: "Problem"},
+                {"parameters": [JOB_ID, {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                                {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"},
+                                 "description": "resume after this epoch (EventSource sends it on reconnect)"}]}),
     },
     "/jobs/{job_id}/cancel": {
         "post": ("Request cancellation", None, {202: "Job", 401: "Problem", 404: "Problem", 409: "Problem"},
@@ -129,8 +132,11 @@ def openapi_document() -> dict:
     paths: dict = {}
     for path, methods in ROUTES.items():
         for method, (summary, body, responses, extra) in methods.items():
+            if extra.get("security") != PUBLIC:  # any route behind a token can answer 401 and 429
+                responses = {**responses, 401: "Problem", 429: "Problem"}
             op = {"summary": summary, "operationId": _operation_id(method, path),
-                  "responses": {str(code): _response(code, spec) for code, spec in responses.items()}, **extra}
+                  "responses": {str(code): _response(code, spec) for code, spec in sorted(responses.items())},
+                  **extra}
             if body is not None:
                 op["requestBody"] = {"required": True, "content": _content(*body)}
             paths.setdefault(PREFIX + path, {})[method] = op

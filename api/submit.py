@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -15,13 +16,15 @@ from store.errors import NotFound
 from store.jobs import count_queued_jobs
 from store.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 def _dataset_info(doc: dict, *, db: Session, owner: str) -> DatasetInfo | None:
     """The stored facts of an uploaded dataset the document names by id (422 if the caller has none such)."""
     dataset = doc.get("dataset")
     if not isinstance(dataset, dict):
         return None
-    if "path" in dataset:
+    if dataset.get("path") is not None:  # a normalised spec carries "path": null
         raise invalid([{"loc": "dataset.path", "msg": "a server never opens a file a client names; upload it "
                                                       "(POST /api/v1/datasets) and use {\"id\": ...}"}])
     ident = dataset.get("id")
@@ -57,7 +60,12 @@ def validate_submission(doc: Any, *, db: Session, owner: str, settings: Settings
     if not isinstance(doc, dict):
         raise invalid([{"loc": "", "msg": "the body must be a JSON object (a job spec)"}])
     info = _dataset_info(doc, db=db, owner=owner)
-    spec = validate_spec(doc, info)  # SpecError → 422 with field paths
+    try:
+        spec = validate_spec(doc, info)  # SpecError → 422 with field paths
+    except (TypeError, KeyError, AttributeError) as exc:
+        # A validator that met a value of a type it did not expect (e.g. {"name": {}}): still the client's input.
+        log.warning("spec validation raised %r; answered 422", exc, exc_info=True)
+        raise invalid([{"loc": "", "msg": f"the spec has a value of the wrong type ({exc})"}]) from None
     if spec.dataset.builtin == "mnist" and not settings.mnist_dir:
         raise invalid([{"loc": "dataset.builtin", "msg": "mnist needs the four MNIST IDX files in a folder named "
                                                          "by TRAINYARD_MNIST_DIR, which this server does not set"}])

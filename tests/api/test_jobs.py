@@ -28,6 +28,12 @@ def test_submit_returns_the_queued_job_with_location(api):
     assert api.alice.submit()["queue_position"] == 2
 
 
+def test_a_normalised_spec_resubmits_to_the_same_spec(api):
+    job = api.alice.submit()
+    again = api.alice.submit(job["spec"])
+    assert again["spec"] == job["spec"] and again["id"] != job["id"]
+
+
 def test_auth_is_required_and_checked(api):
     assert problem(api.client.get("/api/v1/jobs"), 401)["detail"].startswith("send 'Authorization: Bearer")
     r = api.client.get("/api/v1/jobs", headers={"Authorization": "Bearer nope"})
@@ -255,3 +261,10 @@ def test_model_file_name_is_header_safe(api):
     fake_worker.train(api, job["id"], spec)
     r = api.alice.get(f"/jobs/{job['id']}/model")
     assert r.headers["Content-Disposition"] == 'attachment; filename="my_job_X-Evil_1.npz"'
+
+
+def test_with_auth_off_everyone_is_the_local_user(sqlite_settings):
+    a = make_api(sqlite_settings, auth=False)
+    r = a.client.post("/api/v1/jobs", json=xor())
+    assert r.status_code == 201
+    assert [j["id"] for j in a.client.get("/api/v1/jobs").get_json()["items"]] == [r.get_json()["id"]]
