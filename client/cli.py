@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from client import commands, resources, service
@@ -37,7 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     if getattr(args, "service", False):
         return args.handler(args)
-    return run_client_command(args)
+    try:
+        return run_client_command(args)
+    except BrokenPipeError:  # `trainyard list | head`: the reader left; don't print a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def run_client_command(args: argparse.Namespace) -> int:

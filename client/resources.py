@@ -34,20 +34,25 @@ def datasets_delete(args: argparse.Namespace, client: Client) -> Outcome:
 
 
 def describe(details: Any) -> str:
-    """A catalog entry's parameters and defaults on one line."""
+    """Parameters and defaults on one line: `alpha=0.01`, `units(required=yes)`."""
     if isinstance(details, dict):
-        return ", ".join(f"{k}={describe(v)}" if not isinstance(v, dict) else f"{k}({describe(v)})"
+        return ", ".join(f"{k}({describe(v)})" if isinstance(v, dict) else f"{k}={describe(v)}"
                          for k, v in details.items())
-    return cell(details)
+    return f"{details:g}" if isinstance(details, float) else cell(details)
+
+
+def _is_flat(details: Any) -> bool:
+    return not isinstance(details, dict) or all(isinstance(v, (str, int, float, bool, type(None))) or
+                                                (isinstance(v, dict) and _is_flat(v)) for v in details.values())
 
 
 def catalog_text(catalog: dict[str, Any]) -> str:
-    """Each section of the catalog with its names and, indented, their parameters."""
+    """Each section's names; simple parameters on the name's line, longer descriptions one field a line."""
     lines = []
     for section, entries in catalog.items():
         lines.append(f"{section}:")
         if isinstance(entries, dict):
-            named = entries.items()
+            named = list(entries.items())
         elif isinstance(entries, list):
             named = [((e.get("name"), {k: v for k, v in e.items() if k != "name"}) if isinstance(e, dict)
                       else (e, None)) for e in entries]
@@ -55,8 +60,20 @@ def catalog_text(catalog: dict[str, Any]) -> str:
             named = [(entries, None)]
         width = max((len(str(n)) for n, _ in named), default=0)
         for name, details in named:
-            lines.append(f"  {str(name).ljust(width)}  {describe(details)}".rstrip() if details else f"  {name}")
+            if not details:
+                lines.append(f"  {name}")
+            elif _is_flat(details):
+                lines.append(f"  {str(name).ljust(width)}  {describe(details)}")
+            else:
+                lines.append(f"  {name}")
+                lines.extend(f"      {key}: {describe(value) if isinstance(value, dict) else _joined(value)}"
+                             for key, value in details.items())
     return "\n".join(lines)
+
+
+def _joined(value: Any) -> str:
+    return "; ".join(cell(v) for v in value) if isinstance(value, list) and any(
+        isinstance(v, str) and " " in v for v in value) else cell(value)
 
 
 def catalog(args: argparse.Namespace, client: Client) -> Outcome:

@@ -80,10 +80,12 @@ class Waiter:
         """Read the event stream: ("terminal" | "ended" | "unavailable", number of events seen)."""
         read_timeout = max(1.0, self.remaining(30.0))
         count = 0
+        headers = {"Accept": "text/event-stream"}
+        if self.last_epoch:  # resume after the last epoch seen instead of replaying them all
+            headers["Last-Event-ID"] = str(self.last_epoch)
         try:
             with self.client.http.request("GET", f"/jobs/{self.job_id}/events", retry=False, stream=True,
-                                          timeout=(10.0, read_timeout),
-                                          headers={"Accept": "text/event-stream"}) as response:
+                                          timeout=(10.0, read_timeout), headers=headers) as response:
                 if "text/event-stream" not in response.headers.get("Content-Type", ""):
                     return "unavailable", 0
                 lines = response.iter_lines(decode_unicode=True)

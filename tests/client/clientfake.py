@@ -136,12 +136,13 @@ class FakeApi:
 
     def __init__(self, server: FakeServer, events: str = "sse"):
         self.server, self.events, self.jobs, self.datasets = server, events, {}, {}
+        self.last_event_ids: list[str | None] = []
         r = server.route
         r("POST", "/jobs", self.submit)
         r("GET", "/jobs", lambda req, m: Reply(200, {"items": list(reversed(self.jobs.values())), "next_cursor": None}))
         r("GET", r"/jobs/(\w+)", lambda req, m: self.found(m, lambda job: Reply(200, self.advance(job))))
         r("GET", r"/jobs/(\w+)/history", lambda req, m: self.found(m, self.history))
-        r("GET", r"/jobs/(\w+)/events", lambda req, m: self.found(m, self.stream))
+        r("GET", r"/jobs/(\w+)/events", lambda req, m: self.found(m, lambda job: self.stream(job, req)))
         r("POST", r"/jobs/(\w+)/cancel", lambda req, m: self.found(m, self.cancel))
         r("DELETE", r"/jobs/(\w+)", lambda req, m: self.found(m, self.delete))
         r("GET", r"/jobs/(\w+)/model", lambda req, m: self.found(m, self.model))
@@ -195,9 +196,11 @@ class FakeApi:
     def history(self, job: dict) -> Reply:
         return Reply(200, {"epochs": self.rows(job)})
 
-    def stream(self, job: dict) -> Reply:
+    def stream(self, job: dict, req: Request) -> Reply:
         if self.events == "missing":
             return problem(404, "Not Found", "no route")
+
+        self.last_event_ids.append(req.headers.get("last-event-id"))
 
         def events():
             while job["status"] not in ("succeeded", "failed", "cancelled"):

@@ -154,7 +154,7 @@ def test_datasets_catalog_workers_health(cli, tmp_path):
     code, _, err = cli("datasets", "delete", "d1")
     assert code == 1 and "404 Not Found" in err
     code, out, _ = cli("catalog")
-    assert "backends:\n  numpy\n" in out and "leaky_relu  alpha=0.01" in out
+    assert "backends:\n  numpy\n" in out and "leaky_relu  alpha=0.01\n" in out
     code, out, _ = cli("workers", "--json")
     assert last_json(out)["items"][0]["queues"] == ["cpu"]
     code, out, _ = cli("health")
@@ -241,3 +241,13 @@ def test_an_unwritable_output_file_exits_1(cli, spec_file, tmp_path):
     cli("submit", spec_file(), "--wait", "--quiet")
     code, out, err = cli("download", "j1", "-o", str(tmp_path / "no" / "such" / "dir.npz"), "--json")
     assert code == 1 and "No such file or directory" in err and "error" in last_json(out)
+
+
+def test_a_closed_pipe_is_not_a_traceback(fake, fake_api):
+    script = Path(sys.executable).with_name("trainyard")
+    env = {"TRAINYARD_URL": fake.url, "TRAINYARD_TOKEN": "t", "PATH": "/usr/bin:/bin"}
+    fake_api.jobs.update({f"j{n}": {"id": f"j{n}", "status": "succeeded"} for n in range(20000)})
+    result = subprocess.run(f"{script} list --limit 20000 | head -1", shell=True, capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.stdout.split() == ["ID", "NAME", "STATUS", "BACKEND", "DEVICE", "PROGRESS", "CREATED"]
+    assert "Traceback" not in result.stderr

@@ -45,6 +45,8 @@ def test_wait_reconnects_when_the_stream_breaks(fake, fake_api, make_client):
     final = client.wait(job.id, progress=False)
     assert final.status == "failed" and final.error["code"] == "diverged"
     assert len(fake.calls("GET", f"/jobs/{job.id}/events")) >= 2
+    resumed = [int(i) for i in fake_api.last_event_ids[1:]]  # each reconnection resumes after the last epoch
+    assert resumed == sorted(resumed) and resumed[0] >= 1
 
 
 def test_wait_times_out(fake, fake_api, make_client):
