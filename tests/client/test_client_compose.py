@@ -72,3 +72,19 @@ def test_compose_services_train_jobs_as_local_processes(compose_stack, live):
     assert len([w for w in workers if "cpu" in w.get("queues", [])]) >= 2, workers
     again = compose_stack.run("migrate")  # the one-shot service is safe to run again
     assert again.returncode == 0, again.stderr
+
+
+def test_dockerfile_has_the_compose_targets_and_every_package():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    stages = {line.split()[-1] for line in dockerfile.splitlines() if line.startswith("FROM ") and " AS " in line}
+    services = load_compose()["services"]
+    assert {s["build"]["target"] for s in services.values() if "build" in s} <= stages
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    packages = [p.strip('"* ') for p in pyproject.split("include = [", 1)[1].split("]", 1)[0].split(",")]
+    copied = {line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ")}
+    assert set(packages) <= copied, f"the image misses packages: {set(packages) - copied}"
+    # CUDA comes only with the gpu extra, which only the gpu stage installs.
+    base_dependencies = pyproject.split("dependencies = [", 1)[1].split("]", 1)[0]
+    keras_extra = next(line for line in pyproject.splitlines() if line.startswith("keras ="))
+    assert "tensorflow" not in base_dependencies and "and-cuda" not in keras_extra
+    assert 'pip install -e ".[gpu]"' in dockerfile.split("AS gpu", 1)[1].split("FROM", 1)[0]
