@@ -131,6 +131,18 @@ class Stack:
             time.sleep(1)
         raise AssertionError(f"the api never became healthy\n{self.tail()}")
 
+    def wait_workers(self, count: int, seconds: float = 120) -> None:
+        """Until `count` live workers listen on queue cpu (a Celery worker takes a while to boot)."""
+        from client import Client
+
+        deadline = time.monotonic() + seconds
+        with Client(self.url, self.token) as client:
+            while time.monotonic() < deadline:
+                if len([w for w in client.workers() if "cpu" in w.get("queues", [])]) >= count:
+                    return
+                time.sleep(0.5)
+        raise AssertionError(f"fewer than {count} cpu workers came up\n{self.tail()}")
+
     def tail(self, lines: int = 30) -> str:
         """The last lines of every process's log (for failure messages)."""
         out = []
@@ -209,6 +221,7 @@ def start_stack(tmp: Path, cpu_workers: int = 2) -> tuple[Stack, str, str]:
         created = stack.run("api", "trainyard", "token", "create", "--user", "compose-tests")
         assert created.returncode == 0, created.stderr
         stack.token = created.stdout.strip().splitlines()[-1]
+        stack.wait_workers(cpu_workers)
     except BaseException:
         stack.stop()
         drop_database(db_name)
