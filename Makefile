@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: install
-	$(VENV)/bin/trainyard run examples/xor_relu.json
+	$(VENV)/bin/trainyard up
 
 test: install
 	$(PY) -m pytest -q

@@ -20,7 +20,7 @@ def call(module: str, function: str, *args: Any, **kwargs: Any) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return call("core.run", "run_command", args.spec, save=args.save, quiet=args.quiet)
+    return call("client.local_run", "run_command", args.spec, save=args.save, quiet=args.quiet)
 
 
 def up(args: argparse.Namespace) -> int:

@@ -163,7 +163,7 @@ def test_datasets_catalog_workers_health(cli, tmp_path):
 
 def test_service_commands_call_their_owners(monkeypatch):
     calls = []
-    for module, function in [("core.run", "run_command"), ("api.embedded", "up"), ("api.serve", "serve"),
+    for module, function in [("client.local_run", "run_command"), ("api.embedded", "up"), ("api.serve", "serve"),
                              ("worker.main", "run_worker"), ("worker.reconciler", "main"),
                              ("store.migrate", "main"), ("store.tokens", "create_token_cli"),
                              ("store.tokens", "revoke_token_cli")]:
@@ -183,7 +183,7 @@ def test_service_commands_call_their_owners(monkeypatch):
         if key.startswith("fake:"):
             del sys.modules[key]
     assert calls == [
-        ("core.run.run_command", ("s.json",), {"save": None, "quiet": True}),
+        ("client.local_run.run_command", ("s.json",), {"save": None, "quiet": True}),
         ("api.embedded.up", (), {"host": "127.0.0.1", "port": 8000}),
         ("api.serve.serve", (), {"host": "0.0.0.0", "port": 9000, "workers": 3}),
         ("worker.main.run_worker", (), {"queues": ["cpu", "gpu"], "concurrency": 2}),

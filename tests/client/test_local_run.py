@@ -1,0 +1,89 @@
+"""`trainyard run`: trains in-process; the result JSON is always the last stdout line; exit 0/1/2."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from client.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+def run(capsys, *args):
+    code = main(["run", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, json.loads(out.strip().splitlines()[-1]), err
+
+
+def test_and_perceptron_trains_saves_and_predicts(capsys, tmp_path):
+    from core.backends import load_predictor
+
+    model = tmp_path / "and.npz"
+    code, result, err = run(capsys, EXAMPLES / "and_perceptron.json", "--save", model)
+    assert code == 0 and result["status"] == "succeeded" and result["error"] is None
+    assert result["metrics"]["accuracy"] == 1.0
+    assert [row["epoch"] for row in result["history"]] == list(range(1, 21))
+    assert result["spec"]["training"]["optimizer"] == {"name": "perceptron", "learning_rate": 1.0}
+    assert set(result["versions"]) >= {"trainyard", "python", "numpy"}
+    assert "epoch 20/20" in err  # the progress bar, drawn on stderr
+    predictor = load_predictor(model.read_bytes())
+    assert predictor.predict(np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float)).tolist() == [0, 0, 0, 1]
+
+
+def test_quiet_prints_only_the_result(capsys):
+    code, result, err = run(capsys, EXAMPLES / "or_perceptron.json", "--quiet")
+    assert code == 0 and result["metrics"]["accuracy"] == 1.0 and err == ""
+
+
+def test_an_invalid_spec_still_prints_a_result_and_exits_1(capsys, tmp_path):
+    spec = json.loads((EXAMPLES / "xor_relu.json").read_text())
+    spec["model"]["layers"][1]["activation"] = "swish"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(spec))
+    code, result, err = run(capsys, path)
+    assert code == 1 and result["status"] == "failed"
+    assert result["error"]["code"] == "invalid_spec"
+    assert result["error"]["errors"][0]["loc"] == "model.layers[1].activation"
+    assert "unknown activation 'swish'" in err
+
+
+@pytest.mark.parametrize("content, message", [(None, "cannot read spec file"), ("{not json", "is not valid JSON")])
+def test_unreadable_spec_files_are_invalid_specs(capsys, tmp_path, content, message):
+    path = tmp_path / "spec.json"
+    if content is not None:
+        path.write_text(content)
+    code, result, _ = run(capsys, path, "--quiet")
+    assert code == 1 and result["error"]["code"] == "invalid_spec" and message in result["error"]["message"]
+
+
+def test_a_diverging_job_fails_with_its_epoch(capsys, tmp_path):
+    spec = {"dataset": {"builtin": "diabetes", "test_split": 0},
+            "model": {"layers": [{"type": "dense", "units": 1, "kernel_initializer": {"name": "constant", "value": 1e3}}]},
+            "training": {"optimizer": {"name": "sgd", "learning_rate": 1e6}, "epochs": 50, "seed": 1}}
+    path = tmp_path / "diverge.json"
+    path.write_text(json.dumps(spec))
+    code, result, _ = run(capsys, path, "--quiet")
+    assert code == 1 and result["error"]["code"] == "diverged"
+    assert result["error"]["epoch"] == len(result["history"]) + 1  # every finished epoch is reported
+
+
+def test_data_paths_are_relative_to_the_spec_file(tmp_path):
+    # Run from another directory, as a console script in a subprocess.
+    exe = shutil.which("trainyard", path=str(Path(sys.executable).parent))
+    proc = subprocess.run([exe, "run", str(EXAMPLES / "cheese_festival.json"), "--quiet"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert proc.returncode == 0, result
+    assert result["metrics"]["accuracy"] == 1.0
+    assert result["spec"]["dataset"]["task"] == "classification"
+
+
+def test_bad_usage_exits_2(capsys):
+    assert main(["run"]) == 2
+    assert "the following arguments are required: SPEC.json" in capsys.readouterr().err
