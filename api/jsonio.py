@@ -25,6 +25,20 @@ def finite(value: Any) -> Any:
     return value
 
 
+def non_finite(value: Any, loc: str = "") -> list[str]:
+    """Paths (`model.layers[0].kernel_initializer.mean`) of the NaN/Infinity numbers in a parsed JSON document.
+
+    Python's JSON parser accepts these non-standard tokens; the API refuses them rather than store them.
+    """
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [loc]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in non_finite(v, f"{loc}.{k}" if loc else str(k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in non_finite(v, f"{loc}[{i}]")]
+    return []
+
+
 def isoformat(moment: datetime | None) -> str | None:
     """ISO 8601 in UTC with a `Z`; naive datetimes (SQLite) are taken as UTC."""
     if moment is None:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from api.errors import ApiError, invalid
+from api.jsonio import non_finite
 from core.datasets.catalog import DatasetInfo
 from core.spec import JobSpec, builtin_info, estimate_size
 from core.validate import validate_spec
@@ -59,6 +60,9 @@ def validate_submission(doc: Any, *, db: Session, owner: str, settings: Settings
     """A checked, normalised spec for this owner, or a 422 whose `errors` name each field."""
     if not isinstance(doc, dict):
         raise invalid([{"loc": "", "msg": "the body must be a JSON object (a job spec)"}])
+    bad = non_finite(doc)
+    if bad:
+        raise invalid([{"loc": loc, "msg": "not a finite number (NaN and Infinity are not allowed)"} for loc in bad])
     info = _dataset_info(doc, db=db, owner=owner)
     try:
         spec = validate_spec(doc, info)  # SpecError → 422 with field paths

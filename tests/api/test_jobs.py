@@ -84,6 +84,15 @@ def test_body_must_be_a_json_object(api):
         {"loc": "", "msg": "the body must be a JSON object (a job spec)"}]
 
 
+def test_nan_and_infinity_in_a_spec_are_422(api):
+    body = ('{"dataset": {"builtin": "xor"}, "model": {"layers": [{"type": "dense", "units": 1, '
+            '"kernel_initializer": {"name": "normal", "mean": NaN}}]}, "training": {"epochs": 1, "x": [Infinity]}}')
+    r = api.alice.post("/jobs", data=body, headers={"Content-Type": "application/json"})
+    msg = "not a finite number (NaN and Infinity are not allowed)"
+    assert problem(r, 422)["errors"] == [{"loc": "model.layers[0].kernel_initializer.mean", "msg": msg},
+                                         {"loc": "training.x[0]", "msg": msg}]
+
+
 def test_mnist_without_its_folder_is_422(api):
     spec = xor(dataset={"builtin": "mnist"},
                model={"layers": [{"type": "dense", "units": 10, "activation": "softmax"}]})
