@@ -91,8 +91,11 @@ def _http_error(exc: HTTPException) -> Response:
     elif status == 405:
         detail = f"{request.method} is not allowed on {request.path}; allowed: {headers.get('Allow', 'none')}"
     elif status == 413:
+        from api.app import UPLOAD_ENDPOINTS
+
         limit = request.max_content_length
-        detail = f"the request body is larger than the limit of {limit} bytes" if limit else detail
+        setting = "max_upload_bytes" if request.endpoint in UPLOAD_ENDPOINTS else "max_request_bytes"
+        detail = f"the request body is larger than the limit of {limit} bytes ({setting})" if limit else detail
     kind = HTTPStatus(status).phrase.lower().replace(" ", "-")
     return problem(status, detail, kind=kind, headers=headers)
 
@@ -133,6 +136,10 @@ def _store_error(exc: Exception) -> Response:
         return problem(404, str(exc), kind="not-found")
     if isinstance(exc, e.Conflict):
         return problem(409, str(exc), kind="conflict")
+    if isinstance(exc, e.BlobCorrupt):
+        # Stored bytes that fail their sha256 are never served; the job has no usable model (409, as documented).
+        log.error("%s %s: %s", request.method, request.path, exc)
+        return problem(409, f"{exc}: the stored file is damaged and is not served", kind="corrupt-blob")
     if isinstance(exc, e.BadCursor):
         return problem(422, "the cursor is not one this server gave out", kind="invalid-request",
                        errors=[{"loc": "cursor", "msg": "invalid cursor"}])
@@ -140,7 +147,7 @@ def _store_error(exc: Exception) -> Response:
 
 
 def register_store_errors(app: Flask) -> None:
-    """The store's NotFound → 404, Conflict → 409 (with the store's message), BadCursor → 422."""
+    """The store's NotFound → 404, Conflict and BlobCorrupt → 409 (with the store's message), BadCursor → 422."""
     from store.errors import StoreError
 
     app.register_error_handler(StoreError, _store_error)

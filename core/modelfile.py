@@ -13,6 +13,7 @@ import io
 import json
 import math
 import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
@@ -93,7 +94,8 @@ def _read(blob: bytes) -> tuple[dict, dict[str, np.ndarray]]:
     try:
         with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError, NotImplementedError, zlib.error,
+            MemoryError) as exc:  # MemoryError: a member's .npy header may declare terabytes
         raise ModelFileError(f"not a readable npz model file: {exc}") from None
     header = arrays.pop("trainyard", None)
     if header is None or header.shape != () or header.dtype.kind != "U":

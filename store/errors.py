@@ -40,7 +40,7 @@ class BadCursor(StoreError):
 
 
 class BlobCorrupt(StoreError):
-    """Stored bytes no longer match their sha256 (HTTP 500; never served)."""
+    """Stored bytes no longer match their sha256 (HTTP 409 `corrupt-blob`; never served)."""
 
 
 class LeaseLost(StoreError):

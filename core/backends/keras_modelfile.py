@@ -58,10 +58,12 @@ def _audit(config: Any) -> None:
             continue
         if "class_name" in node:
             name, module = node["class_name"], node.get("module")
-            if name not in ALLOWED_CLASSES or module not in ALLOWED_MODULES or node.get("registered_name") is not None:
+            # isinstance first: a crafted list or dict is unhashable and must be refused, not raise TypeError
+            if (not isinstance(name, str) or not isinstance(module, (str, type(None))) or name not in ALLOWED_CLASSES
+                    or module not in ALLOWED_MODULES or node.get("registered_name") is not None):
                 raise ModelFileError(f"model file names a class trainyard does not load: {module}.{name}")
         activation = node.get("activation")
-        if activation is not None and activation not in ALLOWED_ACTIVATIONS:
+        if activation is not None and (not isinstance(activation, str) or activation not in ALLOWED_ACTIVATIONS):
             raise ModelFileError(f"model file names an activation trainyard does not load: {activation!r}")
         stack.extend(node.values())
 

@@ -70,7 +70,8 @@ def _audit(model: bytes) -> None:
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
-            if "__class__" in node and (node.get("__module__"), node["__class__"]) not in _ALLOWED:
+            if "__class__" in node and not (isinstance(node["__class__"], str) and isinstance(node.get("__module__"), str)
+                                            and (node["__module__"], node["__class__"]) in _ALLOWED):
                 raise ModelFileError(f"model file holds a type trainyard does not load: "
                                      f"{node.get('__module__')}.{node['__class__']}")
             stack.extend(node.values())

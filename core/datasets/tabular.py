@@ -6,6 +6,7 @@ import csv
 import io
 import math
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -109,15 +110,17 @@ def parse_csv(data: bytes, target: str | None) -> tuple[np.ndarray, np.ndarray, 
 def _check_npy_member(archive: zipfile.ZipFile, name: str) -> None:
     """Refuse object arrays and headers that declare more data than the member holds."""
     info = archive.getinfo(name)
-    with archive.open(info) as f:
-        try:
+    try:
+        with archive.open(info) as f:
             version = np.lib.format.read_magic(f)
             read_header = _HEADER_READERS.get(version)
             if read_header is None:
                 raise ValueError(f"unsupported .npy format version {version}")
             shape, _, dtype = read_header(f)
-        except ValueError as exc:
-            raise DatasetError(f"NPZ member {name}: not a valid .npy array ({exc})") from None
+    # A zip whose entry sizes or CRC lie, whose compression method or stream is bad, or whose header is garbage
+    # fails here, with whatever zipfile, zlib or numpy's header parser (even tokenize) raises: all mean the same.
+    except Exception as exc:
+        raise DatasetError(f"NPZ member {name}: not a valid .npy array ({exc})") from None
     if dtype.hasobject:
         raise DatasetError(f"NPZ member {name} holds Python objects; only numeric or text arrays are accepted")
     # np.load allocates from the header's shape before reading, so a lying header must stop here.
@@ -147,5 +150,5 @@ def parse_npz(data: bytes, max_bytes: int) -> tuple[np.ndarray, np.ndarray]:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             return npz["X"], npz["y"]
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, NotImplementedError, zlib.error) as exc:
         raise DatasetError(f"cannot read the NPZ file: {exc}") from None

@@ -1,0 +1,146 @@
+"""Hostile files (DESIGN §7): uploads and stored model files that carry code, bombs or lying headers are refused
+with a 4xx problem, and nothing in them ever runs (canary files stay absent, no unpickling is even attempted).
+
+The attacks are those that breached other ML platforms: pickled artifacts (ClearML CVE-2024-24590, MLflow
+CVE-2024-37052), Keras model files (CVE-2024-3660 Lambda bytecode, CVE-2025-1550 module paths in configs,
+CVE-2025-9906 re-enabling unsafe deserialization).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import numpy as np
+import pytest
+import sectest
+from apitest import XOR_FIT, XOR_INPUTS, problem
+import apitest as fake_worker
+from sqlalchemy import select, update
+
+from store.db import session_scope
+from store.models import Artifact, Blob
+
+
+def upload(caller, data: bytes, fmt: str, labels: bytes | None = None, filename: str = "data"):
+    fields = {"name": "hostile", "format": fmt, "file": (io.BytesIO(data), filename)}
+    if labels is not None:
+        fields["labels"] = (io.BytesIO(labels), "labels")
+    return caller.post("/datasets", data=fields, content_type="multipart/form-data")
+
+
+def refused(r, *fragments: str) -> dict:
+    """Assert a 422 problem about the file, its message holding each fragment; nothing was stored."""
+    body = problem(r, 422)
+    text = " ".join(e["msg"] for e in body.get("errors") or []) + body["detail"]
+    for fragment in fragments:
+        assert fragment in text, text
+    return body
+
+
+def payloads(canary):
+    """(name, bytes, format, labels, message fragment) for every hostile dataset upload."""
+    keras = sectest.keras_file(sectest.keras_configs(canary)["lambda_layer"])
+    return [
+        ("pickle as npz", sectest.pickle_payload(canary), "npz", None, "not an NPZ file"),
+        ("pickle as csv", sectest.pickle_payload(canary), "csv", None, "not UTF-8"),
+        ("pickle as idx", sectest.pickle_payload(canary), "idx", sectest.pickle_payload(canary), "not an IDX file"),
+        ("npz object array", sectest.npz_object_array(canary), "npz", None, "holds Python objects"),
+        ("npz member is a pickle", sectest.npz_member_is_a_pickle(canary), "npz", None, "not a valid .npy array"),
+        (".keras lambda as npz", keras, "npz", None, "needs arrays X and y"),
+        (".keras lambda as csv", keras, "csv", None, "not UTF-8"),
+        (".h5 lambda as npz", sectest.h5_model(canary), "npz", None, "not an NPZ file"),
+        (".h5 lambda as idx", sectest.h5_model(canary), "idx", sectest.h5_model(canary), "not an IDX file"),
+    ]
+
+
+def test_uploads_that_carry_code_are_refused_and_never_run(api, tmp_path, no_code_runs):
+    canary = tmp_path / "pwned"
+    for name, data, fmt, labels, fragment in payloads(canary):
+        refused(upload(api.alice, data, fmt, labels), fragment)
+        assert not canary.exists(), name
+    assert api.alice.get("/datasets").get_json()["items"] == []
+    with session_scope(api.sessions) as s:
+        assert s.scalar(select(Blob.sha256)) is None  # nothing refused was stored
+
+
+def test_bombs_and_lying_headers_are_refused_without_inflating(limited, no_code_runs):
+    import resource
+
+    api = limited(max_upload_bytes=64 * 1024)  # files may inflate to 4x this: 256 KiB
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cases = [
+        (sectest.npz_bomb(), "npz", None, "decompress to"),  # 2 MiB of zeros in ~2 KiB
+        (sectest.npz_lying_sizes(), "npz", None, "X.npy"),  # entry sizes lie: its CRC/stream check fails
+        (sectest.npz_header_lies(), "npz", None, "more than the"),  # .npy header declares 80 TB
+        *[(data, "npz", None, "X.npy") for data in sectest.npz_broken_streams()],
+        (sectest.gzip_bomb(), "csv", None, "decompresses to more than"),
+        (sectest.gzip_bomb(b"\0" * 64, head=sectest.idx_header((1 << 17, 8, 8))), "idx",
+         gzip.compress(sectest.idx(np.zeros(1 << 17))), "decompresses to more than"),
+        # IDX headers that lie about their size: bigger than the bytes, 2^96 elements, 255 dimensions, none.
+        (sectest.idx_header((60000, 28, 28)) + bytes(100), "idx", sectest.idx(np.zeros(4)), "header declares"),
+        (sectest.idx_header((0xFFFFFFFF,) * 3) + bytes(16), "idx", sectest.idx(np.zeros(4)), "header declares"),
+        (bytes([0, 0, 0x08, 255]) + bytes(64), "idx", sectest.idx(np.zeros(4)), "truncated IDX header"),
+        (bytes([0, 0, 0x08, 0]), "idx", sectest.idx(np.zeros(4)), "0 dimensions"),
+        (bytes([0, 0, 0x42, 1, 0, 0, 0, 4]) + bytes(4), "idx", sectest.idx(np.zeros(4)), "unknown IDX data type"),
+        (sectest.idx(np.zeros((4, 2, 2))), "idx", sectest.idx_header((1 << 30,)) + bytes(4), "header declares"),
+    ]
+    for data, fmt, labels, fragment in cases:
+        assert len(data) + len(labels or b"") < 64 * 1024
+        refused(upload(api.alice, data, fmt, labels), fragment)
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 64 * 1024, f"peak memory grew by {grown_kib} KiB refusing bombs"
+    assert api.alice.get("/datasets").get_json()["items"] == []
+
+
+@pytest.fixture
+def trained(api):
+    """A succeeded job of alice's (trained in-process as a worker would), its model never loaded yet."""
+    job = api.alice.submit(XOR_FIT)
+    fake_worker.train(api, job["id"], XOR_FIT)
+    return job["id"]
+
+
+def hostile_models(canary):
+    models = {f"keras {k}": sectest.keras_file(v) for k, v in sectest.keras_configs(canary).items()}
+    models |= {f"skops {k}": v for k, v in sectest.skops_files(canary).items()}
+    models |= {f"npz {k}": v for k, v in sectest.npz_models(canary).items()}
+    models["h5 lambda"] = sectest.h5_model(canary)
+    return models
+
+
+def test_crafted_model_files_in_the_database_are_refused_by_the_predictor(api, trained, tmp_path, no_code_runs):
+    canary = tmp_path / "pwned"
+    for name, data in hostile_models(canary).items():
+        sectest.replace_model_blob(api, trained, data)
+        api.app.extensions["trainyard"].predictors.forget(trained)
+        body = problem(api.alice.post(f"/jobs/{trained}/predict", json={"inputs": XOR_INPUTS}), 422)
+        assert body["type"] == "urn:trainyard:problem:invalid-model", (name, body)
+        assert not canary.exists(), name
+
+
+def test_the_keras_loader_refuses_before_tensorflow_parses_anything(tmp_path, no_code_runs):
+    from core.backends import keras_modelfile, load_predictor
+    from core.errors import ModelFileError
+
+    canary = tmp_path / "pwned"
+    for name, config in sectest.keras_configs(canary).items():
+        with pytest.raises(ModelFileError, match="class|activation"):
+            keras_modelfile.read(sectest.keras_file(config))
+        with pytest.raises(ModelFileError):
+            load_predictor(sectest.keras_file(config))
+        assert not canary.exists(), name
+
+
+def test_corrupt_blobs_are_never_served(api, trained):
+    good = api.alice.get(f"/jobs/{trained}/model").data
+    with session_scope(api.sessions) as s:
+        sha = s.get(Artifact, (trained, "model")).blob_sha256
+        s.execute(update(Blob).where(Blob.sha256 == sha).values(data=good[:-1] + bytes([good[-1] ^ 1])))
+    api.app.extensions["trainyard"].predictors.forget(trained)
+    for r in (api.alice.get(f"/jobs/{trained}/model"),
+              api.alice.post(f"/jobs/{trained}/predict", json={"inputs": XOR_INPUTS})):
+        body = problem(r, 409)
+        assert body["type"] == "urn:trainyard:problem:corrupt-blob" and "sha256" in body["detail"]
+        assert good[-64:] not in r.data
+    assert api.alice.get(f"/jobs/{trained}").get_json()["status"] == "succeeded"  # the rest still answers
