@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, g, request
 from sqlalchemy import Engine
 
 from api import auth, catalog, datasets, docs, health, jobs, metrics, results, workers
@@ -20,17 +20,25 @@ UPLOAD_ENDPOINTS = {"datasets.upload_dataset"}
 
 
 def _before_request() -> None:
+    st = state()
+    st.active.acquire()
+    g.active = True
     # Uploads may be up to max_upload_bytes; every other body is held to max_request_bytes.
-    s = state().settings
+    s = st.settings
     request.max_content_length = s.max_upload_bytes if request.endpoint in UPLOAD_ENDPOINTS else s.max_request_bytes
     if request.endpoint is None or request.endpoint in PUBLIC:
         return
     auth.authenticate()
 
 
+def _after_request_teardown(_exc: BaseException | None) -> None:
+    if g.pop("active", False):
+        state().active.release()
+
+
 def create_app(settings: Settings, *, engine: Engine | None = None) -> Flask:
     """Build the API app for `settings` (tests may pass an engine to share)."""
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no /static/<path:filename>: no route serves files by a client path
     app.json = FiniteJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = max(settings.max_upload_bytes, settings.max_request_bytes)
     engine = engine or make_engine(settings)
@@ -40,6 +48,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> Flask:
     )
     register_error_handlers(app)
     app.before_request(_before_request)
+    app.teardown_request(_after_request_teardown)
     app.teardown_appcontext(close_session)
     for module in (jobs, results, datasets, catalog, workers, health, metrics, docs):
         app.register_blueprint(module.bp, url_prefix=PREFIX)

@@ -41,7 +41,8 @@ def authenticate() -> None:
     wait = st.limiter.allow(digest)
     if wait > 0:
         raise ApiError(429, f"over the rate limit of {st.settings.rate_limit_per_second:g} requests per second per "
-                            f"token (bursts of {st.settings.rate_limit_burst}); retry in {wait:.2f} s",
+                            f"token (rate_limit_per_second; bursts of {st.settings.rate_limit_burst}, "
+                            f"rate_limit_burst); retry in {wait:.2f} s",
                        kind="rate-limited", headers={"Retry-After": str(max(1, round(wait + 0.5)))})
 
 

@@ -277,3 +277,19 @@ def test_with_auth_off_everyone_is_the_local_user(sqlite_settings):
     r = a.client.post("/api/v1/jobs", json=xor())
     assert r.status_code == 201
     assert [j["id"] for j in a.client.get("/api/v1/jobs").get_json()["items"]] == [r.get_json()["id"]]
+
+
+def test_every_request_gives_back_its_concurrency_slot(api):
+    from api.context import ACTIVE_REQUESTS
+
+    for r in (api.client.get("/api/v1/jobs"), api.alice.get("/jobs/nope"), api.alice.post("/jobs", json=[]),
+              api.client.put("/api/v1/jobs"), api.alice.get("/jobs"), api.client.get("/api/v1/health")):
+        assert r.status_code in (200, 401, 404, 405, 422)
+    job = api.alice.submit()
+    api.alice.post(f"/jobs/{job['id']}/cancel")
+    api.alice.get(f"/jobs/{job['id']}/events").get_data()  # a stream gives its slot back before it streams
+    slots = api.app.extensions["trainyard"].active
+    taken = [slots.acquire(blocking=False) for _ in range(ACTIVE_REQUESTS)]
+    assert all(taken)
+    for _ in taken:
+        slots.release()
