@@ -74,7 +74,7 @@ def _named(value: Any) -> Any:
 
 def _fill(value: dict, table: dict[str, dict[str, Any]], kind: str) -> dict:
     name = value.get("name")
-    if name not in table:
+    if not isinstance(name, str) or name not in table:
         raise ValueError(f"unknown {kind} {name!r}; valid: {', '.join(sorted(table))}")
     unknown = sorted(set(value) - {"name"} - set(table[name]))
     if unknown:
@@ -84,7 +84,8 @@ def _fill(value: dict, table: dict[str, dict[str, Any]], kind: str) -> dict:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # NaN or infinity in a spec is never meaningful and would break JSON round trips.
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 # --- named objects -----------------------------------------------------------------------

@@ -177,6 +177,13 @@ REJECTIONS = [
      "needs dataset.validation_split > 0"),
     (with_changes(backend_options={"dtype": "float16", "turbo": True}), "backend_options.turbo", "unknown option"),
     ("not a spec", "", "valid dictionary"),
+    (with_changes(training__optimizer={"name": {}}), "training.optimizer", "unknown optimizer {}"),
+    (with_changes(model__layers__0__activation={"name": ["relu"]}), "model.layers[0].activation",
+     "unknown activation ['relu']"),
+    (with_changes(model__layers__0__kernel_initializer={"name": "normal", "mean": float("nan")}),
+     "model.layers[0].kernel_initializer.mean", "finite number"),
+    (with_changes(training__optimizer={"name": "sgd", "learning_rate": float("inf")}),
+     "training.optimizer.learning_rate", "finite number"),
 ]
 
 
