@@ -80,31 +80,33 @@ def postgres_settings(home: Path):
 
 
 @contextlib.contextmanager
-def service(settings: Settings):
-    """A migrated database and one worker process; yields (factory, celery, owner, worker pid)."""
+def service(settings: Settings, workers: int = 1):
+    """A migrated database and `workers` worker processes; yields (factory, celery, owner, first worker pid)."""
     upgrade(settings)
     engine = make_engine(settings)
     factory = make_sessionmaker(engine)
     with session_scope(factory) as session:
         owner = get_or_create_user(session=session, name="bench").id
     env = {**os.environ, **settings.to_env(), "TRAINYARD_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
-    worker = subprocess.Popen([sys.executable, "-m", "worker.main", "--queues", "cpu", "--concurrency", "1"],
+    procs = [subprocess.Popen([sys.executable, "-m", "worker.main", "--queues", "cpu", "--concurrency", "1"],
                               env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+                              start_new_session=True) for _ in range(workers)]
     try:
         while True:
             with session_scope(factory) as session:
-                if list_live_workers(session=session, live_seconds=60):
+                if len(list_live_workers(session=session, live_seconds=60)) >= workers:
                     break
             time.sleep(0.1)
-        time.sleep(2)  # the worker registers before its consumer is ready
-        yield factory, create_celery(settings), owner, worker.pid
+        time.sleep(2)  # a worker registers before its consumer is ready
+        yield factory, create_celery(settings), owner, procs[0].pid
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+        for worker in procs:
+            worker.send_signal(signal.SIGTERM)
+        for worker in procs:
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
         engine.dispose()
 
 
@@ -193,14 +195,39 @@ def latency(settings: Settings, jobs: int) -> None:
           f"max {1000 * times[-1]:.0f} ms")
 
 
+def throughput(settings: Settings, jobs: int, workers: int = 2) -> None:
+    """Tiny jobs submitted back to back to `workers` worker processes; beside it, the same jobs trained in-process."""
+    started = time.perf_counter()
+    for _ in range(jobs):
+        train_job(validate_spec(xor(1)))
+    in_process = jobs / (time.perf_counter() - started)
+    with service(settings, workers=workers) as (factory, celery, owner, _):
+        for job_id in [submit(factory, celery, owner, xor(1)) for _ in range(2 * workers)]:
+            wait(factory, owner, job_id)  # warm every worker's imports
+        started = time.perf_counter()
+        ids = [submit(factory, celery, owner, xor(1)) for _ in range(jobs)]
+        for job_id in ids:
+            wait(factory, owner, job_id, poll=0.02)
+        elapsed = time.perf_counter() - started
+    print(f"  {jobs} tiny jobs on {workers} workers: {jobs / elapsed:.0f} jobs/s "
+          f"(baseline: the same jobs trained in one process, no service: {in_process:.0f} jobs/s)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=10_000)
     parser.add_argument("--latency-jobs", type=int, default=20)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--throughput-jobs", type=int, default=300)
+    parser.add_argument("--only-throughput", action="store_true", help="skip the overhead and latency parts")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        if args.only_throughput:
+            with postgres_settings(Path(tmp) / "pg") as pg:
+                print("throughput, PostgreSQL + Redis:")
+                throughput(pg, args.throughput_jobs)
+            return 0
         embedded = Settings(home=Path(tmp) / "embedded")
         print(f"reporting overhead, {args.epochs}-epoch XOR, SQLite + file broker:")
         overhead(embedded, args.repeats, args.epochs)
@@ -212,6 +239,8 @@ def main() -> int:
                 overhead(pg, args.repeats, args.epochs)
                 print("submit → succeeded, PostgreSQL + Redis:")
                 latency(pg, args.latency_jobs)
+                print("throughput, PostgreSQL + Redis:")
+                throughput(pg, args.throughput_jobs)
     return 0
 
 
