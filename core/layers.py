@@ -71,6 +71,8 @@ class Dense(Layer):
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         reg = kernel_regularizer or {}
+        if not isinstance(reg, dict):  # a model file is untrusted: refuse, don't fail on .get
+            raise TypeError(f"kernel_regularizer must be an object with l1 / l2, not {type(reg).__name__}")
         self.l1, self.l2 = float(reg.get("l1", 0.0)), float(reg.get("l2", 0.0))
         self.use_bias = bool(use_bias)
 

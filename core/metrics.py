@@ -55,33 +55,44 @@ class ClassificationAccumulator:
 
 
 class RegressionAccumulator:
-    """Running sums for MSE, MAE and R² (R² averaged uniformly over outputs, as scikit-learn)."""
+    """Running sums for MSE, MAE and R² (R² averaged uniformly over outputs, as scikit-learn).
+
+    The target sums are taken about the first target seen (`shift`), not about 0: Σy² - (Σy)²/n
+    cancels catastrophically when the mean is large against the spread, and a constant target
+    must give a total sum of squares of exactly 0 for scikit-learn's constant-target rule.
+    """
 
     def __init__(self, n_outputs: int):
         self.count = 0
         self.sse = np.zeros(n_outputs)
         self.sae = np.zeros(n_outputs)
-        self.sum_y = np.zeros(n_outputs)
-        self.sum_y2 = np.zeros(n_outputs)
+        self.shift: np.ndarray | None = None
+        self.sum_d = np.zeros(n_outputs)  # Σ (y - shift)
+        self.sum_d2 = np.zeros(n_outputs)  # Σ (y - shift)²
 
     def update(self, y_true: np.ndarray, y_pred: np.ndarray) -> None:
         """Add a batch of targets and predictions, `(n,)` or `(n, n_outputs)`."""
         y = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
         err = np.asarray(y_pred, dtype=np.float64).reshape(y.shape) - y
+        if self.shift is None and len(y):
+            self.shift = y[0].copy()
         self.count += len(y)
         self.sse += np.einsum("ij,ij->j", err, err)
         self.sae += np.abs(err).sum(axis=0)
-        self.sum_y += y.sum(axis=0)
-        self.sum_y2 += np.einsum("ij,ij->j", y, y)
+        d = y - self.shift if len(y) else y
+        self.sum_d += d.sum(axis=0)
+        self.sum_d2 += np.einsum("ij,ij->j", d, d)
 
     def result(self, names: list[str]) -> dict[str, float]:
         """The named metrics over everything seen so far."""
         n = self.count
         if n == 0:
             return {name: math.nan for name in names}
-        sst = self.sum_y2 - self.sum_y**2 / n
-        # scikit-learn's r2_score: a constant target scores 1 if predicted exactly, else 0.
+        sst = np.maximum(self.sum_d2 - self.sum_d**2 / n, 0.0)
+        # scikit-learn's r2_score: a constant target scores 1 if predicted exactly, else 0; one sample: NaN.
         r2 = np.where(sst > 0, 1 - self.sse / np.where(sst > 0, sst, 1), np.where(self.sse == 0, 1.0, 0.0))
+        if n < 2:
+            r2 = np.full_like(r2, math.nan)
         table = {
             "mean_squared_error": lambda: float(self.sse.mean() / n),
             "mean_absolute_error": lambda: float(self.sae.mean() / n),

@@ -432,7 +432,7 @@ def _data_errors(spec: JobSpec, info: DatasetInfo) -> list[dict]:
             errors.append({"loc": units_loc, "msg": f"1 output unit encodes 2 classes, the dataset has {k}; use {k} units"})
         elif out.units > 1 and out.units != k:
             errors.append({"loc": units_loc, "msg": f"{out.units} output units but the dataset has {k} classes"})
-        bad = [m for m in t.metrics or () if m == "r2"]
+        bad = [m for m in t.metrics or () if m not in CLASSIFICATION_METRICS]
     else:
         if t.loss in ("binary_crossentropy", "categorical_crossentropy", "perceptron"):
             errors.append({"loc": "training.loss", "msg": f"{t.loss} needs a classification dataset; this one is regression"})

@@ -64,3 +64,22 @@ def test_regression_matches_sklearn(outputs):
 def test_wrong_metric_for_task_is_refused():
     with pytest.raises(ValueError, match="r2"):
         evaluate(["r2"], "classification", np.zeros(3), np.zeros(3), 2)
+
+
+@pytest.mark.parametrize("y, p", [
+    (np.full(10, 0.1), np.full(10, 0.1)),  # constant target predicted exactly: 1
+    (np.full(10, 0.1), np.full(10, 0.11)),  # constant target missed: 0 (Σy² - (Σy)²/n used to leave ~1e-17: -7e13)
+    (np.full(10, 7.7), np.linspace(7, 8, 10)),
+    (1e8 + np.arange(10.0), 1e8 + np.arange(10.0) + 0.5),  # a large mean: raw sums cancelled to R² = 0
+])
+def test_r2_on_constant_or_offset_targets_matches_sklearn(y, p):
+    expected = skm.r2_score(y, p)
+    assert evaluate(["r2"], "regression", y, p, None)["r2"] == pytest.approx(expected, abs=1e-9)
+    acc = RegressionAccumulator(1)
+    for s in range(0, 10, 3):
+        acc.update(y[s:s + 3], p[s:s + 3])
+    assert acc.result(["r2"])["r2"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_r2_of_one_sample_is_undefined_as_in_sklearn():
+    assert np.isnan(evaluate(["r2"], "regression", np.array([1.0]), np.array([2.0]), None)["r2"])

@@ -114,6 +114,9 @@ TAMPERINGS = {
     "unknown layer": lambda m: _with_header(m, lambda h: h["layers"][0].update(type="lambda")),
     "huge layer": lambda m: _with_header(m, lambda h: h["layers"][0].update(units=10**12)),
     "bad activation": lambda m: _with_header(m, lambda h: h["layers"][0].update(activation="os.system")),
+    # not an object: Dense used to call .get on it, an AttributeError that escaped as a 500
+    "regularizer not an object": lambda m: _with_header(m, lambda h: h["layers"][0].update(kernel_regularizer=[1])),
+    "regularizer a string": lambda m: _with_header(m, lambda h: h["layers"][0].update(kernel_regularizer="l2")),
     "classes mismatch": lambda m: _with_header(m, lambda h: h["preprocessing"].update(classes=[1, 2])),
     "extra preprocessing": lambda m: _with_header(m, lambda h: h["preprocessing"].update(evil=1)),
     "wrong shape": lambda m: _pack({**_members(m), "layers.0.kernel": np.zeros((2, 4), np.float32)}),

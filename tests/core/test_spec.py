@@ -211,6 +211,14 @@ def test_regression_refuses_classification_losses_and_metrics():
     assert ("training.metrics", "metric 'accuracy' does not apply to a regression dataset") in errors
 
 
+@pytest.mark.parametrize("metric", ["mean_squared_error", "mae", "r2"])
+def test_classification_refuses_regression_metrics(metric):
+    # accepted before, then every backend's training failed on the metric (KeyError in the numpy engine)
+    errors = errors_of(with_changes(training__metrics=["accuracy", metric]))
+    name = {"mae": "mean_absolute_error"}.get(metric, metric)
+    assert errors == [("training.metrics", f"metric {name!r} does not apply to a classification dataset")]
+
+
 def test_regression_defaults_to_mae_metric():
     info = DatasetInfo("regression", 10, None, 442)
     doc = with_changes(dataset={"builtin": "diabetes"}, training__metrics=DELETE,
