@@ -133,6 +133,21 @@ def test_resuming_a_checkpoint_equals_an_uninterrupted_run(early_stopping):
     assert resumed.metrics == whole.metrics
 
 
+def test_resuming_mid_patience_stops_and_restores_as_the_uninterrupted_run():
+    # min_delta 10: only epoch 1 improves, so wait is 2 at the epoch-3 checkpoint and the run stops at epoch 5
+    # with epoch 1's weights; a resume that lost wait (stops at 7) or the best weights (keeps epoch 5's) differs
+    data = _blobs()
+    early = {"monitor": "val_loss", "patience": 4, "min_delta": 10.0, "restore_best_weights": True}
+    spec = lambda: _regularised_spec(checkpoint_every=3, early_stopping=early)  # noqa: E731
+    saved = {}
+    whole = fit(spec(), data, Callbacks(on_checkpoint=lambda epoch, state: saved.__setitem__(epoch, state)))
+    assert whole.stopped_early and len(whole.history) == 5 and sorted(saved) == [3]
+    resumed = fit(spec(), data, Callbacks(resume=saved[3]))
+    assert resumed.stopped_early and _without_time(resumed.history) == _without_time(whole.history)
+    np.testing.assert_array_equal(resumed.network.flat_params, whole.network.flat_params)
+    assert resumed.metrics == whole.metrics
+
+
 def test_cancellation_is_seen_between_mini_batches():
     calls = []
 
