@@ -51,7 +51,9 @@ CAPABILITIES: dict[str, dict[str, Any]] = {
         "optimizers": tuple(n for n in OPTIMIZERS if n != "lbfgs"),
         "metrics": METRICS,
         "options": ("dtype",),
-        "why_not": {"lbfgs": "optimizer 'lbfgs' exists only for backend 'sklearn'"},
+        "devices": ("cpu",),
+        "why_not": {"lbfgs": "optimizer 'lbfgs' exists only for backend 'sklearn'",
+                    "gpu": "the numpy engine runs on the CPU; use backend 'keras' for a GPU"},
         "rules": (),
     },
     "sklearn": {
@@ -64,7 +66,9 @@ CAPABILITIES: dict[str, dict[str, Any]] = {
         "optimizers": ("sgd", "adam", "lbfgs"),
         "metrics": METRICS,
         "options": tuple(SKLEARN_DEFAULTS["options"]),
+        "devices": ("cpu",),
         "why_not": {
+            "gpu": "scikit-learn trains on the CPU only; use backend 'keras' for a GPU",
             "dropout": "MLPClassifier has no dropout", "batch_norm": "MLPClassifier has no batch normalisation",
             "step": _STEP_WHY, "perceptron": _PERCEPTRON_WHY, "leaky_relu": "MLPClassifier has no leaky ReLU",
             "rmsprop": "MLPClassifier's solvers are sgd, adam and lbfgs",
@@ -95,6 +99,7 @@ CAPABILITIES: dict[str, dict[str, Any]] = {
         "optimizers": ("sgd", "adam", "rmsprop"),
         "metrics": METRICS,
         "options": tuple(KERAS_DEFAULTS["options"]),
+        "devices": ("cpu", "gpu"),
         "why_not": {"step": _STEP_WHY, "perceptron": _PERCEPTRON_WHY,
                     "lbfgs": "optimizer 'lbfgs' exists only for backend 'sklearn'"},
         "rules": (
@@ -137,10 +142,12 @@ def _layer_errors(spec: JobSpec, caps: dict, name: str) -> list[dict]:
 
 
 def table_errors(spec: JobSpec) -> list[dict]:
-    """Errors for every layer type, activation, initializer, loss, optimizer, metric or option the backend lacks."""
+    """Errors for every layer type, activation, initializer, loss, optimizer, metric, option or device the backend lacks."""
     name = spec.backend
     caps = CAPABILITIES[name]
     errors = _layer_errors(spec, caps, name)
+    if spec.device not in caps["devices"]:
+        errors.append({"loc": "device", "msg": _refusal(name, "device", spec.device, caps["devices"])})
     t = spec.training
     if t.loss not in caps["losses"]:
         errors.append({"loc": "training.loss", "msg": _refusal(name, "loss", t.loss, caps["losses"])})

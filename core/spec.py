@@ -84,13 +84,23 @@ def _fill(value: dict, table: dict[str, dict[str, Any]], kind: str) -> dict:
 
 
 class _Strict(BaseModel):
-    # NaN or infinity in a spec is never meaningful and would break JSON round trips.
-    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
+    # Strict: "units": "2" or "epochs": true are mistakes, not numbers. NaN or infinity in a
+    # spec is never meaningful and would not survive a JSON round trip.
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False, strict=True)
+
+
+class _Named(_Strict):
+    """A named object that may also be given as its bare name; the JSON schema says both."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler):
+        return {"anyOf": [{"type": "string", "description": f"a {cls.__name__.lower()} name (parameters default)"},
+                          handler(core_schema)]}
 
 
 # --- named objects -----------------------------------------------------------------------
 
-class Activation(_Strict):
+class Activation(_Named):
     """An activation: `"relu"` or `{"name": "leaky_relu", "alpha": 0.2}`; stored as a string when parameterless."""
 
     name: str
@@ -116,7 +126,7 @@ class Activation(_Strict):
         return self.name if self.alpha is None else {"name": self.name, "alpha": self.alpha}
 
 
-class Initializer(_Strict):
+class Initializer(_Named):
     """A weight initializer with every parameter filled: `{"name": "normal", "mean": 0.0, "stddev": 0.05}`."""
 
     name: str
@@ -147,7 +157,7 @@ class Initializer(_Strict):
         return {"name": self.name, **{k: getattr(self, k) for k in INITIALIZERS[self.name]}}
 
 
-class Optimizer(_Strict):
+class Optimizer(_Named):
     """An optimizer with every parameter filled, e.g. `{"name": "adam", "learning_rate": 0.001, ...}`."""
 
     name: str
@@ -275,15 +285,22 @@ class DatasetSpec(_Strict):
     n_samples: int | None = Field(None, ge=4, le=10_000_000)
     noise: float | None = Field(None, ge=0)
 
+    @field_validator("builtin")
+    @classmethod
+    def _builtin(cls, name: str | None) -> str | None:
+        if name is None:
+            return None
+        name = name.strip().lower()
+        if name not in BUILTINS:
+            raise ValueError(f"unknown builtin dataset {name!r}; valid: {', '.join(sorted(BUILTINS))}")
+        return name
+
     @model_validator(mode="after")
     def _check(self) -> "DatasetSpec":
         sources = [k for k in ("builtin", "id", "path") if getattr(self, k) is not None]
         if len(sources) != 1:
             raise ValueError("give exactly one of 'builtin', 'id' or 'path'")
         if self.builtin is not None:
-            self.builtin = self.builtin.strip().lower()
-            if self.builtin not in BUILTINS:
-                raise ValueError(f"unknown builtin dataset {self.builtin!r}; valid: {', '.join(sorted(BUILTINS))}")
             if self.builtin not in GENERATED and (self.n_samples is not None or self.noise is not None):
                 raise ValueError(f"n_samples and noise apply only to the generated datasets {', '.join(GENERATED)}")
             if self.builtin in GENERATED:
@@ -474,6 +491,13 @@ def _loc(loc: tuple, doc: Any) -> str:
     return "".join(parts)
 
 
+def _error(error: dict, doc: Any) -> dict:
+    loc = _loc(error["loc"], doc)
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        loc += ".type"  # the discriminator is the field that is wrong
+    return {"loc": loc, "msg": _message(error)}
+
+
 def _message(error: dict) -> str:
     msg = error["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
@@ -488,7 +512,7 @@ def parse_spec(document: Any) -> JobSpec:
     try:
         spec = JobSpec.model_validate(document)
     except ValidationError as exc:
-        raise SpecError([{"loc": _loc(e["loc"], document), "msg": _message(e)} for e in exc.errors()]) from None
+        raise SpecError([_error(e, document) for e in exc.errors()]) from None
     errors = _structural_errors(spec)
     if errors:
         raise SpecError(errors)

@@ -141,8 +141,6 @@ def check(spec: JobSpec) -> list[dict]:
     errors = _fill_options(spec)
     errors += table_errors(spec)
     errors += _layer_errors(spec)
-    if spec.device == "gpu":
-        errors.append({"loc": "device", "msg": "scikit-learn trains on the CPU only"})
     if spec.training.checkpoint_every is not None:
         errors.append({"loc": "training.checkpoint_every",
                        "msg": "scikit-learn trains in one fit call and cannot resume from a checkpoint"})

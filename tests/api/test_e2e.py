@@ -61,7 +61,7 @@ def test_jobs_run_on_a_real_worker(live):
     assert problem(api.alice.post(f"/jobs/{long['id']}/cancel"), 409)
 
     # No worker listens on gpu: the job says so, and cancelling it is immediate.
-    gpu = api.alice.submit(xor(device="gpu"))
+    gpu = api.alice.submit(xor(device="gpu", backend="keras"))
     assert api.alice.get(f"/jobs/{gpu['id']}").get_json()["pending_reason"] == "no live worker listens on queue gpu"
     assert api.alice.post(f"/jobs/{gpu['id']}/cancel").get_json()["status"] == "cancelled"
 

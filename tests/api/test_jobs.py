@@ -23,7 +23,7 @@ def test_submit_returns_the_queued_job_with_location(api):
     assert job["pending_reason"] == "no live worker listens on queue cpu"
     assert job["created_at"].endswith("Z") and job["started_at"] is None
     assert job["links"]["predict"] == f"/api/v1/jobs/{job['id']}/predict"
-    second = api.alice.submit(xor(device="gpu"))
+    second = api.alice.submit(xor(device="gpu", backend="keras"))
     assert second["queue_position"] == 1 and second["pending_reason"] == "no live worker listens on queue gpu"
     assert api.alice.submit()["queue_position"] == 2
 

@@ -135,7 +135,7 @@ REJECTIONS = [
     (with_changes(model__layers__1__activation="swish"), "model.layers[1].activation", "unknown activation 'swish'"),
     (with_changes(model__layers__0__units=0), "model.layers[0].units", "greater than or equal to 1"),
     (with_changes(model__layers__0__bogus=1), "model.layers[0].bogus", "unknown field"),
-    (with_changes(model__layers__0__type="conv2d"), "model.layers[0]", "'dense', 'dropout', 'batch_norm'"),
+    (with_changes(model__layers__0__type="conv2d"), "model.layers[0].type", "'dense', 'dropout', 'batch_norm'"),
     (with_changes(model__layers__0__kernel_initializer={"name": "normal", "std": 1}),
      "model.layers[0].kernel_initializer", "unknown parameter 'std' for initializer 'normal'; valid: mean, stddev"),
     (with_changes(model__layers__0__kernel_initializer={"name": "normal", "stddev": -1}),
@@ -157,7 +157,7 @@ REJECTIONS = [
     (with_changes(model__layers=[{"type": "dense", "units": 2}, {"type": "dropout", "rate": 0.5}]),
      "model.layers", "the last layer is the output and must be dense"),
     (with_changes(model__layers__0={"type": "dropout", "rate": 1.0}), "model.layers[0].rate", "less than 1"),
-    (with_changes(dataset={"builtin": "cifar10"}), "dataset", "unknown builtin dataset 'cifar10'"),
+    (with_changes(dataset={"builtin": "cifar10"}), "dataset.builtin", "unknown builtin dataset 'cifar10'"),
     (with_changes(dataset={"builtin": "xor", "id": "abc"}), "dataset", "exactly one of 'builtin', 'id' or 'path'"),
     (with_changes(dataset={}), "dataset", "exactly one of"),
     (with_changes(dataset__test_split=0.6, dataset__validation_split=0.5), "dataset", "must be < 1"),
@@ -177,6 +177,10 @@ REJECTIONS = [
      "needs dataset.validation_split > 0"),
     (with_changes(backend_options={"dtype": "float16", "turbo": True}), "backend_options.turbo", "unknown option"),
     ("not a spec", "", "valid dictionary"),
+    (with_changes(training__epochs=True), "training.epochs", "valid integer"),
+    (with_changes(model__layers__0__units="2"), "model.layers[0].units", "valid integer"),
+    (with_changes(model__layers__0__units=1e12), "model.layers[0].units", "valid integer"),
+    (with_changes(model__layers__0__use_bias="yes"), "model.layers[0].use_bias", "valid boolean"),
     (with_changes(training__optimizer={"name": {}}), "training.optimizer", "unknown optimizer {}"),
     (with_changes(model__layers__0__activation={"name": ["relu"]}), "model.layers[0].activation",
      "unknown activation ['relu']"),
@@ -257,6 +261,21 @@ def test_json_schema_exports_for_the_api_docs():
     assert schema["title"] == "JobSpec"
     assert {"dataset", "model", "training", "backend"} <= set(schema["properties"])
     json.dumps(schema)
+
+
+def test_json_schema_accepts_every_example():
+    """The published schema must not refuse what the service accepts (names as bare strings)."""
+    import jsonschema_rs
+
+    from pathlib import Path
+
+    validator = jsonschema_rs.validator_for(json_schema())
+    examples = sorted(Path(__file__).resolve().parents[2].joinpath("examples").glob("*.json"))
+    assert len(examples) >= 15
+    for path in examples:
+        errors = [e.message for e in validator.iter_errors(json.loads(path.read_text()))]
+        assert errors == [], (path.name, errors)
+    assert not validator.is_valid(with_changes(model__layers__0__units="2"))
 
 
 def test_size_estimate_counts_parameters():
