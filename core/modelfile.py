@@ -78,6 +78,9 @@ def _check_preprocessing(raw: Any, n_features: int, n_outputs: int) -> Preproces
         k = len(pre.classes) if isinstance(pre.classes, list) else -1
         if k != (2 if n_outputs == 1 else n_outputs):
             raise ModelFileError("the class list does not match the output layer")
+        # predictions index this list: a nested or repeated label would make them fail or be ambiguous
+        if not all(isinstance(c, (str, int, float)) for c in pre.classes) or len(set(pre.classes)) != k:
+            raise ModelFileError("class labels must be distinct numbers or strings")
     if pre.scaler is not None:
         if pre.scaler not in ("standard", "minmax"):
             raise ModelFileError(f"unknown scaler {pre.scaler!r}")
