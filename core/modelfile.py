@@ -17,10 +17,12 @@ import zlib
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from core.backends.base import Preprocessing
 from core.errors import ModelFileError
 from core.network import Network
+from core.spec import ModelSpec
 from core.training import decode
 
 FORMAT = "trainyard-npz"
@@ -122,6 +124,10 @@ def load_model(blob: bytes) -> "NumpyPredictor":
         raise ModelFileError("bad n_features or dtype")
     if not isinstance(configs, list) or not configs or not isinstance(meta.get("spec"), dict):
         raise ModelFileError("missing layers or spec")
+    try:  # the spec's own layer models: every parameter in range (a negative epsilon would predict NaN)
+        ModelSpec.model_validate({"layers": configs})
+    except ValidationError as exc:
+        raise ModelFileError(f"bad layer config: {exc.errors()[0]['msg']}") from None
     expected = _expected_shapes(configs, n_features)
     if set(arrays) != set(expected):
         raise ModelFileError("weight arrays do not match the layers")

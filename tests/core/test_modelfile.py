@@ -118,6 +118,10 @@ TAMPERINGS = {
     "regularizer not an object": lambda m: _with_header(m, lambda h: h["layers"][0].update(kernel_regularizer=[1])),
     "regularizer a string": lambda m: _with_header(m, lambda h: h["layers"][0].update(kernel_regularizer="l2")),
     "classes mismatch": lambda m: _with_header(m, lambda h: h["preprocessing"].update(classes=[1, 2])),
+    "negative epsilon": lambda m: _with_header(m, lambda h: h["layers"][1].update(epsilon=-1.0)),
+    "dropout rate above 1": lambda m: _with_header(m, lambda h: h["layers"][2].update(rate=7.0)),
+    "negative leaky slope": lambda m: _with_header(
+        m, lambda h: h["layers"][0].update(activation={"name": "leaky_relu", "alpha": -3.0})),
     "nested classes": lambda m: _with_header(m, lambda h: h["preprocessing"].update(classes=[[1, 2], [3], 4])),
     "repeated classes": lambda m: _with_header(m, lambda h: h["preprocessing"].update(classes=[1, 1, 2])),
     "object class": lambda m: _with_header(m, lambda h: h["preprocessing"].update(classes=[None, {"a": 1}, 3])),
