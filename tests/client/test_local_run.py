@@ -54,12 +54,30 @@ def test_an_invalid_spec_still_prints_a_result_and_exits_1(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [(None, "cannot read spec file"), ("{not json", "is not valid JSON")])
-def test_unreadable_spec_files_are_invalid_specs(capsys, tmp_path, content, message):
+def test_unreadable_spec_files_are_usage_errors(capsys, tmp_path, content, message):
     path = tmp_path / "spec.json"
     if content is not None:
         path.write_text(content)
     code, result, _ = run(capsys, path, "--quiet")
-    assert code == 1 and result["error"]["code"] == "invalid_spec" and message in result["error"]["message"]
+    assert code == 2 and result["error"]["code"] == "invalid_spec" and message in result["error"]["message"]
+
+
+@pytest.mark.parametrize("save, message", [("missing/m.npz", "does not exist"), (".", "is a directory")])
+def test_an_unwritable_save_path_is_refused_before_training(capsys, tmp_path, monkeypatch, save, message):
+    monkeypatch.chdir(tmp_path)
+    code, result, _ = run(capsys, EXAMPLES / "and_perceptron.json", "--quiet", "--save", save)
+    assert code == 2 and message in result["error"]["message"] and result["history"] == []
+
+
+def test_an_early_stop_still_draws_the_last_epoch(capsys, tmp_path):
+    spec = json.loads((EXAMPLES / "digits_32.json").read_text())
+    spec["training"].update(epochs=400, early_stopping={"monitor": "val_loss", "patience": 2})
+    path = tmp_path / "early.json"
+    path.write_text(json.dumps(spec))
+    code, result, err = run(capsys, path)
+    last = len(result["history"])
+    assert code == 0 and last < 400
+    assert f"epoch {last}/400" in err.splitlines()[-1]
 
 
 def test_a_diverging_job_fails_with_its_epoch(capsys, tmp_path):
