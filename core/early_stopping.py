@@ -31,14 +31,18 @@ class EarlyStopper:
         return current + self.min_delta < self.best
 
     def update(self, epoch: int, row: dict, network: Network) -> bool:
-        """Record one epoch's row; True when training should stop (best weights already restored if asked)."""
-        current = row.get(self.monitor)
-        if current is None:
+        """Record one epoch's row; True when training should stop (best weights already restored if asked).
+
+        A row without the monitored key is skipped; a key whose value is None (the row's form of NaN or
+        infinity) counts as no improvement, as Keras's comparisons with NaN do.
+        """
+        if self.monitor not in row:
             return False
+        current = row[self.monitor]
         if self.restore and self.best_weights is None:
             self.best_weights, self.best_epoch = network.get_weights(), epoch
         self.wait += 1
-        if self._improved(current):
+        if current is not None and self._improved(current):
             self.best, self.best_epoch, self.wait = current, epoch, 0
             if self.restore:
                 self.best_weights = network.get_weights()

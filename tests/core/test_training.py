@@ -223,6 +223,14 @@ def test_early_stopping_follows_keras():
     assert acc.update(3, {"accuracy": 0.6}, net)
 
 
+def test_a_non_finite_monitored_value_is_no_improvement():
+    # history rows carry NaN / inf as None; Keras counts a NaN val_loss as not improving, so patience runs out
+    stopper, net = EarlyStopper("val_loss", patience=2), _FakeNet()
+    rows = [{"val_loss": 1.0}, {"val_loss": None}, {"val_loss": None}]
+    assert [stopper.update(epoch, row, net) for epoch, row in enumerate(rows, 1)] == [False, False, True]
+    assert not EarlyStopper("val_loss", patience=0).update(2, {"loss": 1.0}, net)  # not monitored this epoch
+
+
 def test_training_stops_early_once_the_monitor_stalls():
     spec = _spec([{"type": "dense", "units": 1, "activation": "step"}],
                  {"optimizer": "perceptron", "batch_size": 1, "epochs": 100, "seed": 3, "metrics": ["accuracy"],
