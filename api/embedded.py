@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -117,10 +118,25 @@ def _banner(settings: Settings, host: str, port: int) -> str:
             f"Stop with Ctrl-C.")
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on (host, port); checked first so a busy port is not mistaken for us."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def up(*, host: str, port: int) -> int:
     """Migrate, start the API, one worker and the reconciler, and supervise them until one exits or we are told to stop."""
     from store.migrate import upgrade
 
+    if port_in_use(host, port):
+        print(f"trainyard up: port {port} on {host} is in use (another trainyard up?); stop it or choose "
+              "another port with --port", file=sys.stderr)
+        return 1
     settings = load_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     upgrade(settings)

@@ -82,3 +82,16 @@ def test_serve_runs_threaded_gunicorn_workers():
     opts = gunicorn_options(host="127.0.0.1", port=8000, workers=2)
     assert (opts["worker_class"], opts["workers"], opts["bind"]) == ("gthread", 2, "127.0.0.1:8000")
     assert opts["threads"] > 1
+
+
+def test_up_refuses_a_port_that_is_in_use(tmp_path, monkeypatch, capsys):
+    from api.embedded import up
+
+    monkeypatch.setenv("TRAINYARD_HOME", str(tmp_path / "home"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert up(host="127.0.0.1", port=port) == 1
+    assert f"port {port} on 127.0.0.1 is in use" in capsys.readouterr().err
+    assert not (tmp_path / "home").exists()  # nothing was created for a service that never started
