@@ -51,5 +51,6 @@ def idx_pair(images: bytes, labels: bytes | None, max_bytes: int) -> tuple[np.nd
     if len(x) != len(y):
         raise DatasetError(f"the IDX images file holds {len(x)} images but the labels file {len(y)} labels")
     # Native byte order: later arithmetic and np.unique on big-endian arrays is slower and surprising.
-    x = x.reshape(len(x), -1).astype(np.float64)
+    # the row width from the header, not -1: a file of 0 images cannot infer it (ValueError, not a DatasetError)
+    x = x.reshape(len(x), math.prod(x.shape[1:])).astype(np.float64)
     return x, y.astype(y.dtype.newbyteorder("="))
