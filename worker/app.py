@@ -1,10 +1,14 @@
 """`create_celery(settings)`: the Celery app every process builds (publishers and workers alike).
 
 Messages carry only a job id (JSON, never pickle). Queues are named after the job's
-device (`cpu`, `gpu`). A task is acknowledged after it ran (acks_late) and given back
-when its worker process dies (reject_on_worker_lost); each worker process takes one
-message at a time (prefetch 1). None of this is relied on for correctness — the
-database is (claims, leases, the reconciler); it only keeps redeliveries prompt.
+device (`cpu`, `gpu`). A message is acknowledged when a pool process starts its task,
+not after the task ran, and a worker fetches a message only when a pool process is free
+(Redis; prefetch 1). Correctness rests on the database (claims, leases, the reconciler),
+not on the broker giving messages back: a late ack is what wedged workers and killed
+trainings when Redis went away — an ack that fails while Redis is down leaves kombu
+counting the message as unacknowledged, so the worker never fetches again (celery#9054,
+#10302), and Celery cancels late-acked tasks on a lost broker connection — and it is what
+Redis's visibility timeout redelivers to a second worker (celery#5935).
 """
 
 from __future__ import annotations
@@ -57,10 +61,10 @@ def create_celery(settings: Settings) -> Celery:
         accept_content=["json"],
         task_ignore_result=True,
         result_backend=None,
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
+        task_acks_late=False,  # see the module docstring; a lost worker's job is requeued by the reconciler
         worker_prefetch_multiplier=1,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_disable_prefetch=not settings.uses_filesystem_broker,  # Redis only: no message waits on a busy worker
+        worker_cancel_long_running_tasks_on_connection_loss=True,  # cancels late-acked tasks only: none (no warning)
         worker_enable_remote_control=False,  # workers report in through the database (store.workers)
         worker_send_task_events=False,
         worker_hijack_root_logger=False,

@@ -16,9 +16,11 @@ def test_celery_is_configured_for_at_least_once_delivery_of_json_ids(tmp_path):
     settings = Settings(home=tmp_path, job_timeout_seconds=7200)
     conf = create_celery(settings).conf
     assert (conf.task_serializer, conf.accept_content) == ("json", ["json"])
-    assert conf.task_acks_late and conf.task_reject_on_worker_lost and conf.worker_prefetch_multiplier == 1
+    # Acked when started, never redelivered by the broker: the database's claims and leases retry jobs.
+    assert not conf.task_acks_late and conf.worker_prefetch_multiplier == 1 and not conf.worker_disable_prefetch
     assert (tmp_path / "broker" / "queue").is_dir()
     redis_conf = create_celery(settings.replace(broker_url="redis://127.0.0.1:6379/9")).conf
+    assert redis_conf.worker_disable_prefetch  # a busy worker holds no message another worker could run
     assert redis_conf.broker_transport_options["visibility_timeout"] > 7200
 
 
