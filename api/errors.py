@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from core.errors import SpecError, TrainyardError
+from store.db import DATABASE_UNAVAILABLE
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:trainyard:problem:"
@@ -113,6 +114,13 @@ def _trainyard_error(exc: TrainyardError) -> Response:
     return problem(422, exc.message, kind=exc.code.replace("_", "-"), errors=[{"loc": "", "msg": exc.message}])
 
 
+def _database_unavailable(exc: Exception) -> Response:
+    log.warning("database unavailable on %s %s: %s", request.method, request.path,
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return problem(503, "the database is unavailable; retry shortly", kind="unavailable",
+                   headers={"Retry-After": "5"})
+
+
 def _unexpected(exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.path)
     return problem(500, "internal error; the server log has the details", kind="internal")
@@ -125,6 +133,8 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(SpecError, _spec_error)
     app.register_error_handler(ValidationError, _validation_error)
     app.register_error_handler(TrainyardError, _trainyard_error)
+    for database_error in DATABASE_UNAVAILABLE:
+        app.register_error_handler(database_error, _database_unavailable)
     app.register_error_handler(Exception, _unexpected)
     register_store_errors(app)
 
@@ -140,6 +150,9 @@ def _store_error(exc: Exception) -> Response:
         # Stored bytes that fail their sha256 are never served; the job has no usable model (409, as documented).
         log.error("%s %s: %s", request.method, request.path, exc)
         return problem(409, f"{exc}: the stored file is damaged and is not served", kind="corrupt-blob")
+    if isinstance(exc, e.IdempotencyKeyReused):
+        return problem(422, str(exc), kind="idempotency-key-reused",
+                       errors=[{"loc": "Idempotency-Key", "msg": "already used for a different request"}])
     if isinstance(exc, e.BadCursor):
         return problem(422, "the cursor is not one this server gave out", kind="invalid-request",
                        errors=[{"loc": "cursor", "msg": "invalid cursor"}])
@@ -147,7 +160,8 @@ def _store_error(exc: Exception) -> Response:
 
 
 def register_store_errors(app: Flask) -> None:
-    """The store's NotFound → 404, Conflict and BlobCorrupt → 409 (with the store's message), BadCursor → 422."""
+    """The store's NotFound → 404, Conflict and BlobCorrupt → 409 (with the store's message), BadCursor and
+    IdempotencyKeyReused → 422."""
     from store.errors import StoreError
 
     app.register_error_handler(StoreError, _store_error)

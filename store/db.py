@@ -18,11 +18,19 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from core.job import json_safe
 from store.settings import Settings
+
+
+# The database cannot be reached or cannot answer now (refused or dropped connection, connect or statement
+# timeout, a locked SQLite file, an exhausted pool): nothing is wrong with the request or the job, so the API
+# answers 503 and the worker keeps what it has and writes it again.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError)
 
 
 def json_dumps(value: Any) -> str:

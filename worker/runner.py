@@ -26,7 +26,7 @@ from core.job import train_job
 from core.validate import validate_spec
 from store.blobs import sha256_hex
 from store.datasets import dataset_bytes
-from store.db import make_engine, make_sessionmaker, session_scope
+from store.db import DATABASE_UNAVAILABLE, make_engine, make_sessionmaker, session_scope
 from store.errors import LeaseLost
 from store.models import CANCELLED, CANCELLED_ERROR, FAILED, SUCCEEDED, Dataset
 from store.runs import (claim_job, finish_job, heartbeat, latest_checkpoint, record_epochs, save_checkpoint,
@@ -90,9 +90,14 @@ class JobReporter:
             raise TimedOut(f"training ran past the wall-clock limit of {self.settings.job_timeout_seconds:g} s")
 
     def on_checkpoint(self, epoch: int, state: bytes) -> None:
-        with self.lock, session_scope(self.factory) as session:
-            rows = self._drain(session)
-            save_checkpoint(session=session, job_id=self.job_id, attempt=self.attempt, epoch=epoch, state=state)
+        try:
+            with self.lock, session_scope(self.factory) as session:
+                rows = self._drain(session)
+                save_checkpoint(session=session, job_id=self.job_id, attempt=self.attempt, epoch=epoch, state=state)
+        except DATABASE_UNAVAILABLE:
+            # Training goes on: the rows stay buffered for the reporter, the next checkpoint replaces this one.
+            log.warning("job %s: checkpoint at epoch %d not saved: the database is unavailable", self.job_id, epoch)
+            return
         del self.rows[:len(rows)]
 
     # --- the reporter thread ------------------------------------------------------------------
@@ -186,16 +191,30 @@ def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, 
 
 
 def _finish(reporter: JobReporter, outcome: dict) -> str:
-    """The remaining history rows, the status and the model in one transaction."""
-    try:
-        with session_scope(reporter.factory) as session:
-            rows = reporter.rows
-            record_epochs(session=session, job_id=reporter.job_id, rows=rows)
-            finish_job(session=session, job_id=reporter.job_id, attempt=reporter.attempt,
-                       epoch=rows[-1]["epoch"] if rows else None, **outcome)
-    except LeaseLost:
-        log.warning("job %s: attempt %d lost its lease before finishing", reporter.job_id, reporter.attempt)
-        return "lost"
+    """The remaining history rows, the status and the model in one transaction.
+
+    While the database is unavailable the transaction is tried again, until the attempt's
+    hard limit (its wall-clock limit plus a lease): a trained model is not thrown away for
+    an outage. Past that the job is left to its lease and the reconciler.
+    """
+    settings = reporter.settings
+    give_up = max(reporter.deadline, time.monotonic()) + settings.lease_seconds
+    while True:
+        try:
+            with session_scope(reporter.factory) as session:
+                rows = reporter.rows
+                record_epochs(session=session, job_id=reporter.job_id, rows=rows)
+                finish_job(session=session, job_id=reporter.job_id, attempt=reporter.attempt,
+                           epoch=rows[-1]["epoch"] if rows else None, **outcome)
+            break
+        except LeaseLost:
+            log.warning("job %s: attempt %d lost its lease before finishing", reporter.job_id, reporter.attempt)
+            return "lost"
+        except DATABASE_UNAVAILABLE:
+            if time.monotonic() > give_up:
+                raise
+            log.warning("job %s: could not record the result: the database is unavailable; retrying", reporter.job_id)
+            time.sleep(settings.heartbeat_seconds)
     log.info("job %s: %s", reporter.job_id, outcome["status"])
     return outcome["status"]
 
