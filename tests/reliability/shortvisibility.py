@@ -1,0 +1,26 @@
+"""`python shortvisibility.py SECONDS --queues cpu --concurrency N`: a real worker with a short Redis visibility timeout.
+
+The service derives its visibility timeout from the job time limit (worker.app.broker_transport_options).
+This wrapper shortens it to SECONDS and has kombu look for overdue messages every second — the
+setting under which Celery runs a long job twice (celery#5935) — then runs `worker.main` as is.
+"""
+
+import sys
+
+import worker.app
+from worker.main import main
+
+
+def shorten_visibility_timeout(seconds: float) -> None:
+    derived = worker.app.broker_transport_options
+
+    def options(settings):
+        return {**derived(settings), "visibility_timeout": seconds, "unacked_restore_interval": 1,
+                "unacked_restore_throttle": 1}
+
+    worker.app.broker_transport_options = options
+
+
+if __name__ == "__main__":
+    shorten_visibility_timeout(float(sys.argv[1]))
+    sys.exit(main(sys.argv[2:]))
