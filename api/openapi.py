@@ -20,6 +20,13 @@ MODELS = [schemas.Job, schemas.JobList, schemas.History, schemas.PredictRequest,
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 DATASET_ID = {"name": "dataset_id", "in": "path", "required": True, "schema": {"type": "string"}}
 PUBLIC: list = []  # `security: []` — no token needed
+# OpenAPI 3.1 reads an event stream's `schema` as the schema of each event (3.2 calls it `itemSchema`).
+SSE_EVENT = {"type": "object", "description": "One event: `progress` (data: the epoch's history row with `status`, "
+                                              "`epoch`, `epochs`; id: the epoch) or `status` (data: the job)",
+             "properties": {"event": {"type": "string", "enum": ["progress", "status"]}, "id": {"type": "string"},
+                            "data": {"type": "string", "contentMediaType": "application/json",
+                                     "contentSchema": {"type": "object"}},
+                            "retry": {"type": "integer", "minimum": 0}}}
 
 # path → method → (summary, request body, {status: response}, extra operation fields).
 # A response is a schema name, None (no body) or a (media type, schema) pair.
@@ -53,7 +60,7 @@ ROUTES: dict[str, dict[str, tuple]] = {
     },
     "/jobs/{job_id}/events": {
         "get": ("Server-Sent Events: `progress` per update, then one `status` event with the finished job", None,
-                {200: ("text/event-stream", {"type": "string"}), 401: "Problem", 404: "Problem", 422: "Problem"},
+                {200: ("text/event-stream", SSE_EVENT), 401: "Problem", 404: "Problem", 422: "Problem"},
                 {"parameters": [JOB_ID, {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
                                 {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"},
                                  "description": "resume after this epoch (EventSource sends it on reconnect)"}]}),

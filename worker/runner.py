@@ -87,7 +87,8 @@ class JobReporter:
         if self.lost.is_set():
             raise LeaseLost(f"job {self.job_id} attempt {self.attempt} lost its lease")
         if time.monotonic() > self.deadline:
-            raise TimedOut(f"training ran past the wall-clock limit of {self.settings.job_timeout_seconds:g} s")
+            raise TimedOut(f"training ran past the wall-clock limit of {self.settings.job_timeout_seconds:g} s "
+                           "(job_timeout_seconds)")
 
     def on_checkpoint(self, epoch: int, state: bytes) -> None:
         try:
@@ -140,7 +141,8 @@ class JobReporter:
         """Training is stuck in a call that never reaches `check`: fail the job, then end the process."""
         log.error("job %s: still running %g s past its limit; stopping the process", self.job_id,
                   self.settings.lease_seconds)
-        error = TimedOut(f"training ran past the wall-clock limit of {self.settings.job_timeout_seconds:g} s")
+        error = TimedOut(f"training ran past the wall-clock limit of {self.settings.job_timeout_seconds:g} s "
+                         "(job_timeout_seconds)")
         try:
             with session_scope(self.factory) as session:
                 finish_job(session=session, job_id=self.job_id, attempt=self.attempt, status=FAILED,

@@ -61,3 +61,11 @@ def limited(sqlite_settings):
     yield make
     for a in made:
         a.engine.dispose()
+
+
+@pytest.fixture
+def api_both(db_settings):
+    """The same app once on SQLite + filesystem broker and once on PostgreSQL + Redis."""
+    a = make_api(db_settings)
+    yield a
+    a.engine.dispose()
