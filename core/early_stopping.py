@@ -6,10 +6,8 @@ import math
 
 import numpy as np
 
+from core.metrics import minimised
 from core.network import Network
-
-# Quantities that improve upwards; everything else (losses, errors) improves downwards.
-_MAXIMISED = {"accuracy", "precision", "recall", "f1", "r2"}
 
 
 class EarlyStopper:
@@ -19,7 +17,7 @@ class EarlyStopper:
 
     def __init__(self, monitor: str, patience: int = 0, min_delta: float = 0.0, restore_best_weights: bool = False):
         self.monitor, self.patience, self.restore = monitor, patience, restore_best_weights
-        self.maximise = monitor.removeprefix("val_") in _MAXIMISED
+        self.maximise = not minimised(monitor)
         self.min_delta = abs(min_delta)
         self.best = -math.inf if self.maximise else math.inf
         self.wait, self.best_epoch = 0, 0

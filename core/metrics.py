@@ -14,6 +14,13 @@ import numpy as np
 
 CLASSIFICATION = ("accuracy", "precision", "recall", "f1")
 REGRESSION = ("mean_squared_error", "mean_absolute_error", "r2")
+# History quantities where smaller is better; every other metric (accuracy, …, r2) improves upwards.
+MINIMISED = frozenset({"loss", "mean_squared_error", "mean_absolute_error"})
+
+
+def minimised(name: str) -> bool:
+    """Whether smaller is better for a history key such as `val_loss` or `accuracy` (early stopping's mode)."""
+    return name.removeprefix("val_") in MINIMISED
 
 
 class ClassificationAccumulator:

@@ -17,7 +17,7 @@ from core.backends import keras_modelfile
 from core.backends.base import Callbacks, PreparedData, TrainResult
 from core.capabilities import KERAS_DEFAULTS, table_errors
 from core.errors import Diverged
-from core.metrics import evaluate
+from core.metrics import evaluate, minimised
 from core.spec import JobSpec, normalised
 
 OPTION_CHECKS = {
@@ -26,7 +26,6 @@ OPTION_CHECKS = {
     "intra_op_threads": lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else "must be an integer >= 0 (0: TensorFlow decides)",
     "inter_op_threads": lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else "must be an integer >= 0 (0: TensorFlow decides)",
 }
-MINIMISED = {"loss", "mean_squared_error", "mean_absolute_error"}
 
 
 def check(spec: JobSpec) -> list[dict]:
@@ -133,7 +132,7 @@ def _early_stopping(spec: JobSpec) -> list:
     es = spec.training.early_stopping
     if es is None:
         return []
-    mode = "min" if es.monitor.removeprefix("val_") in MINIMISED else "max"
+    mode = "min" if minimised(es.monitor) else "max"
     return [keras.callbacks.EarlyStopping(monitor=es.monitor, patience=es.patience, min_delta=es.min_delta,
                                           restore_best_weights=es.restore_best_weights, mode=mode)]
 

@@ -22,13 +22,11 @@ from sklearn.neural_network._base import LOSS_FUNCTIONS
 
 from core.backends.base import Callbacks
 from core.errors import Diverged
-from core.metrics import evaluate
+from core.metrics import evaluate, minimised
 from core.spec import JobSpec
 
 # attributes that exist only while training; the saved model is a plain estimator without them
 TRAINING_ONLY = ("_trainyard", "_optimizer", "_random_state", "_best_coefs", "_best_intercepts")
-# metrics where smaller is better (everything else, e.g. accuracy or r2, is maximised)
-MINIMISED = {"loss", "mean_squared_error", "mean_absolute_error"}
 
 
 def network_output(est: Any, x: np.ndarray) -> np.ndarray:
@@ -91,7 +89,7 @@ class Reporter:
     def _signed(self, row: dict) -> float:
         """The monitored value, negated where larger is better, so that smaller is always better."""
         value = row[self.monitor]
-        return value if self.monitor.removeprefix("val_") in MINIMISED else -value
+        return value if minimised(self.monitor) else -value
 
     def count_validation(self, est: Any, row: dict) -> None:
         """scikit-learn's own no-improvement rule (`tol`), applied to the monitored validation quantity."""

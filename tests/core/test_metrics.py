@@ -83,3 +83,11 @@ def test_r2_on_constant_or_offset_targets_matches_sklearn(y, p):
 
 def test_r2_of_one_sample_is_undefined_as_in_sklearn():
     assert np.isnan(evaluate(["r2"], "regression", np.array([1.0]), np.array([2.0]), None)["r2"])
+
+
+def test_direction_of_every_quantity():
+    # the one table early stopping reads in all three backends
+    from core.metrics import CLASSIFICATION, REGRESSION, minimised
+
+    assert minimised("loss") and minimised("val_loss") and minimised("val_mean_absolute_error")
+    assert [m for m in CLASSIFICATION + REGRESSION if minimised(m)] == ["mean_squared_error", "mean_absolute_error"]
