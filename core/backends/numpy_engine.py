@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import platform
-
 import numpy as np
 
-import core
 from core.backends.base import Callbacks, PreparedData, TrainResult
 from core.capabilities import table_errors
+from core.job import versions as library_versions
 from core.modelfile import NumpyPredictor, load_model, save_model
 from core.spec import JobSpec, normalised
 from core.training import fit
@@ -35,7 +33,7 @@ class NumpyBackend:
     def train(self, spec: JobSpec, data: PreparedData, callbacks: Callbacks) -> TrainResult:
         dtype = spec.backend_options.get("dtype", "float32")
         fitted = fit(spec, data, callbacks, np.dtype(dtype))
-        versions = {"trainyard": core.__version__, "python": platform.python_version(), "numpy": np.__version__}
+        versions = library_versions()  # all the numpy engine uses: the model file records them
         model = save_model(fitted.network, normalised(spec), data.preprocessing, versions)
         return TrainResult(history=fitted.history, metrics=fitted.metrics, model=model, format=self.model_format,
                            stopped_early=fitted.stopped_early, versions=versions)

@@ -145,8 +145,12 @@ def test_tampered_or_foreign_files_are_refused(model, name):
             load_predictor(blob)
 
 
-def test_untampered_file_loads(model):
-    assert load_predictor(model).predict(RAW[:3]).shape == (3,)
+def test_untampered_file_loads_with_its_versions(model):
+    from core.job import versions
+
+    predictor = load_predictor(model)
+    assert predictor.versions == versions()  # trainyard, python and numpy, as every result records
+    assert set(predictor.predict(RAW[:3]).tolist()) <= {2, 4, 8}
 
 
 def test_check_validates_the_dtype_option():
