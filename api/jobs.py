@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 
 from flask import Blueprint, request
-from sqlalchemy import select
 
 from api import views
 from api.context import celery_app, session, state
@@ -56,17 +57,19 @@ def submit_job():
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 0 < len(key) <= MAX_KEY:
         raise invalid([{"loc": "Idempotency-Key", "msg": f"must be 1 to {MAX_KEY} characters"}])
-    if key is not None:
-        earlier = db.scalar(select(Job).where(Job.owner_id == owner, Job.idempotency_key == key))
-        if earlier is not None:
-            body = job_view(db, earlier)
-            return body, 200, {"Location": body["links"]["self"]}
     doc = request.get_json(force=True, silent=True)
     if doc is None:
         raise invalid([{"loc": "", "msg": "the body must be a JSON job spec"}])
+    # The same key must come with the same request: a retry, not a new job under an old key.
+    fingerprint = hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    if key is not None:
+        earlier = repo.earlier_job(session=db, owner=owner, idempotency_key=key, request_sha256=fingerprint)
+        if earlier is not None:
+            body = job_view(db, earlier)
+            return body, 200, {"Location": body["links"]["self"]}
     spec = validate_submission(doc, db=db, owner=owner, settings=settings)
     check_queue_limit(db=db, owner=owner, settings=settings)
-    job, created = repo.create_job(session=db, owner=owner, spec=spec, idempotency_key=key)
+    job, created = repo.create_job(session=db, owner=owner, spec=spec, idempotency_key=key, request_sha256=fingerprint)
     db.commit()
     if created:
         _publish(job)

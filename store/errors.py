@@ -35,6 +35,10 @@ class DatasetInUse(Conflict):
     """Deleting a dataset that a queued or running job uses."""
 
 
+class IdempotencyKeyReused(StoreError):
+    """An Idempotency-Key the owner already used for a different request (HTTP 422 at `Idempotency-Key`)."""
+
+
 class BadCursor(StoreError):
     """A pagination cursor that this store did not make (HTTP 400/422)."""
 

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from core.spec import JobSpec, normalised
 from store.blobs import delete_blob_if_unreferenced, get_blob
-from store.errors import (BadCursor, DatasetNotFound, JobFinished, JobNotFinished, ModelNotAvailable,
-                          NotFound)
+from store.errors import (BadCursor, DatasetNotFound, IdempotencyKeyReused, JobFinished, JobNotFinished,
+                          ModelNotAvailable, NotFound)
 from store.models import (ACTIVE, CANCELLED, CANCELLED_ERROR, QUEUED, RUNNING, SUCCEEDED, Artifact, Dataset,
                           HistoryChunk, Job, utcnow)
 from store.workers import list_live_workers
@@ -25,17 +25,19 @@ from store.workers import list_live_workers
 MAX_PAGE = 500
 
 
-def create_job(*, session: Session, owner: str, spec: JobSpec,
-               idempotency_key: str | None = None) -> tuple[Job, bool]:
+def create_job(*, session: Session, owner: str, spec: JobSpec, idempotency_key: str | None = None,
+               request_sha256: str | None = None) -> tuple[Job, bool]:
     """Insert a queued job for a validated spec; returns `(job, created)`.
 
     With an `idempotency_key` the owner already used, returns that earlier job and
-    `created=False` (the new spec is not compared: an omitted seed is drawn afresh).
-    Raises DatasetNotFound when `spec.dataset.id` is not one of the owner's datasets.
-    The caller commits, then publishes (`worker.publish.publish_job`).
+    `created=False` — or raises IdempotencyKeyReused when both requests carry a
+    `request_sha256` and they differ (the spec itself is not compared: an omitted seed
+    is drawn afresh). Raises DatasetNotFound when `spec.dataset.id` is not one of the
+    owner's datasets. The caller commits, then publishes (`worker.publish.publish_job`).
     """
     if idempotency_key is not None:
-        existing = _by_idempotency_key(session, owner, idempotency_key)
+        existing = earlier_job(session=session, owner=owner, idempotency_key=idempotency_key,
+                               request_sha256=request_sha256)
         if existing is not None:
             return existing, False
     dataset_id = spec.dataset.id
@@ -43,20 +45,27 @@ def create_job(*, session: Session, owner: str, spec: JobSpec,
             select(Dataset.id).where(Dataset.id == dataset_id, Dataset.owner_id == owner)) is None:
         raise DatasetNotFound(f"no dataset {dataset_id!r}")
     job = Job(owner_id=owner, name=spec.name, backend=spec.backend, device=spec.device, spec=normalised(spec),
-              dataset_id=dataset_id, idempotency_key=idempotency_key, epochs=spec.training.epochs)
+              dataset_id=dataset_id, idempotency_key=idempotency_key, request_sha256=request_sha256,
+              epochs=spec.training.epochs)
     try:
         with session.begin_nested():  # a concurrent request with the same key may win the insert
             session.add(job)
     except IntegrityError:
-        existing = _by_idempotency_key(session, owner, idempotency_key) if idempotency_key else None
+        existing = earlier_job(session=session, owner=owner, idempotency_key=idempotency_key,
+                               request_sha256=request_sha256) if idempotency_key else None
         if existing is None:
             raise
         return existing, False
     return job, True
 
 
-def _by_idempotency_key(session: Session, owner: str, key: str) -> Job | None:
-    return session.scalar(select(Job).where(Job.owner_id == owner, Job.idempotency_key == key))
+def earlier_job(*, session: Session, owner: str, idempotency_key: str, request_sha256: str | None = None) -> Job | None:
+    """The job the owner already made with `idempotency_key`, if any (see `create_job` for the comparison)."""
+    job = session.scalar(select(Job).where(Job.owner_id == owner, Job.idempotency_key == idempotency_key))
+    if job is not None and request_sha256 is not None and job.request_sha256 not in (None, request_sha256):
+        raise IdempotencyKeyReused(f"Idempotency-Key {idempotency_key!r} was already used for a different request "
+                                   f"(job {job.id}); send a new key for a new job")
+    return job
 
 
 def get_job(*, session: Session, owner: str, job_id: str) -> Job:

@@ -141,6 +141,7 @@ class Job(Base):
     spec: Mapped[dict]  # normalised spec JSON
     dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id"), index=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_sha256: Mapped[str | None] = mapped_column(String(64))  # of the request that used the key
     status: Mapped[str] = mapped_column(String(16), default=QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(200))

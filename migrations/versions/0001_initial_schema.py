@@ -92,6 +92,7 @@ def upgrade() -> None:
     sa.Column('spec', sa.JSON(), nullable=False),
     sa.Column('dataset_id', sa.String(length=32), nullable=True),
     sa.Column('idempotency_key', sa.String(length=200), nullable=True),
+    sa.Column('request_sha256', sa.String(length=64), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('worker', sa.String(length=200), nullable=True),

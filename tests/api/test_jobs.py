@@ -135,12 +135,21 @@ def test_rate_limit_per_token_is_429(sqlite_settings):
 
 def test_idempotency_key_returns_the_same_job(api):
     first = api.alice.post("/jobs", json=xor(), headers={"Idempotency-Key": "k1"})
-    again = api.alice.post("/jobs", json=xor(name="changed"), headers={"Idempotency-Key": "k1"})
+    again = api.alice.post("/jobs", json=xor(), headers={"Idempotency-Key": "k1"})
     assert first.status_code == 201 and again.status_code == 200
     assert again.get_json()["id"] == first.get_json()["id"] and again.headers["Location"] == first.headers["Location"]
     other = api.bob.post("/jobs", json=xor(), headers={"Idempotency-Key": "k1"})  # keys are per user
     assert other.status_code == 201 and other.get_json()["id"] != first.get_json()["id"]
     assert len(api.alice.get("/jobs").get_json()["items"]) == 1
+
+
+def test_an_idempotency_key_reused_for_a_different_spec_is_refused(api):
+    first = api.alice.post("/jobs", json=xor(), headers={"Idempotency-Key": "k1"}).get_json()
+    r = api.alice.post("/jobs", json=xor(name="changed"), headers={"Idempotency-Key": "k1"})
+    body = problem(r, 422)
+    assert body["errors"] == [{"loc": "Idempotency-Key", "msg": "already used for a different request"}]
+    assert first["id"] in body["detail"]
+    assert len(api.alice.get("/jobs").get_json()["items"]) == 1  # nothing new was queued
 
 
 def test_pagination_and_filters(api):
