@@ -27,7 +27,7 @@ from core.validate import validate_spec
 from store.blobs import sha256_hex
 from store.datasets import dataset_bytes
 from store.db import DATABASE_UNAVAILABLE, make_engine, make_sessionmaker, session_scope
-from store.errors import LeaseLost
+from store.errors import BlobCorrupt, LeaseLost
 from store.models import CANCELLED, CANCELLED_ERROR, FAILED, SUCCEEDED, Dataset
 from store.runs import (claim_job, finish_job, heartbeat, latest_checkpoint, record_epochs, save_checkpoint,
                         truncate_history)
@@ -231,7 +231,10 @@ def load_upload(*, settings: Settings, factory: sessionmaker[Session], dataset_i
                                               dataset.labels_sha256)
         cached = {s: _read_cache(settings, s) for s in (sha, labels_sha) if s}
         if any(v is None for v in cached.values()):
-            data, labels = dataset_bytes(session=session, dataset=dataset)
+            try:
+                data, labels = dataset_bytes(session=session, dataset=dataset)
+            except BlobCorrupt as exc:  # never train on bytes that are not the upload's
+                raise DatasetError(f"dataset {dataset_id} cannot be read: {exc}; upload it again") from None
             cached = {sha: data, **({labels_sha: labels} if labels_sha else {})}
             for s, blob in cached.items():
                 _write_cache(settings, s, blob)

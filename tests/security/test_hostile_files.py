@@ -144,3 +144,19 @@ def test_corrupt_blobs_are_never_served(api, trained):
         assert body["type"] == "urn:trainyard:problem:corrupt-blob" and "sha256" in body["detail"]
         assert good[-64:] not in r.data
     assert api.alice.get(f"/jobs/{trained}").get_json()["status"] == "succeeded"  # the rest still answers
+
+
+def test_a_corrupt_dataset_blob_fails_the_job_and_is_never_trained_on(api):
+    from worker.runner import run_job
+
+    csv = b"a,b,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n"
+    ds = api.alice.post("/datasets", content_type="multipart/form-data", data={
+        "name": "d", "format": "csv", "target": "y", "file": (io.BytesIO(csv), "d.csv")}).get_json()
+    job = api.alice.submit({**XOR_FIT, "dataset": {"id": ds["id"]}})
+    with session_scope(api.sessions) as s:  # same length, one label flipped: only the sha256 can tell
+        s.execute(update(Blob).where(Blob.sha256 == ds["sha256"]).values(data=csv.replace(b"1,1,0", b"1,1,1")))
+    assert run_job(settings=api.settings, factory=api.sessions, job_id=job["id"], worker="w") == "failed"
+    body = api.alice.get(f"/jobs/{job['id']}").get_json()
+    assert body["error"]["code"] == "dataset_error" and "sha256" in body["error"]["message"], body["error"]
+    assert api.alice.get(f"/jobs/{job['id']}/history").get_json()["epochs"] == []
+    assert not list((api.settings.blob_cache_folder).glob("*"))  # the damaged bytes were not cached either
