@@ -26,6 +26,3 @@ class Buffers:
                 self._arrays.clear()  # e.g. predictions on many sizes: don't hold them all
             array = self._arrays[key] = np.empty(shape, dtype=dtype)
         return array
-
-    def clear(self) -> None:
-        self._arrays.clear()

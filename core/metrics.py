@@ -141,10 +141,3 @@ def evaluate(names: list[str], task: str, y_true: np.ndarray, y_pred: np.ndarray
     acc = RegressionAccumulator(1 if y_true.ndim == 1 else y_true.shape[1])
     acc.update(y_true, y_pred)
     return acc.result(names)
-
-
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """Counts `[true, predicted]` of class indices."""
-    acc = ClassificationAccumulator(n_classes)
-    acc.update(y_true, y_pred)
-    return acc.matrix

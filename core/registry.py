@@ -38,9 +38,6 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._classes)
 
-    def aliases(self) -> dict[str, str]:
-        return dict(self._aliases)
-
     def get(self, name: str) -> type[T]:
         return self._classes[self.canonical(name)]
 
