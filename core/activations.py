@@ -1,7 +1,7 @@
 """Activation functions, each with its forward and derivative side by side, and their registry.
 
-Every activation's derivative is written in terms of its output `a` (what the notes
-call a = h(z)), so the forward pass caches only `a`. Outputs and gradients live in the
+Derivatives are written in terms of the output `a` (what the notes call a = h(z)), so the
+forward pass caches only `a` (leaky ReLU caches its z > 0 mask instead: for alpha >= 0 that is a > 0). Outputs and gradients live in the
 activation's own buffers (`core.buffers`): they are valid until its next call.
 """
 

@@ -1,7 +1,8 @@
 """Losses: per-sample values and the gradient of the batch mean, with the fused output gradients.
 
-Conventions follow Keras: a sample's loss is the mean over its outputs, the batch
-loss the mean over samples (so the training loop can weight each batch by its size).
+Conventions follow Keras: a sample's loss is the mean over its outputs (a sum over
+classes for categorical cross-entropy and the perceptron criterion), the batch loss the
+mean over samples (so the training loop can weight each batch by its size).
 `a` is the output layer's activation, `y` the encoded target, both `(n, k)`.
 When the output activation is the one a loss is fused with (`fused_with`), the loss
 returns dL/dz for the output layer's pre-activation directly: a - y for sigmoid +
@@ -37,7 +38,7 @@ class Loss:
         raise NotImplementedError
 
     def fused_gradient(self, a: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """dL/dz of the batch-mean loss through the `fused_with` activation: (a - y) / n."""
+        """dL/dz of the batch-mean loss through the `fused_with` activation: (a - y) scaled by `_fused_scale`."""
         g = self.buffers.get("grad", a.shape, a.dtype)
         np.subtract(a, y, out=g)
         g *= self._fused_scale(a)
