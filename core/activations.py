@@ -1,8 +1,9 @@
 """Activation functions, each with its forward and derivative side by side, and their registry.
 
 Derivatives are written in terms of the output `a` (what the notes call a = h(z)), so the
-forward pass caches only `a` (leaky ReLU caches its z > 0 mask instead: for alpha >= 0 that is a > 0). Outputs and gradients live in the
-activation's own buffers (`core.buffers`): they are valid until its next call.
+forward pass caches only `a` (leaky ReLU caches its z > 0 mask instead: for alpha >= 0 that
+is a > 0). Outputs and gradients live in the activation's own buffers (`core.buffers`):
+they are valid until its next call.
 """
 
 from __future__ import annotations
