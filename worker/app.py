@@ -38,8 +38,9 @@ def broker_transport_options(settings: Settings) -> dict:
         return {"data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
                 "processed_folder": str(folder / "processed"), "store_processed": False,
                 "control_folder": str(folder / "control"), "polling_interval": 0.2}
-    # A message not acknowledged within the visibility timeout is delivered again: keep it
-    # above the longest a job may run, so a long job is not handed to a second worker.
+    # A message not acknowledged within the visibility timeout is delivered again. Messages are
+    # acknowledged when their task starts, so this covers only a worker lost in between; it is
+    # kept above the longest a job may run all the same (a second delivery's claim would fail).
     # Publishing must fail fast when the broker is down (the API answers; the reconciler resends later).
     options: dict = {"visibility_timeout": int(settings.job_timeout_seconds + 4 * settings.lease_seconds + 60),
                      "max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5,
