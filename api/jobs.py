@@ -50,6 +50,19 @@ def _publish(job: Job) -> None:
         log.warning("could not publish job %s; the reconciler will send it", job.id, exc_info=True)
 
 
+def _not_json(body: bytes) -> str:
+    """Why a body is not a JSON document, with the parser's position."""
+    if not body.strip():
+        return "the body is empty; send a JSON job spec"
+    try:
+        json.loads(body)
+    except UnicodeDecodeError:
+        return "the body is not UTF-8 text; send a JSON job spec"
+    except json.JSONDecodeError as exc:
+        return f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    return "the body must be a JSON job spec"
+
+
 @bp.post("/jobs")
 def submit_job():
     """Submit a spec. 201 + Location for a new job; 200 with the earlier job for a reused Idempotency-Key."""
@@ -59,7 +72,7 @@ def submit_job():
         raise invalid([{"loc": "Idempotency-Key", "msg": f"must be 1 to {MAX_KEY} characters"}])
     doc = request.get_json(force=True, silent=True)
     if doc is None:
-        raise invalid([{"loc": "", "msg": "the body must be a JSON job spec"}])
+        raise invalid([{"loc": "", "msg": _not_json(request.get_data())}])
     # The same key must come with the same request: a retry, not a new job under an old key.
     fingerprint = hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     if key is not None:

@@ -99,7 +99,8 @@ def load(spec: DatasetSpec, *, upload: tuple | None = None, mnist_dir: str | Non
     if spec.path is not None:
         return load_path(spec, max_bytes=max_bytes)
     if upload is None:
-        raise DatasetError(f"dataset {spec.id!r}: its uploaded file was not supplied")
+        raise DatasetError(f"dataset {{'id': {spec.id!r}}} is an upload on a trainyard service and its file was not "
+                           "supplied; a local run reads files: use {\"path\": FILE} instead")
     data, fmt, target, task, labels = upload
     return load_file(data, fmt, target=spec.target or target, task=spec.task or task, labels=labels,
                      max_bytes=max_bytes)

@@ -79,7 +79,13 @@ def test_invalid_specs_are_422_naming_the_field(api, change, loc, msg):
 
 
 def test_body_must_be_a_json_object(api):
-    assert problem(api.alice.post("/jobs", data="not json", headers={"Content-Type": "application/json"}), 422)
+    headers = {"Content-Type": "application/json"}
+    assert problem(api.alice.post("/jobs", data="not json", headers=headers), 422)["errors"] == [
+        {"loc": "", "msg": "the body is not valid JSON: Expecting value at line 1 column 1"}]
+    assert problem(api.alice.post("/jobs", data='{\n  "dataset": }', headers=headers), 422)["errors"] == [
+        {"loc": "", "msg": "the body is not valid JSON: Expecting value at line 2 column 14"}]
+    assert problem(api.alice.post("/jobs", data="", headers=headers), 422)["errors"] == [
+        {"loc": "", "msg": "the body is empty; send a JSON job spec"}]
     assert problem(api.alice.post("/jobs", json=[1, 2]), 422)["errors"] == [
         {"loc": "", "msg": "the body must be a JSON object (a job spec)"}]
 

@@ -288,7 +288,7 @@ def test_load_by_id_uses_the_upload_and_the_spec_overrides():
     assert raw.task == "classification" and raw.target_names == ["y"]
     raw = load(DatasetSpec(id="ds1", target="b", task="regression"), upload=(data, "csv", "y", None, None))
     assert raw.target_names == ["b"] and raw.task == "regression"
-    assert "was not supplied" in error_of(load, DatasetSpec(id="ds1"))
+    assert "was not supplied; a local run reads files: use {\"path\": FILE}" in error_of(load, DatasetSpec(id="ds1"))
 
 
 # --- prepare -----------------------------------------------------------------------------------
