@@ -16,6 +16,7 @@ import core
 from core import datasets
 from core.backends import get_backend
 from core.backends.base import Callbacks, TrainResult
+from core.errors import Diverged
 from core.spec import JobSpec, finalize_spec
 
 
@@ -30,6 +31,12 @@ def train_job(spec: JobSpec, callbacks: Callbacks | None = None, *, upload: tupl
     finalize_spec(spec, datasets.describe(raw))
     data = datasets.prepare(raw, spec.dataset)
     result = get_backend(spec.backend).train(spec, data, callbacks or Callbacks())
+    loss = result.metrics.get("loss")
+    if isinstance(loss, float) and not math.isfinite(loss):
+        # Every epoch's loss was finite but the trained model's is not (e.g. scikit-learn stopped on its
+        # tolerance while the loss ran away): the job diverged, it did not succeed.
+        epoch = len(result.history) or 1
+        raise Diverged(epoch, f"the trained model's loss is not finite (after epoch {epoch})")
     result.versions = {**versions(), **result.versions}
     return result
 

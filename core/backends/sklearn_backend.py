@@ -11,7 +11,7 @@ import numpy as np
 
 from core.backends import sklearn_spec
 from core.backends.base import Callbacks, PreparedData, Preprocessing, TrainResult
-from core.errors import DatasetError, Diverged, ModelFileError, SpecError
+from core.errors import ZIP_READ_ERRORS, DatasetError, Diverged, ModelFileError, SpecError
 from core.metrics import evaluate
 from core.spec import JobSpec, normalised
 
@@ -64,7 +64,7 @@ def _audit(model: bytes) -> None:
     """Refuse a file whose skops schema names any type outside `_ALLOWED` (checked before skops constructs)."""
     try:
         schema = json.loads(zipfile.ZipFile(io.BytesIO(model)).read("schema.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+    except (KeyError, ValueError, *ZIP_READ_ERRORS) as exc:
         raise ModelFileError(f"not a scikit-learn model file ({exc})") from None
     stack = [schema]
     while stack:
@@ -158,8 +158,11 @@ class SklearnBackend:
             if len(x) == 0:
                 continue
             x = x.astype(dtype)
-            scores = evaluate(names, data.task, y, predicted(est, x), data.n_classes)
-            metrics.update({f"{prefix}loss": sklearn_loss(est, x, y), **{f"{prefix}{k}": v for k, v in scores.items()}})
+            # A model that ran away overflows here; that is a non-finite loss (train_job: Diverged), not a warning.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                scores = evaluate(names, data.task, y, predicted(est, x), data.n_classes)
+                loss = sklearn_loss(est, x, y)
+            metrics.update({f"{prefix}loss": loss, **{f"{prefix}{k}": v for k, v in scores.items()}})
         return metrics
 
     def load(self, model: bytes) -> SklearnPredictor:

@@ -65,13 +65,21 @@ def test_runaway_job_times_out_and_frees_its_worker(live):
     assert nxt["status"] == "succeeded" and nxt["worker"] == job["worker"]  # the same worker took the next job
 
 
-def test_diverging_job_fails_in_the_epoch_its_loss_became_non_finite(live):
-    job = finished(live, live.alice.submit(DIVERGES)["id"])
+@pytest.mark.parametrize("backend, learning_rate, last", [
+    ("numpy", 1000.0, "before"),
+    ("sklearn", 1e12, "before"),  # an epoch's loss overflows
+    ("sklearn", 1e6, "at"),  # every epoch's loss is finite (up to 1e292) until scikit-learn's tolerance stop;
+])                           # the trained model's loss is not: that is divergence too, not success
+def test_diverging_job_fails_in_the_epoch_its_loss_became_non_finite(live, backend, learning_rate, last):
+    spec = {**DIVERGES, "backend": backend,
+            "training": {**DIVERGES["training"], "optimizer": {"name": "sgd", "learning_rate": learning_rate}}}
+    job = finished(live, live.alice.submit(spec)["id"])
     assert job["status"] == "failed" and job["error"]["code"] == "diverged", job
     epoch = job["error"]["epoch"]
     history = live.alice.get(f"/jobs/{job['id']}/history").get_json()["epochs"]
-    # Every recorded epoch had a finite loss, and training stopped in the very next one: the first non-finite.
-    assert [row["epoch"] for row in history] == list(range(1, epoch))
+    # Every recorded epoch had a finite loss, and training stopped in the epoch whose loss was not:
+    # the error's epoch is the one after the last row, or (for the trained model's loss) the last row's.
+    assert [row["epoch"] for row in history] == list(range(1, epoch if last == "before" else epoch + 1))
     assert all(isinstance(row["loss"], float) and math.isfinite(row["loss"]) for row in history)
     assert f"epoch {epoch}" in job["error"]["message"] and job["metrics"] is None
     assert problem(live.alice.post(f"/jobs/{job['id']}/predict", json={"inputs": [[0] * 10]}), 409)
