@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import zipfile
+import zlib
+
+# What reading a member of a damaged or crafted zip archive raises besides KeyError / ValueError: a bad
+# archive, an unsupported compression method (NotImplementedError), an encrypted member (RuntimeError),
+# a corrupt or truncated deflate stream (zlib.error, EOFError), a lying offset (OSError).
+ZIP_READ_ERRORS = (zipfile.BadZipFile, NotImplementedError, RuntimeError, zlib.error, EOFError, OSError)
+
 
 class TrainyardError(Exception):
     """Base class: every failure a job can end with carries a stable `code`."""

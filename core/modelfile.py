@@ -12,15 +12,13 @@ from __future__ import annotations
 import io
 import json
 import math
-import zipfile
-import zlib
 from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 
 from core.backends.base import Preprocessing
-from core.errors import ModelFileError
+from core.errors import ZIP_READ_ERRORS, ModelFileError
 from core.network import Network
 from core.spec import ModelSpec
 from core.training import decode
@@ -99,8 +97,7 @@ def _read(blob: bytes) -> tuple[dict, dict[str, np.ndarray]]:
     try:
         with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError, NotImplementedError, zlib.error,
-            MemoryError) as exc:  # MemoryError: a member's .npy header may declare terabytes
+    except (ValueError, KeyError, MemoryError, *ZIP_READ_ERRORS) as exc:  # MemoryError: a .npy header may declare TBs
         raise ModelFileError(f"not a readable npz model file: {exc}") from None
     header = arrays.pop("trainyard", None)
     if header is None or header.shape != () or header.dtype.kind != "U":

@@ -7,7 +7,7 @@ import io
 import zipfile
 
 from core.backends.base import Backend, Predictor
-from core.errors import ModelFileError
+from core.errors import ZIP_READ_ERRORS, ModelFileError
 
 # name → (module, class); modules are imported on first use so TensorFlow loads only for keras jobs.
 _BACKENDS = {
@@ -29,7 +29,7 @@ def sniff_format(model: bytes) -> str:
     """Tell a model file's format from its zip members (all three formats are zip archives)."""
     try:
         names = set(zipfile.ZipFile(io.BytesIO(model)).namelist())
-    except zipfile.BadZipFile:
+    except (ValueError, *ZIP_READ_ERRORS):
         raise ModelFileError("not a trainyard model file (not a zip archive)") from None
     if "trainyard.npy" in names:
         return "npz"

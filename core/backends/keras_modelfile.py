@@ -18,7 +18,7 @@ import numpy as np
 
 from core.backends.base import Preprocessing
 from core.backends.keras_build import ALLOWED_CLASSES, ALLOWED_MODULES, decode_outputs, probabilities
-from core.errors import ModelFileError
+from core.errors import ZIP_READ_ERRORS, ModelFileError
 
 FORMAT_VERSION = 1
 META_MEMBER = "trainyard.json"
@@ -74,7 +74,7 @@ def read(data: bytes) -> tuple[dict, dict]:
         archive = zipfile.ZipFile(io.BytesIO(data))
         config = json.loads(archive.read("config.json"))
         meta = json.loads(archive.read(META_MEMBER))
-    except (zipfile.BadZipFile, KeyError, ValueError, UnicodeDecodeError) as exc:
+    except (KeyError, ValueError, *ZIP_READ_ERRORS) as exc:  # ValueError covers bad JSON and UnicodeDecodeError
         raise ModelFileError(f"not a trainyard Keras model file ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != "trainyard-keras" or meta.get("format_version") != FORMAT_VERSION:
         raise ModelFileError("unsupported model file format or version")
@@ -84,7 +84,7 @@ def read(data: bytes) -> tuple[dict, dict]:
 
 def load(data: bytes, compile: bool = False) -> tuple[Any, dict]:
     """The Keras model (safe mode) and trainyard meta of a model file."""
-    read(data)  # audit before Keras parses anything
+    _, meta = read(data)  # audit before Keras parses anything
     import keras
 
     try:
@@ -95,7 +95,7 @@ def load(data: bytes, compile: bool = False) -> tuple[Any, dict]:
             model = keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as exc:  # Keras raises many kinds for a damaged archive; all mean the same to a caller
         raise ModelFileError(f"corrupt Keras model file ({type(exc).__name__}: {exc})") from None
-    return model, read(data)[1]
+    return model, meta
 
 
 class KerasPredictor:
