@@ -7,6 +7,9 @@ mean over samples (so the training loop can weight each batch by its size).
 When the output activation is the one a loss is fused with (`fused_with`), the loss
 returns dL/dz for the output layer's pre-activation directly: a - y for sigmoid +
 binary cross-entropy, softmax + categorical cross-entropy and step + perceptron rule.
+Then the caller also passes that pre-activation `z` to `per_sample`, and the
+cross-entropies are computed from it, as Keras's `fit` and `evaluate` do for a sigmoid or
+softmax output (its `_keras_logits`): no clipping, so -log p is not capped at 16.1.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ class Loss:
         self.buffers = Buffers()
 
     def per_sample(self, a: np.ndarray, y: np.ndarray, z: np.ndarray | None = None) -> np.ndarray:
-        """Loss of each sample, shape `(n,)`."""
+        """Loss of each sample, shape `(n,)`; `z` only when `a` came from the `fused_with` activation of `z`."""
         raise NotImplementedError
 
     def gradient(self, a: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -100,6 +103,12 @@ class BinaryCrossentropy(Loss):
     fused_with = "sigmoid"
 
     def per_sample(self, a, y, z=None):
+        if z is not None:  # from the logits: (max(z, 0) - z y) + log(1 + e^-|z|), TensorFlow's stable form
+            v = self.buffers.get("logits", z.shape, z.dtype)
+            np.maximum(z, 0, out=v)
+            v -= z * y  # first, so a right, confident sample keeps its tiny log term exactly
+            v += np.log1p(np.exp(-np.abs(z)))
+            return v.mean(axis=1)
         p = self._clipped(a)
         log_q = np.log1p(-p)
         np.log(p, out=p)
@@ -128,6 +137,12 @@ class CategoricalCrossentropy(Loss):
     fused_with = "softmax"
 
     def per_sample(self, a, y, z=None):
+        if z is not None:  # from the logits: -Σ y log_softmax(z) = Σ y (logsumexp(z) - z)
+            shifted = self.buffers.get("logits", z.shape, z.dtype)
+            np.subtract(z, z.max(axis=1, keepdims=True), out=shifted)
+            log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            np.subtract(log_sum, shifted, out=shifted)
+            return np.einsum("ij,ij->i", y, shifted)
         p = self.buffers.get("p", a.shape, a.dtype)
         np.divide(a, a.sum(axis=1, keepdims=True), out=p)
         np.clip(p, EPSILON, 1 - EPSILON, out=p)

@@ -138,7 +138,7 @@ class Trainer:
                 check()
             xb, tb, lb = self._batch(order, start, min(start + batch, n))
             out = net.forward(xb, training=True)
-            batch_loss = float(self.loss.per_sample(out, tb, net.output_layer.z).sum()) + net.penalty() * len(xb)
+            batch_loss = float(self._losses(out, tb).sum()) + net.penalty() * len(xb)
             if not math.isfinite(batch_loss):
                 raise Diverged(epoch)
             loss_sum += batch_loss
@@ -147,6 +147,10 @@ class Trainer:
             net.backward(grad, grad_is_z=self.fused)
             self.optimizer.update(net.params, net.grads)
         return {"loss": loss_sum / n, **acc.result(self.names)}
+
+    def _losses(self, out: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Per-sample losses of the last forward pass; a fused loss also reads the output layer's z (its logits)."""
+        return self.loss.per_sample(out, target, self.network.output_layer.z if self.fused else None)
 
     def _batch(self, order: np.ndarray | None, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows [start, stop) of the (shuffled) training split, gathered into reused buffers."""
@@ -167,7 +171,7 @@ class Trainer:
         for start in range(0, len(split.x), chunk):
             stop = start + chunk
             out = net.forward(split.x[start:stop], training=False)
-            loss_sum += float(self.loss.per_sample(out, split.target[start:stop], net.output_layer.z).sum())
+            loss_sum += float(self._losses(out, split.target[start:stop]).sum())
             predictions.append(np.array(decode(out, self.task)))
         result = metrics.evaluate(self.names, self.task, split.labels, np.concatenate(predictions), self.n_classes)
         return {"loss": loss_sum / len(split.x) + net.penalty(), **result}

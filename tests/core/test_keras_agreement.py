@@ -42,6 +42,9 @@ CASES = {
                              "categorical_crossentropy", {"name": "sgd", "learning_rate": 0.05, "momentum": 0.8, "nesterov": True}, 25),
     "bce-adam": job("breast_cancer", [dense(4, {"name": "leaky_relu", "alpha": 0.1}, -0.05), dense(1, "sigmoid", 0.1)],
                     "binary_crossentropy", {"name": "adam", "learning_rate": 0.01}, 64),
+    # weights large enough that many outputs saturate: Keras takes the loss from the logits, unclipped
+    "bce-saturated-sgd": job("breast_cancer", [dense(1, "sigmoid", 2.0)], "binary_crossentropy",
+                             {"name": "sgd", "learning_rate": 0.01}, 100),
     "bce-rmsprop": job("breast_cancer", [dense(4, "tanh", 0.02), dense(1, "sigmoid", 0.1)],
                        "binary_crossentropy", {"name": "rmsprop", "learning_rate": 0.005}, 100),
     "mse-rmsprop-momentum-sigmoid-out": job("xor", [dense(2, "sigmoid", 0.75), dense(1, "sigmoid", 0.3)],

@@ -40,6 +40,33 @@ def test_fused_gradient_is_derivative_through_the_activation(name, act, units, k
 
     numeric = numerical_gradient(lambda: float(loss.per_sample(h.forward(z), y).mean()), z)
     np.testing.assert_allclose(loss.fused_gradient(h.forward(z), y), numeric, rtol=1e-6, atol=1e-9)
+    # the form training reports: the same loss computed from the logits z
+    from_logits = numerical_gradient(lambda: float(loss.per_sample(h.forward(z), y, z).mean()), z)
+    np.testing.assert_allclose(loss.fused_gradient(h.forward(z), y), from_logits, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("name, act, units, kind", [("binary_crossentropy", "sigmoid", 3, "binary"),
+                                                    ("categorical_crossentropy", "softmax", 4, "onehot")])
+def test_logits_form_equals_the_probability_form_where_nothing_is_clipped(name, act, units, kind):
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(6, units)) * 3
+    y = _targets(rng, z.shape, kind)
+    loss, a = losses.get(name), activations.get(act).forward(z)
+    np.testing.assert_allclose(loss.per_sample(a, y, z), loss.per_sample(a, y), rtol=1e-9)
+
+
+def test_saturated_outputs_give_kerass_fit_losses():
+    # Keras 3 computes a sigmoid / softmax output's cross-entropy from its logits: model.evaluate and fit
+    # report 15.0 for these two samples, where clipping p to 1e-7 would cap the wrong one at 16.1 (mean 8.06)
+    z = np.array([[-30.0], [30.0]])
+    bce = losses.get("binary_crossentropy").per_sample(activations.get("sigmoid").forward(z), np.ones((2, 1)), z)
+    np.testing.assert_allclose(bce, [30.0, np.log1p(np.exp(-30.0))], rtol=1e-12)
+    z = np.array([[-15.0, 15.0], [15.0, -15.0]])
+    y = np.array([[1.0, 0.0], [1.0, 0.0]])
+    cce = losses.get("categorical_crossentropy").per_sample(activations.get("softmax").forward(z), y, z)
+    # log Σ e^(z - max) rounds 1 + 9.4e-14 (so does TensorFlow's logsumexp): absolute, not relative, agreement
+    np.testing.assert_allclose(cce, [30.0 + np.log1p(np.exp(-30.0)), np.log1p(np.exp(-30.0))], rtol=1e-12, atol=1e-15)
+    assert cce.mean() == pytest.approx(15.0)
 
 
 def test_values_follow_keras_conventions():

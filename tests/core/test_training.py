@@ -190,6 +190,17 @@ def test_full_batch_is_one_step_per_epoch_and_loss_includes_the_penalty():
     assert result.history[0]["loss"] == pytest.approx(float(expected), rel=1e-6)
 
 
+def test_a_saturated_sigmoid_reports_kerass_loss_not_a_clipped_one():
+    # z = -30 and +30 for two positives: Keras's fit reports 15.0 (from the logits); clipping p at 1e-7 gave 8.06
+    spec = _spec([{"type": "dense", "units": 1, "activation": "sigmoid", "use_bias": False,
+                   "kernel_initializer": {"name": "constant", "value": 30.0}}],
+                 {"optimizer": {"name": "sgd", "learning_rate": 1e-9}, "batch_size": None, "epochs": 1, "seed": 0})
+    x = np.array([[-1.0], [1.0]])
+    result = fit(spec, _data(x, np.array([1, 1]), classes=[0, 1]))
+    assert result.history[0]["loss"] == pytest.approx(15.0, rel=1e-6)
+    assert result.metrics["loss"] == pytest.approx(15.0, rel=1e-6)
+
+
 def test_batch_size_larger_than_the_data_is_clipped():
     spec = _regularised_spec(batch_size=10_000, epochs=2)
     trainer = Trainer(spec, _blobs(50))
