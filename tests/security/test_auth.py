@@ -7,17 +7,17 @@ The route tests enumerate Flask's URL map, so a route added later is covered —
 from __future__ import annotations
 
 import hashlib
+import io
 import inspect
 import re
 import subprocess
 import sys
 import time
 
-import pytest
 import sectest
 from apitest import ROOT, XOR_FIT, problem, settings_env, xor
 import apitest as fake_worker
-from sqlalchemy import LargeBinary, inspect as sa_inspect, select, text
+from sqlalchemy import inspect as sa_inspect, select, text
 
 from api.ratelimit import TOKEN_CACHE_SECONDS
 from store.db import session_scope
@@ -48,8 +48,8 @@ def test_every_route_but_the_public_ones_needs_a_live_token(api):
     job = api.alice.submit(XOR_FIT)
     fake_worker.train(api, job["id"], XOR_FIT)
     ds = api.alice.post("/datasets", content_type="multipart/form-data", data={
-        "name": "d", "format": "csv", "target": "y", "file": (__import__("io").BytesIO(b"a,y\n0,0\n1,1\n0,0\n1,1\n"),
-                                                                 "d.csv")}).get_json()["id"]
+        "name": "d", "format": "csv", "target": "y", "file": (io.BytesIO(b"a,y\n0,0\n1,1\n0,0\n1,1\n"), "d.csv")},
+    ).get_json()["id"]
     bad = {"none": {}, "empty bearer": {"Authorization": "Bearer "}, "basic": {"Authorization": "Basic YWxpY2U6eA=="},
            "wrong": {"Authorization": "Bearer ty_" + "A" * 43},
            "token's hash": {"Authorization": "Bearer " + hashlib.sha256(api.alice.token.encode()).hexdigest()},

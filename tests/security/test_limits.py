@@ -1,6 +1,6 @@
 """Every safety limit of DESIGN §7 is enforced, configurable, and refused with a problem that names it and its setting.
 
-Each test sets the one limit small; `test_runaway_job_times_out_and_frees_its_worker` (test_worker_limits.py)
+Each test sets the one limit small; `test_runaway_job_times_out_and_frees_its_worker` (test_runaway_jobs.py)
 covers the wall-clock limit with a real worker.
 """
 
