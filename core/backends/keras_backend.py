@@ -149,19 +149,21 @@ def _model(spec: JobSpec, data: PreparedData, callbacks: Callbacks) -> tuple[Any
     return model, 0, []
 
 
-def _final_metrics(spec: JobSpec, model: Any, data: PreparedData, loss_fn: Any) -> dict:
+def _final_metrics(spec: JobSpec, model: Any, data: PreparedData) -> dict:
     """The final model in inference mode on each split: loss (penalties included) and trainyard's metrics."""
     metrics: dict[str, Any] = {}
     names = list(spec.training.metrics or ())
     units = spec.model.output.units
-    penalty = float(sum(float(p) for p in model.losses))
     for prefix, x, y in (("", data.x_train, data.y_train), ("val_", data.x_val, data.y_val),
                          ("test_", data.x_test, data.y_test)):
         if len(x) == 0:
             continue
-        out = np.asarray(model.predict(x.astype(np.float32), batch_size=1024, verbose=0))
+        x = x.astype(np.float32)
+        out = np.asarray(model.predict(x, batch_size=1024, verbose=0))
+        # evaluate, not the loss of `out`: Keras takes a sigmoid/softmax output's cross-entropy from its logits
+        # (as fit did for the history), which predict's probabilities no longer carry; penalties included
         target = kb.encode_targets(y, data.task, units)
-        metrics[f"{prefix}loss"] = float(loss_fn(target, out)) + penalty
+        metrics[f"{prefix}loss"] = float(model.evaluate(x, target, batch_size=1024, verbose=0, return_dict=True)["loss"])
         scores = evaluate(names, data.task, y, kb.decode_outputs(out, data.task), data.n_classes)
         metrics.update({f"{prefix}{k}": v for k, v in scores.items()})
     return metrics
@@ -186,7 +188,7 @@ def train(spec: JobSpec, data: PreparedData, callbacks: Callbacks) -> TrainResul
         stoppers = _early_stopping(spec)
         model.fit(x, y, batch_size=batch, epochs=t.epochs, initial_epoch=initial_epoch, shuffle=t.shuffle,
                   validation_data=val, callbacks=[_reporter_class()(report), *stoppers], verbose=0)
-        metrics = _final_metrics(spec, model, data, kb.loss(spec))
+        metrics = _final_metrics(spec, model, data)
     versions = {"tensorflow": tf.__version__, "keras": keras.__version__}
     meta = {"spec": normalised(spec), "preprocessing": data.preprocessing.to_dict(), "versions": versions}
     return TrainResult(history=report.history, metrics=metrics, model=keras_modelfile.dump(model, meta),

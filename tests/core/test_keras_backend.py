@@ -118,6 +118,21 @@ def test_digits_reaches_93_percent_with_validation_history_and_exact_round_trip(
     assert predictor.predict_proba(raw[:3]).shape == (3, 10)
 
 
+def test_final_loss_is_kerass_own_with_penalties_even_when_outputs_saturate():
+    # constant kernel 2.0 on 30 standardised features: most outputs saturate. The final metrics used to take
+    # the cross-entropy of predict()'s probabilities (clipped at 1e-7: ~12.9) while fit logged ~28.5 from logits
+    doc = {"backend": "keras", "dataset": {"builtin": "breast_cancer", "scale": "standard", "seed": 3},
+           "model": {"layers": [{"type": "dense", "units": 1, "activation": "sigmoid",
+                                 "kernel_initializer": {"name": "constant", "value": 2.0},
+                                 "kernel_regularizer": {"l2": 0.001}}]},
+           "training": {"optimizer": {"name": "sgd", "learning_rate": 1e-9}, "batch_size": None, "epochs": 1,
+                        "shuffle": False, "seed": 1}}
+    spec, data, result = train(doc)
+    penalty = 0.001 * 2.0**2 * data.x_train.shape[1]
+    assert result.history[0]["loss"] > 20 + penalty  # the logits' loss, unclipped, with the L2 penalty
+    assert result.metrics["loss"] == pytest.approx(result.history[0]["loss"], rel=1e-5)
+
+
 def test_cancellation_stops_fit_between_batches_or_epochs():
     rows = []
 
