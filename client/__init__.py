@@ -1,11 +1,11 @@
 """trainyard's Python client and `trainyard` command line: only `requests`, never the service's packages."""
 
 from client.client import Client
-from client.errors import (ApiError, BadRequest, Conflict, ConnectionFailed, Forbidden, NotFound, PayloadTooLarge,
-                           RateLimited, ServerError, ServiceUnavailable, Unauthorized, UnsupportedMediaType,
-                           ValidationFailed, WaitTimeout)
+from client.errors import (ApiError, BadRequest, Conflict, ConnectionFailed, DatasetFileError, Forbidden, NotFound,
+                           PayloadTooLarge, RateLimited, ServerError, ServiceUnavailable, Unauthorized,
+                           UnsupportedMediaType, ValidationFailed, WaitTimeout)
 from client.models import Job
 
-__all__ = ["ApiError", "BadRequest", "Client", "Conflict", "ConnectionFailed", "Forbidden", "Job", "NotFound",
-           "PayloadTooLarge", "RateLimited", "ServerError", "ServiceUnavailable", "Unauthorized",
+__all__ = ["ApiError", "BadRequest", "Client", "Conflict", "ConnectionFailed", "DatasetFileError", "Forbidden", "Job",
+           "NotFound", "PayloadTooLarge", "RateLimited", "ServerError", "ServiceUnavailable", "Unauthorized",
            "UnsupportedMediaType", "ValidationFailed", "WaitTimeout"]

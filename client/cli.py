@@ -9,7 +9,7 @@ import sys
 from client import commands, resources, service
 from client.client import Client
 from client.commands import InputError
-from client.errors import ApiError
+from client.errors import ApiError, Unauthorized
 from client.output import dumps, problem_json, problem_text
 
 
@@ -45,13 +45,33 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def print_retry(attempt: int, max_attempts: int, reason: str, delay: float) -> None:
+    """The CLI's `on_retry`: say why it is waiting instead of sitting silent."""
+    print(f"trainyard: {reason}; retrying in {delay:.1f} s ({attempt}/{max_attempts})", file=sys.stderr, flush=True)
+
+
+def token_help(client: Client) -> list[str]:
+    """For a 401: where the token came from, or where the CLI looked for one and how to give one."""
+    source = client.token_source.replace("the token argument", "--token").replace("token argument", "--token")
+    if client.token:
+        return [f"  the token sent came from {source}"]
+    return [f"  no token was sent: {source}",
+            "  give one with --token TOKEN, or set TRAINYARD_TOKEN, or set TRAINYARD_HOME to the folder whose "
+            "'token' file holds it"]
+
+
 def run_client_command(args: argparse.Namespace) -> int:
     """Call a client command and print its outcome (or its error) for people or, with --json, for scripts."""
+    on_retry = None if getattr(args, "quiet", False) else print_retry
+    client = Client(url=args.url, token=args.token, on_retry=on_retry)
     try:
-        with Client(url=args.url, token=args.token) as client:
+        with client:
             outcome = args.handler(args, client)
     except ApiError as exc:
-        print(problem_text(exc), file=sys.stderr)
+        text = problem_text(exc)
+        if isinstance(exc, Unauthorized):
+            text = "\n".join([text, *token_help(client)])
+        print(text, file=sys.stderr)
         if args.json:
             print(dumps(problem_json(exc)))
         return 1

@@ -5,29 +5,52 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-from client.errors import ApiError
+from client.errors import ApiError, DatasetFileError
 from client.models import Job
-from client.transport import Transport
+from client.transport import RetryCallback, Transport
 from client.waiting import ProgressArg, Waiter
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
-def default_token() -> str | None:
-    """TRAINYARD_TOKEN, else the last line of $TRAINYARD_HOME/token (TRAINYARD_HOME defaults to ./var)."""
-    token = os.environ.get("TRAINYARD_TOKEN", "").strip()
-    if token:
-        return token
-    path = Path(os.environ.get("TRAINYARD_HOME") or "var") / "token"
+def token_file() -> Path:
+    """Where the client reads a token when TRAINYARD_TOKEN is unset: $TRAINYARD_HOME/token (default ./var/token)."""
+    return (Path(os.environ.get("TRAINYARD_HOME") or "var") / "token").resolve()
+
+
+def find_token() -> tuple[str | None, str]:
+    """`(token, where it came from)`, or `(None, where the client looked and what it found)`.
+
+    TRAINYARD_TOKEN, else the last line of $TRAINYARD_HOME/token (TRAINYARD_HOME defaults to ./var).
+    """
+    env = os.environ.get("TRAINYARD_TOKEN")
+    if env and env.strip():
+        return env.strip(), "TRAINYARD_TOKEN"
+    looked = ["TRAINYARD_TOKEN is " + ("empty" if env is not None else "not set")]
+    path = token_file()
+    where = (f"{path} ($TRAINYARD_HOME/token)" if os.environ.get("TRAINYARD_HOME")
+             else f"{path} ($TRAINYARD_HOME/token; TRAINYARD_HOME is not set, so ./var)")
     try:
         lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    except OSError:
-        return None
-    return lines[-1] if lines else None
+    except FileNotFoundError:
+        looked.append(f"{where} was not found")
+    except (OSError, UnicodeDecodeError) as exc:
+        looked.append(f"{where} could not be read ({getattr(exc, 'strerror', None) or exc})")
+    else:
+        if lines:
+            return lines[-1], str(path)
+        looked.append(f"{where} is empty")
+    return None, " and ".join(looked)
+
+
+def default_token() -> str | None:
+    """TRAINYARD_TOKEN, else the last line of $TRAINYARD_HOME/token (TRAINYARD_HOME defaults to ./var)."""
+    return find_token()[0]
 
 
 class Client:
@@ -37,14 +60,24 @@ class Client:
         url: the service's address (default TRAINYARD_URL, else http://127.0.0.1:8000).
         token: the bearer token (default TRAINYARD_TOKEN, else $TRAINYARD_HOME/token).
         retries, backoff, max_backoff: how safe calls are retried on connection errors and 502/503/504.
+        on_retry: called as `on_retry(attempt, max_attempts, reason, delay)` before each retry's wait
+            (retry `attempt` of at most `max_attempts`, in `delay` seconds); the library itself prints nothing.
+
+    `token_source` says where the token came from ("token argument", "TRAINYARD_TOKEN" or the token
+    file's path) or, when there is none, where the client looked.
     """
 
     def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 60.0,
-                 retries: int = 5, backoff: float = 0.5, max_backoff: float = 8.0):
+                 retries: int = 5, backoff: float = 0.5, max_backoff: float = 8.0,
+                 on_retry: RetryCallback | None = None):
         self.url = url or os.environ.get("TRAINYARD_URL") or DEFAULT_URL
-        self.token = token if token is not None else default_token()
+        if token is not None:
+            self.token: str | None = token.strip() or None
+            self.token_source = "token argument" if self.token else "the token argument is empty"
+        else:
+            self.token, self.token_source = find_token()
         self.http = Transport(self.url, self.token, timeout=timeout, retries=retries, backoff=backoff,
-                              max_backoff=max_backoff)
+                              max_backoff=max_backoff, on_retry=on_retry)
 
     def close(self) -> None:
         """Close the pooled HTTP connections."""
@@ -58,12 +91,68 @@ class Client:
 
     # --- jobs ---------------------------------------------------------------------------
 
-    def submit(self, spec: dict[str, Any] | str | os.PathLike, *, idempotency_key: str | None = None) -> Job:
-        """Submit a spec (a dict or a JSON file's path); retried safely under one Idempotency-Key."""
+    def submit(self, spec: dict[str, Any] | str | os.PathLike, *, idempotency_key: str | None = None,
+               base_dir: str | os.PathLike | None = None,
+               on_upload: Callable[[str, dict[str, Any]], None] | None = None) -> Job:
+        """Submit a spec (a dict or a JSON file's path); retried safely under one Idempotency-Key.
+
+        A local `"dataset": {"path": FILE}` is uploaded first (see `upload_local_dataset`) and
+        `on_upload(FILE, upload record)` called; a relative FILE is relative to the spec file, or to
+        `base_dir` (default the working directory) for a dict. If the service refuses the spec, that
+        upload is deleted again.
+        """
         if not isinstance(spec, dict):
-            spec = json.loads(Path(spec).read_text())
+            spec_path = Path(spec)
+            spec = json.loads(spec_path.read_text())
+            base_dir = spec_path.parent if base_dir is None else base_dir
+        local = spec["dataset"].get("path") if isinstance(spec.get("dataset"), dict) else None
+        spec, uploaded = self.upload_local_dataset(spec, base_dir)
+        if uploaded is not None and on_upload is not None:
+            on_upload(str(local), uploaded)
         key = idempotency_key or str(uuid.uuid4())
-        return Job(self.http.json("POST", "/jobs", json=spec, retry=True, headers={"Idempotency-Key": key}))
+        try:
+            return Job(self.http.json("POST", "/jobs", json=spec, retry=True, headers={"Idempotency-Key": key}))
+        except ApiError as exc:
+            if uploaded is not None and 400 <= exc.status < 500:  # refused: the upload made for it is unused
+                with contextlib.suppress(ApiError):
+                    self.delete_dataset(uploaded["id"])
+            raise
+
+    def upload_local_dataset(self, spec: dict[str, Any], base_dir: str | os.PathLike | None = None
+                             ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """`(spec, upload record)`: a spec whose `dataset` names a local `path`, with that file uploaded.
+
+        The service never opens a file a client names, so the file is uploaded (name: its file name;
+        format: its extension; `target` and `task` from the dataset options; an MNIST-named IDX images
+        file takes its labels file from beside it) and the returned copy of the spec has
+        `"dataset": {"id": <the upload's id>, ...the other options}`. A relative path is relative to
+        `base_dir` (default the working directory). A spec without a `path` comes back as it is, with
+        None. Raises `DatasetFileError` for a file it cannot send, an `ApiError` if the upload is refused.
+        """
+        dataset = spec.get("dataset")
+        if not isinstance(dataset, dict) or dataset.get("path") is None:
+            return spec, None
+        raw = dataset["path"]
+        if not isinstance(raw, str) or not raw.strip():
+            raise DatasetFileError(f"dataset.path must name a file, not {raw!r}")
+        path = Path(raw).expanduser()
+        if not path.is_absolute():
+            path = Path(base_dir if base_dir is not None else Path.cwd()) / path
+        fmt = guess_format(path)
+        if fmt is None:
+            raise DatasetFileError(f"dataset.path {raw!r}: cannot tell the dataset format from the file name; "
+                                   "use .csv, .npz, or MNIST-style IDX names (…-images-idx3-ubyte[.gz])")
+        try:
+            with open(path, "rb"):
+                pass
+            labels = idx_labels_path(path) if fmt == "idx" else None
+        except OSError as exc:
+            raise DatasetFileError(f"dataset.path {raw!r}: cannot read {path} ({exc.strerror or exc})") from exc
+        options = {k: dataset.get(k) for k in ("target", "task")}
+        record = self.upload_dataset(path, name=path.name, format=fmt, labels=labels,
+                                     **{k: v for k, v in options.items() if isinstance(v, str)})
+        rest = {k: v for k, v in dataset.items() if k not in ("path", "id")}
+        return {**spec, "dataset": {"id": record["id"], **rest}}, record
 
     def get(self, job_id: str) -> Job:
         """One job's current record."""
@@ -106,12 +195,16 @@ class Client:
         params = {"since": since} if since is not None else None
         return self.http.json("GET", f"/jobs/{job_id}/history", params=params, retry=True).get("epochs", [])
 
-    def download_model(self, job_id: str, path: str | os.PathLike) -> Path:
-        """Save the trained model file to `path` (written whole, then renamed into place)."""
-        target = Path(path)
-        partial = target.with_name(target.name + ".part")
+    def download_model(self, job_id: str, path: str | os.PathLike | None = None) -> Path:
+        """Save the trained model file to `path` (written whole, then renamed into place).
+
+        Without `path` the file is `<job id>.<extension of the server's file name>` (`.npz`, `.skops`,
+        `.keras`) in the working directory.
+        """
         with self.http.request("GET", f"/jobs/{job_id}/model", retry=True, stream=True,
                                headers={"Accept": "*/*"}) as response:
+            target = Path(path) if path is not None else Path(f"{Path(job_id).name}{model_suffix(response)}")
+            partial = target.with_name(target.name + ".part")
             try:
                 with open(partial, "wb") as out:
                     for chunk in response.iter_content(1 << 16):
@@ -173,20 +266,53 @@ class Client:
         return _items(self.http.json("GET", "/workers", retry=True), "workers")
 
     def health(self) -> dict[str, Any]:
-        """Liveness with database and broker checks (raises ServiceUnavailable when unhealthy)."""
-        return self.http.json("GET", "/health", retry=True)
+        """Liveness with database and broker checks (raises ServiceUnavailable when unhealthy).
+
+        Connection errors and gateway errors are retried; a 503 is the service's own answer, not retried.
+        """
+        return self.http.json("GET", "/health", retry=True, retry_statuses=frozenset({502, 504}))
 
 
 def guess_format(path: Path) -> str | None:
-    """`csv`, `npz` or `idx` from a file name (`train-images-idx3-ubyte.gz` is idx), else None."""
-    name = path.name.lower().removesuffix(".gz")
+    """`csv`, `npz` or `idx` from a file name (`train-images-idx3-ubyte.gz` is idx), else None.
+
+    As `trainyard run` reads a spec's path: `.csv[.gz]` csv, `.npz` npz, `.idx`, `…ubyte` or another `.gz` idx.
+    """
+    full = path.name.lower()
+    name = full.removesuffix(".gz")
     if name.endswith(".csv"):
         return "csv"
     if name.endswith(".npz"):
         return "npz"
-    if name.endswith(".idx") or "-idx" in name or name.endswith("ubyte"):
+    if name.endswith(".idx") or "-idx" in name or name.endswith("ubyte") or full.endswith(".gz"):
         return "idx"
     return None
+
+
+IDX_IMAGES, IDX_LABELS = "images-idx3-ubyte", "labels-idx1-ubyte"  # MNIST's names pair the two files
+
+
+def idx_labels_path(images: Path) -> Path:
+    """The labels file beside an MNIST-named images file (`train-images-idx3-ubyte[.gz]` → `train-labels-…`)."""
+    stem = images.name.removesuffix(".gz")
+    for separator in ("-", "."):
+        images_part = IDX_IMAGES.replace("-idx", separator + "idx")
+        if stem.endswith(images_part):
+            labels = stem.removesuffix(images_part) + IDX_LABELS.replace("-idx", separator + "idx")
+            for candidate in (labels, labels + ".gz"):
+                if (images.parent / candidate).is_file():
+                    return images.parent / candidate
+            raise DatasetFileError(f"{images}: its labels file {labels}[.gz] is not in {images.parent}")
+    raise DatasetFileError(f"{images}: an IDX images file must be named like train-{IDX_IMAGES}[.gz] "
+                           f"so its labels file (train-{IDX_LABELS}[.gz]) can be found next to it")
+
+
+def model_suffix(response: Any) -> str:
+    """`.npz`, `.skops` or `.keras` from the answer's Content-Disposition file name (`.model` if it names none)."""
+    disposition = response.headers.get("Content-Disposition") or ""
+    match = re.search(r'filename\*?=(?:UTF-8\'\')?"?([^";]+)"?', disposition, re.IGNORECASE)
+    suffix = Path(match.group(1).strip()).suffix if match else ""
+    return suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,10}", suffix) else ".model"
 
 
 def _items(body: Any, key: str) -> list[dict[str, Any]]:

@@ -6,13 +6,14 @@ import argparse
 import csv
 import io
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from client.client import Client
-from client.errors import WaitTimeout
+from client.errors import ApiError, DatasetFileError, WaitTimeout
 from client.models import Job
 from client.output import job_rows, job_summary, table
 from client.plot import save_history_plot
@@ -66,10 +67,19 @@ def wait_for(client: Client, job_id: str, args: argparse.Namespace) -> Outcome:
 
 
 def submit(args: argparse.Namespace, client: Client) -> Outcome:
-    job = client.submit(read_spec(args.spec))
+    def uploaded(path: str, record: dict[str, Any]) -> None:
+        if not args.quiet:
+            print(f"uploaded {path} as dataset {record.get('id')}", file=sys.stderr)
+
+    base_dir = Path.cwd() if args.spec == "-" else Path(args.spec).parent  # a data path is relative to the spec
+    try:
+        job = client.submit(read_spec(args.spec), base_dir=base_dir, on_upload=uploaded)
+    except DatasetFileError as exc:
+        raise InputError(f"{args.spec}: {exc}") from exc
     if not args.wait:
         return Outcome(0, job.to_dict(), f"submitted job {job.id} ({job.name or 'unnamed'}, {job.status})")
-    print(f"submitted job {job.id} ({job.name or 'unnamed'}); waiting", file=sys.stderr)
+    if not args.quiet:
+        print(f"submitted job {job.id} ({job.name or 'unnamed'}); waiting", file=sys.stderr)
     return wait_for(client, job.id, args)
 
 
@@ -120,10 +130,22 @@ def history(args: argparse.Namespace, client: Client) -> Outcome:
     shown = rows if args.all else thin(rows, 40)
     text = table(shown, history_columns(rows)) if rows else "no epochs yet"
     outcome = Outcome(0, {"epochs": rows}, text)
-    if len(shown) < len(rows):
+    if len(shown) < len(rows) and not args.json:  # --json prints every row: nothing was left out
         outcome.notes.append(f"showing {len(shown)} of {len(rows)} epochs (--all shows every one)")
     if args.plot:
         job = client.get(args.id)
+        if not rows:
+            if args.since is not None:
+                why = f"job {job.id} has no epochs after epoch {args.since}"
+            elif job.done:
+                why = f"job {job.id} {job.status} without finishing an epoch"
+            else:
+                why = f"job {job.id} is {job.status} and has no epochs yet; plot it once it has run"
+            message = f"nothing to plot: {why}; {args.plot} was not written"
+            outcome.code, outcome.text = 1, ""
+            outcome.data["error"] = {"status": 0, "title": "nothing to plot", "detail": message}
+            outcome.notes.append(f"trainyard history: {message}")
+            return outcome
         save_history_plot(rows, args.plot, title=f"{job.name or ''} {job.id}".strip())
         outcome.data["plot"] = str(args.plot)
         outcome.notes.append(f"wrote {args.plot}")
@@ -136,11 +158,14 @@ def download(args: argparse.Namespace, client: Client) -> Outcome:
     return Outcome(0, {"id": args.id, "path": str(path), "size_bytes": size}, f"wrote {path} ({size} bytes)")
 
 
-def parse_inputs(value: str) -> list[list[float]]:
-    """`--inputs`: a JSON array (or {"inputs": ...}), a .json file, or a .csv file (a header row is skipped)."""
+def parse_inputs(value: str, columns: Callable[[], int | None] = lambda: None) -> list[list[float]]:
+    """`--inputs`: a JSON array (or {"inputs": ...}), a .json file, or a .csv file (a header row is skipped).
+
+    `columns` is asked, only when a CSV file is read, how many features the model takes (None: unknown).
+    """
     path = Path(value)
     if value.lower().endswith(".csv") or (path.suffix.lower() == ".csv" and path.exists()):
-        return _csv_rows(path.read_text())
+        return csv_rows(path.read_text(), columns())
     text = path.read_text() if path.suffix.lower() == ".json" and path.exists() else value
     data = json.loads(text)
     if isinstance(data, dict):
@@ -150,20 +175,67 @@ def parse_inputs(value: str) -> list[list[float]]:
     return [row if isinstance(row, list) else [row] for row in data]
 
 
-def _csv_rows(text: str) -> list[list[float]]:
-    rows = [row for row in csv.reader(io.StringIO(text)) if row]
+def _number(text: str) -> float | None:
     try:
-        [float(v) for v in rows[0]] if rows else None
+        return float(text)
     except ValueError:
-        rows = rows[1:]  # a header
-    return [[float(v) for v in row] for row in rows]
+        return None
+
+
+def csv_rows(text: str, n_features: int | None = None) -> list[list[float]]:
+    """Feature rows from CSV text; a ValueError names the row (1-based, after any header) and column.
+
+    A first row with no number in it is a header. Blank lines are skipped, as the upload validator does.
+    """
+    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+    header = bool(rows) and all(_number(cell) is None for cell in rows[0])
+    body = rows[1:] if header else rows
+    if not body:
+        raise ValueError("the CSV file has no data rows" + (" after its header" if header else ""))
+    after = " (after the header)" if header else ""
+    takes = f"; the model takes {n_features}" if n_features else ""
+    width = n_features or len(body[0])
+    out = []
+    for i, row in enumerate(body, start=1):
+        if len(row) != width:
+            if n_features:
+                raise ValueError(f"row {i}{after} has {len(row)} columns{takes}")
+            raise ValueError(f"row {i}{after} has {len(row)} columns but row 1 has {width}")
+        values = []
+        for j, cell in enumerate(row, start=1):
+            value = _number(cell)
+            if not cell.strip():
+                raise ValueError(f"row {i}{after}, column {j}: missing value")
+            if value is None:
+                raise ValueError(f"row {i}{after}, column {j}: {cell.strip()!r} is not a number")
+            if not math.isfinite(value):
+                raise ValueError(f"row {i}{after}, column {j}: {cell.strip()!r} is not a finite number")
+            values.append(value)
+        out.append(values)
+    return out
+
+
+def model_columns(client: Client, job_id: str) -> int | None:
+    """How many features a job's model takes, from its spec's dataset (an upload's record or the catalog)."""
+    try:
+        dataset = client.get(job_id).spec.get("dataset") or {}
+        if dataset.get("id"):
+            n = client.get_dataset(dataset["id"]).get("n_features")
+        elif dataset.get("builtin"):
+            n = ((client.catalog().get("datasets") or {}).get(dataset["builtin"]) or {}).get("n_features")
+        else:
+            return None
+    except (ApiError, AttributeError, TypeError):
+        return None
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
 
 
 def predict(args: argparse.Namespace, client: Client) -> Outcome:
     try:
-        inputs = parse_inputs(args.inputs)
+        inputs = parse_inputs(args.inputs, lambda: model_columns(client, args.id))
     except (OSError, ValueError) as exc:
-        raise InputError(f"--inputs: {exc}") from exc
+        raise InputError(f"--inputs {args.inputs}: {exc}" if args.inputs.lower().endswith(".csv")
+                         else f"--inputs: {exc}") from exc
     answer = client.predict(args.id, inputs)
     predictions = answer.get("predictions", [])
     probabilities = answer.get("probabilities") or [None] * len(predictions)
@@ -206,7 +278,8 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     p.set_defaults(handler=history)
     p = sub.add_parser("download", parents=[common], help="download the trained model file")
     p.add_argument("id")
-    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="where to write it (default: JOB_ID plus the model's extension, e.g. JOB_ID.npz)")
     p.set_defaults(handler=download)
     p = sub.add_parser("predict", parents=[common], help="predict with a trained job's model")
     p.add_argument("id")

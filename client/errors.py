@@ -92,6 +92,10 @@ class ConnectionFailed(ServiceUnavailable):
         super().__init__(0, "connection failed", f"cannot reach {url}: {reason}")
 
 
+class DatasetFileError(ValueError):
+    """A spec's local `dataset.path` cannot be sent: no such file, no labels file beside it, unknown format."""
+
+
 class WaitTimeout(Exception):
     """`Client.wait` gave up before the job reached a terminal status."""
 

@@ -81,8 +81,11 @@ def job_rows(jobs: Iterable[Job]) -> list[dict[str, Any]]:
 def problem_text(exc: ApiError) -> str:
     """A problem's title, detail and one line per field error (with its path)."""
     head = f"{exc.status} {exc.title}".strip() if exc.status else exc.title
-    lines = [f"error: {head}" + (f": {exc.detail}" if exc.detail else "")]
-    for loc, msg in field_errors(exc.errors):
+    errors = field_errors(exc.errors)
+    # A 422's detail is often its errors joined with "; ": then the lines below say it once, readably.
+    repeated = exc.detail == "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in errors)
+    lines = [f"error: {head}" + (f": {exc.detail}" if exc.detail and not repeated else "")]
+    for loc, msg in errors:
         lines.append(f"  {loc}: {msg}" if loc else f"  {msg}")
     if exc.retry_after is not None:
         lines.append(f"  retry after {exc.retry_after:g} s")

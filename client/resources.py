@@ -7,6 +7,7 @@ from typing import Any
 
 from client.client import Client
 from client.commands import Outcome
+from client.errors import ServiceUnavailable
 from client.output import cell, key_values, table
 
 DATASET_COLUMNS = ["id", "name", "task", "n_samples", "n_features", "n_classes", "size_bytes"]
@@ -81,17 +82,53 @@ def catalog(args: argparse.Namespace, client: Client) -> Outcome:
     return Outcome(0, data, catalog_text(data))
 
 
+def worker_rows(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The workers table: one `current_jobs` column (the API sends both `current_job` and `current_jobs`)."""
+    rows = []
+    for worker in items:
+        row = {k: v for k, v in worker.items() if k not in ("current_job", "current_jobs")}
+        jobs = worker.get("current_jobs")
+        if jobs is None:
+            jobs = [worker["current_job"]] if worker.get("current_job") else []
+        row["current_jobs"] = jobs
+        rows.append(row)
+    columns = list(dict.fromkeys(k for row in rows for k in row if k != "current_jobs"))
+    at = columns.index("hostname") if "hostname" in columns else len(columns)  # jobs before host, pid, times
+    return rows, columns[:at] + ["current_jobs"] + columns[at:]
+
+
 def workers(args: argparse.Namespace, client: Client) -> Outcome:
     items = client.workers()
     if not items:
         return Outcome(0, {"items": []}, "no live workers")
-    columns = list(dict.fromkeys(k for w in items for k in w))
-    return Outcome(0, {"items": items}, table(items, columns))
+    rows, columns = worker_rows(items)
+    return Outcome(0, {"items": items}, table(rows, columns))
+
+
+def health_text(data: dict[str, Any]) -> str:
+    """`status  ok`, then one `name  ok` (or `name  down: why`) line per check."""
+    pairs = [("status", cell(data.get("status")))]
+    checks = data.get("checks")
+    for name, check in (checks.items() if isinstance(checks, dict) else ()):
+        if isinstance(check, dict):
+            ok, detail = check.get("ok"), check.get("detail")
+            state = "ok" if ok else "down"
+            pairs.append((name, state if not detail or detail == state else f"{state}: {detail}"))
+        else:
+            pairs.append((name, cell(check)))
+    pairs += [(k, cell(v)) for k, v in data.items() if k not in ("status", "checks")]
+    return key_values(pairs)
 
 
 def health(args: argparse.Namespace, client: Client) -> Outcome:
-    data = client.health()
-    return Outcome(0, data, key_values((k, cell(v)) for k, v in data.items()))
+    try:
+        data = client.health()
+    except ServiceUnavailable as exc:
+        if not isinstance(exc.problem.get("checks"), dict):
+            raise
+        data = {"status": "unavailable", "checks": exc.problem["checks"]}
+        return Outcome(1, data, health_text(data))
+    return Outcome(0, data, health_text(data))
 
 
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

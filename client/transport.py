@@ -13,10 +13,16 @@ from client.errors import ApiError, ConnectionFailed, error_for
 RETRY_STATUSES = frozenset({502, 503, 504})
 API_PREFIX = "/api/v1"
 
+# on_retry(attempt, max_attempts, reason, delay): retry number `attempt` (1-based) of at most
+# `max_attempts` retries follows in `delay` seconds, because of `reason` ("503 Service Unavailable: ...").
+RetryCallback = Callable[[int, int, str, float], None]
+
 
 def api_root(url: str) -> str:
-    """`http://host:8000` or `http://host:8000/api/v1/` → `http://host:8000/api/v1`."""
-    url = url.rstrip("/")
+    """`http://host:8000`, `host:8000` or `http://host:8000/api/v1/` → `http://host:8000/api/v1`."""
+    url = url.strip().rstrip("/")
+    if "://" not in url:  # `--url 127.0.0.1:8811`: a scheme-less address is plain HTTP
+        url = "http://" + url
     return url if url.endswith(API_PREFIX) else url + API_PREFIX
 
 
@@ -25,7 +31,7 @@ class Transport:
 
     def __init__(self, url: str, token: str | None, *, timeout: float = 60.0, retries: int = 5,
                  backoff: float = 0.5, max_backoff: float = 8.0, session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, on_retry: RetryCallback | None = None):
         self.root = api_root(url)
         self.token = token
         self.timeout = timeout
@@ -34,6 +40,7 @@ class Transport:
         self.max_backoff = max_backoff
         self.session = session or requests.Session()
         self.sleep = sleep
+        self.on_retry = on_retry
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number `attempt` (0-based): doubling, capped, or the server's Retry-After."""
@@ -42,10 +49,17 @@ class Transport:
             wait = min(self.max_backoff, max(wait, retry_after))
         return wait
 
+    def wait_before_retry(self, attempt: int, reason: str, retry_after: float | None = None) -> None:
+        """Tell `on_retry` (if any) why and how long, then sleep before retry number `attempt + 1`."""
+        wait = self.delay(attempt, retry_after)
+        if self.on_retry is not None:
+            self.on_retry(attempt + 1, self.retries, reason, wait)
+        self.sleep(wait)
+
     def request(self, method: str, path: str, *, retry: bool, stream: bool = False,
                 timeout: float | tuple[float, float] | None = None, headers: dict[str, str] | None = None,
-                **kwargs: Any) -> requests.Response:
-        """One call; connection errors and 502/503/504 are retried with backoff when `retry` is true.
+                retry_statuses: frozenset[int] = RETRY_STATUSES, **kwargs: Any) -> requests.Response:
+        """One call; connection errors and `retry_statuses` (502/503/504) are retried with backoff when `retry`.
 
         Raises the `ApiError` subclass for the answer's status, or `ConnectionFailed`.
         """
@@ -59,15 +73,19 @@ class Transport:
             try:
                 response = self.session.request(method, url, headers=all_headers, stream=stream,
                                                 timeout=timeout or self.timeout, **kwargs)
+            except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
+                    requests.exceptions.InvalidURL) as exc:  # never worth a retry
+                raise ConnectionFailed(self.root, f"not a usable URL ({exc})") from exc
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if last:
                     raise ConnectionFailed(self.root, _reason(exc)) from exc
-                self.sleep(self.delay(attempt))
+                self.wait_before_retry(attempt, f"cannot reach {self.root}: {_reason(exc)}")
                 continue
-            if response.status_code in RETRY_STATUSES and not last:
+            if response.status_code in retry_statuses and not last:
                 retry_after = retry_after_seconds(response)
+                reason = problem_error(response).describe().splitlines()[0]
                 response.close()
-                self.sleep(self.delay(attempt, retry_after))
+                self.wait_before_retry(attempt, reason, retry_after)
                 continue
             if response.status_code >= 400:
                 raise problem_error(response)

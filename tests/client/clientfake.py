@@ -149,12 +149,17 @@ class FakeApi:
         r("POST", r"/jobs/(\w+)/predict", lambda req, m: self.found(m, lambda job: self.predict(job, req)))
         r("POST", "/datasets", self.upload)
         r("GET", "/datasets", lambda req, m: Reply(200, {"items": list(self.datasets.values())}))
+        r("GET", r"/datasets/(\w+)", lambda req, m: Reply(200, self.datasets[m.group(1)]) if m.group(1) in self.datasets
+          else problem(404, "Not Found", f"no dataset with id {m.group(1)!r}"))
         r("DELETE", r"/datasets/(\w+)", self.delete_dataset)
         r("GET", "/catalog", lambda req, m: Reply(200, {"backends": ["numpy", "sklearn", "keras"],
                                                         "activations": {"relu": {}, "leaky_relu": {"alpha": 0.01}}}))
-        r("GET", "/workers", lambda req, m: Reply(200, {"items": [{"name": "w1", "queues": ["cpu"],
-                                                                    "current_job": None}]}))
-        r("GET", "/health", lambda req, m: Reply(200, {"status": "ok", "database": "ok", "broker": "ok"}))
+        r("GET", "/workers", lambda req, m: Reply(200, {"items": [  # api/workers.py's shape
+            {"name": "w1", "queues": ["cpu"], "device": "cpu", "concurrency": 2, "hostname": "h", "pid": 7,
+             "current_job": "j9", "current_jobs": ["j9", "j8"], "started_at": "2026-01-01T00:00:00Z",
+             "last_seen": "2026-01-01T00:00:05Z"}]}))
+        r("GET", "/health", lambda req, m: Reply(200, {"status": "ok", "checks": {  # api/health.py's shape
+            "database": {"ok": True, "detail": "ok"}, "broker": {"ok": True, "detail": "ok"}}}))
 
     def submit(self, req: Request, match: re.Match) -> Reply:
         spec = req.json()
@@ -227,7 +232,8 @@ class FakeApi:
     def model(self, job: dict) -> Reply:
         if job["status"] != "succeeded":
             return problem(409, "Conflict", "job has not succeeded")
-        return Reply(200, b"PK\x03\x04fake-model-bytes" * 100, {"Content-Type": "application/octet-stream"})
+        return Reply(200, b"PK\x03\x04fake-model-bytes" * 100, {"Content-Type": "application/octet-stream",
+                                                                  "Content-Disposition": 'attachment; filename="xor.npz"'})
 
     def predict(self, job: dict, req: Request) -> Reply:
         inputs = req.json()["inputs"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -158,6 +159,17 @@ def test_cli_job_commands(cli, tmp_path):
     assert code == 1 and "404" in err
 
 
+def test_cli_submit_uploads_the_specs_local_data_file(cli):
+    """examples/cheese_festival.json names data/cheese_festival.csv: submit uploads it (run from another folder)."""
+    code, out, err = cli("submit", str(ROOT / "examples" / "cheese_festival.json"), "--wait", "--json")
+    assert code == 0, err
+    uploaded = re.search(r"uploaded data/cheese_festival.csv as dataset (\S+)", err)
+    assert uploaded, err
+    job = last_json(out)
+    assert job["status"] == "succeeded" and job["spec"]["dataset"]["id"] == uploaded.group(1)
+    assert job["spec"]["dataset"]["target"] == "go" and job["metrics"]["accuracy"] == 1.0
+
+
 def test_cli_cancel_and_wait_exit_codes(cli, tmp_path):
     code, out, _ = cli("submit", write(tmp_path, "long.json", long_spec("cli-cancel")), "--json")
     job_id = last_json(out)["id"]
@@ -211,7 +223,7 @@ def test_course_notes_script(compose_stack):
     assert result.returncode == 0, result.stderr
     summary = {s["spec"]: s for s in last_json(result.stdout)["examples"]}
     for name in ("cheese_festival.json", "and_perceptron.json", "or_perceptron.json", "sklearn_xor_relu.json"):
-        assert summary[name]["matches_notes"] and summary[name]["matches_expected"], summary[name]
+        assert summary[name].get("matches_notes") and summary[name].get("matches_expected"), summary[name]
     assert summary["xor_perceptron.json"]["matches_expected"] is False  # the notes: impossible without a hidden layer
     assert summary["mnist_15.json"]["status"] == "not submitted" and "TRAINYARD_MNIST_DIR" in summary["mnist_15.json"]["error"]
     assert "   0 1 1" in result.stdout and "reproduced" in result.stdout
