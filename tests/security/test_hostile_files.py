@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import gzip
 import io
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import sectest
-from apitest import XOR_FIT, XOR_INPUTS, problem
+from apitest import ROOT, XOR_FIT, XOR_INPUTS, problem
 import apitest as fake_worker
 from sqlalchemy import select, update
 
@@ -45,6 +47,7 @@ def payloads(canary):
         ("pickle as npz", sectest.pickle_payload(canary), "npz", None, "not an NPZ file"),
         ("pickle as csv", sectest.pickle_payload(canary), "csv", None, "not UTF-8"),
         ("pickle as idx", sectest.pickle_payload(canary), "idx", sectest.pickle_payload(canary), "not an IDX file"),
+        ("pickle as its own format", sectest.pickle_payload(canary), "pickle", None, "not one of csv, npz, idx"),
         ("npz object array", sectest.npz_object_array(canary), "npz", None, "holds Python objects"),
         ("npz member is a pickle", sectest.npz_member_is_a_pickle(canary), "npz", None, "not a valid .npy array"),
         (".keras lambda as npz", keras, "npz", None, "needs arrays X and y"),
@@ -130,6 +133,15 @@ def test_the_keras_loader_refuses_before_tensorflow_parses_anything(tmp_path, no
         with pytest.raises(ModelFileError):
             load_predictor(sectest.keras_file(config))
         assert not canary.exists(), name
+    # In a fresh interpreter: refusing a crafted .keras file never even imports TensorFlow.
+    path = tmp_path / "evil.keras"
+    path.write_bytes(sectest.keras_file(sectest.keras_configs(canary)["lambda_layer"]))
+    probe = ("import sys; from core.backends import load_predictor\n"
+             f"try: load_predictor(open({str(path)!r}, 'rb').read())\n"
+             "except Exception as e: print(type(e).__name__)\n"
+             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["ModelFileError", "False", "False"], out.stdout + out.stderr
 
 
 def test_corrupt_blobs_are_never_served(api, trained):
