@@ -94,16 +94,14 @@ def start_process(settings: Settings, argv: list[str], log: Path) -> subprocess.
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
-    """SIGTERM, then SIGKILL the whole process group if it lingers."""
+    """SIGTERM (a worker's warm shutdown), then SIGKILL its process group (pool children too) if it lingers."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            pass
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # also pool children orphaned by a killed main process
-    proc.wait()
+            os.killpg(proc.pid, signal.SIGKILL)  # still running, so the group is still the one we started
+            proc.wait()
 
 
 class Cluster:
@@ -314,7 +312,6 @@ class TcpProxy:
         self.sockets: set[socket.socket] = set()
         self.listener: socket.socket | None = None
         self.accepting: threading.Thread | None = None
-        self.accepted = 0
 
     def start(self) -> None:
         listener = socket.socket()
@@ -347,7 +344,6 @@ class TcpProxy:
                     upstream.close()
                     return
                 self.sockets |= {client, upstream}
-                self.accepted += 1
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True, name="proxy-pump").start()
 
