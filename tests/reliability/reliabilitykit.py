@@ -273,7 +273,10 @@ class RedisServer:
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
-        assert binary, "redis-server is not installed"
+        if binary is None:
+            import pytest
+
+            pytest.skip("redis-server is not installed (the broker-loss tests start their own)")
         with open(self.folder / "redis.log", "ab") as log:
             self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                                           "--appendonly", "no", "--dir", str(self.folder)],
