@@ -21,7 +21,7 @@ from core.backends.base import Preprocessing
 from core.errors import ZIP_READ_ERRORS, ModelFileError
 from core.network import Network
 from core.spec import ModelSpec
-from core.training import decode
+from core.targets import decode, probabilities, values
 
 FORMAT = "trainyard-npz"
 FORMAT_VERSION = 1
@@ -160,14 +160,10 @@ class NumpyPredictor:
         out = self.outputs(x)
         if self.preprocessing.task == "classification":
             return np.asarray(self.preprocessing.classes)[decode(out, "classification")]
-        return out[:, 0] if out.shape[1] == 1 else out
+        return values(out)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """`(n, k)` class probabilities, k ≥ 2; one output unit p gives [1 - p, p] (a step unit: hard 0/1)."""
+        """`(n, k)` class probabilities, k ≥ 2 (see `core.targets.probabilities`)."""
         if self.preprocessing.task != "classification":
             raise ValueError("predict_proba needs a classifier")
-        out = self.outputs(x)
-        if out.shape[1] > 1:
-            return out
-        p = np.clip(out[:, 0], 0, 1)  # a linear unit trained with MSE can leave [0, 1]
-        return np.column_stack([1 - p, p])
+        return probabilities(self.outputs(x))

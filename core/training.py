@@ -22,6 +22,7 @@ from core.early_stopping import EarlyStopper
 from core.errors import DatasetError, Diverged
 from core.network import Network
 from core.spec import JobSpec, default_metrics
+from core.targets import decode, encode
 
 
 @dataclass
@@ -39,24 +40,6 @@ class Fitted:
     history: list[dict]
     metrics: dict
     stopped_early: bool = False
-
-
-def encode_targets(y: np.ndarray, task: str, n_outputs: int, dtype) -> np.ndarray:
-    """Targets for the output layer: 0/1 for one unit, one-hot for k units, values for regression."""
-    if task == "classification" and n_outputs > 1:
-        onehot = np.zeros((len(y), n_outputs), dtype)
-        onehot[np.arange(len(y)), np.asarray(y, dtype=np.int64)] = 1
-        return onehot
-    return np.asarray(y, dtype=dtype).reshape(len(y), n_outputs)
-
-
-def decode(out: np.ndarray, task: str) -> np.ndarray:
-    """Outputs → class indices (argmax, or > 0.5 for one unit as Keras's binary accuracy) or values."""
-    if task != "classification":
-        return out
-    if out.shape[1] > 1:
-        return out.argmax(axis=1)
-    return (out[:, 0] > 0.5).astype(np.int64)
 
 
 def finite(value: float) -> float | None:
@@ -92,7 +75,7 @@ class Trainer:
     def _split(self, x: np.ndarray, y: np.ndarray) -> Split:
         x = np.ascontiguousarray(x, dtype=self.dtype)  # a copy when the dtype differs; never modified
         labels = np.asarray(y)
-        return Split(x, encode_targets(labels, self.task, self.network.n_outputs, self.dtype), labels)
+        return Split(x, encode(labels, self.task, self.network.n_outputs, self.dtype), labels)
 
     def fit(self) -> Fitted:
         """Run the remaining epochs (all of them unless resuming), then evaluate the final model."""

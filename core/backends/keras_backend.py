@@ -19,6 +19,7 @@ from core.capabilities import KERAS_DEFAULTS, table_errors
 from core.errors import Diverged
 from core.metrics import evaluate, minimised
 from core.spec import JobSpec, normalised
+from core.targets import decode, encode
 
 OPTION_CHECKS = {
     "jit_compile": lambda v: None if v in (True, False, "auto") else "must be true, false or \"auto\"",
@@ -75,7 +76,7 @@ class EpochReport:
         d = self.data
         for prefix, x, y in (("", d.x_train, d.y_train), ("val_", d.x_val, d.y_val)):
             if len(x):
-                out = kb.decode_outputs(np.asarray(model.predict(x, batch_size=1024, verbose=0)), d.task)
+                out = decode(np.asarray(model.predict(x, batch_size=1024, verbose=0)), d.task)
                 scores = evaluate(self.extra, d.task, y, out, d.n_classes)
                 logs.update({f"{prefix}{m}": scores[m] for m in self.extra})
 
@@ -162,9 +163,9 @@ def _final_metrics(spec: JobSpec, model: Any, data: PreparedData) -> dict:
         out = np.asarray(model.predict(x, batch_size=1024, verbose=0))
         # evaluate, not the loss of `out`: Keras takes a sigmoid/softmax output's cross-entropy from its logits
         # (as fit did for the history), which predict's probabilities no longer carry; penalties included
-        target = kb.encode_targets(y, data.task, units)
+        target = encode(y, data.task, units, np.float32)
         metrics[f"{prefix}loss"] = float(model.evaluate(x, target, batch_size=1024, verbose=0, return_dict=True)["loss"])
-        scores = evaluate(names, data.task, y, kb.decode_outputs(out, data.task), data.n_classes)
+        scores = evaluate(names, data.task, y, decode(out, data.task), data.n_classes)
         metrics.update({f"{prefix}{k}": v for k, v in scores.items()})
     return metrics
 
@@ -178,8 +179,8 @@ def train(spec: JobSpec, data: PreparedData, callbacks: Callbacks) -> TrainResul
     keras.utils.set_random_seed(spec.training.seed)
     units, t = spec.model.output.units, spec.training
     x = data.x_train.astype(np.float32)
-    y = kb.encode_targets(data.y_train, data.task, units)
-    val = (data.x_val.astype(np.float32), kb.encode_targets(data.y_val, data.task, units)) if len(data.x_val) else None
+    y = encode(data.y_train, data.task, units, np.float32)
+    val = (data.x_val.astype(np.float32), encode(data.y_val, data.task, units, np.float32)) if len(data.x_val) else None
     batch = len(x) if t.batch_size is None else min(t.batch_size, len(x))
     start = time.monotonic()
     with tf.device(device):

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from core.spec import BatchNorm, Dense, Dropout, Initializer, JobSpec
 
 # metrics Keras computes per mini-batch exactly as trainyard defines them; the rest
@@ -104,29 +102,3 @@ def metrics(spec: JobSpec) -> list:
         "r2": lambda: m.R2Score(name="r2"),
     }
     return [table[name]() for name in spec.training.metrics or () if name in table]
-
-
-def encode_targets(y: np.ndarray, task: str, units: int) -> np.ndarray:
-    """Class indices → 0/1 column (1 unit) or one-hot (k units); regression values → `(n, units)`; float32."""
-    if task == "classification":
-        if units == 1:
-            return y.reshape(-1, 1).astype(np.float32)
-        return np.eye(units, dtype=np.float32)[y]
-    return np.asarray(y, dtype=np.float32).reshape(len(y), units)
-
-
-def decode_outputs(out: np.ndarray, task: str) -> np.ndarray:
-    """Network outputs → class indices (p > 0.5 for one unit, else argmax) or regression values."""
-    if task == "classification":
-        return (out[:, 0] > 0.5).astype(np.int64) if out.shape[1] == 1 else out.argmax(axis=1)
-    return out[:, 0] if out.shape[1] == 1 else out
-
-
-def probabilities(out: np.ndarray) -> np.ndarray:
-    """Class probabilities `(n, k)`, k ≥ 2: a single unit p gives `[1-p, p]`; other outputs are clipped and normalised."""
-    if out.shape[1] == 1:
-        p = np.clip(out[:, 0], 0.0, 1.0)
-        return np.stack([1 - p, p], axis=1)
-    out = np.clip(out, 0.0, None)
-    total = out.sum(axis=1, keepdims=True)
-    return np.divide(out, total, out=np.full_like(out, 1.0 / out.shape[1]), where=total > 0)

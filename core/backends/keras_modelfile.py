@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from core.backends.base import Preprocessing
-from core.backends.keras_build import ALLOWED_CLASSES, ALLOWED_MODULES, decode_outputs, probabilities
+from core.backends.keras_build import ALLOWED_CLASSES, ALLOWED_MODULES
 from core.errors import ZIP_READ_ERRORS, ModelFileError
+from core.targets import decode, probabilities, values
 
 FORMAT_VERSION = 1
 META_MEMBER = "trainyard.json"
@@ -114,10 +115,10 @@ class KerasPredictor:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Raw (unscaled) inputs → original labels (classification) or values (regression)."""
-        out = decode_outputs(self.outputs(x), self.preprocessing.task)
+        out = self.outputs(x)
         if self.preprocessing.task == "classification":
-            return np.asarray(self.preprocessing.classes)[out]
-        return out
+            return np.asarray(self.preprocessing.classes)[decode(out, "classification")]
+        return values(out)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Raw inputs → class probabilities `(n, k)`."""

@@ -70,6 +70,15 @@ def test_round_trip_reproduces_the_trained_model(case, dtype):
     np.testing.assert_array_equal(load_predictor(result.model).outputs(RAW), predictor.outputs(RAW))
 
 
+@pytest.mark.parametrize("output", ["sigmoid", "linear"])
+def test_probabilities_of_k_units_trained_with_mse_are_probabilities(output):
+    # legal for classification; predict_proba used to return the raw outputs (negative, rows summing to 1.5)
+    _, _, result, _ = _train(output, 3, "mse", [2, 4, 8])
+    proba = load_predictor(result.model).predict_proba(RAW)
+    assert (proba >= 0).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-6)
+
+
 def test_regression_predicts_values():
     backend, spec, result, data = _train("linear", 1, "mse", None, task="regression")
     predictor = backend.load(result.model)
