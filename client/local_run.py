@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 
 from client.progress import ProgressBar
@@ -81,6 +82,9 @@ def run_command(spec_path: str, *, save: str | None = None, quiet: bool = False)
         result["error"] = exc.to_dict()
     except KeyboardInterrupt:
         result.update(status="cancelled", error={"code": "cancelled", "message": "interrupted"})
+    except Exception as exc:  # a bug or an OS error: still end with the result line the contract promises
+        traceback.print_exc()
+        result["error"] = {"code": "internal", "message": f"{type(exc).__name__}: {exc}"}
     finally:
         if bar:
             bar.close()

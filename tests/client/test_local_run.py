@@ -102,6 +102,19 @@ def test_data_paths_are_relative_to_the_spec_file(tmp_path):
     assert result["spec"]["dataset"]["task"] == "classification"
 
 
+def test_an_unexpected_error_still_ends_with_the_result_line(capsys, tmp_path, monkeypatch):
+    import core.job
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(core.job, "train_job", broken)
+    code, result, err = run(capsys, EXAMPLES / "and_perceptron.json", "--quiet")
+    assert code == 1 and result["status"] == "failed"
+    assert result["error"] == {"code": "internal", "message": "OSError: [Errno 28] No space left on device"}
+    assert "Traceback" in err
+
+
 def test_bad_usage_exits_2(capsys):
     assert main(["run"]) == 2
     assert "the following arguments are required: SPEC.json" in capsys.readouterr().err
