@@ -57,14 +57,17 @@ def test_killed_pool_child_job_resumes_from_its_last_checkpoint(two_workers):
     job = c.job(victim)
     (child,) = children(c.worker_pid(job.worker))  # concurrency 1: the pool process training the victim
     os.kill(child, signal.SIGKILL)
-    wait_for(lambda: not os.path.exists(f"/proc/{child}"), 10, "the pool process to die")
+    # Read at once: a second attempt cannot start before the lease expires, but it may soon after,
+    # and its own checkpoints would then be read as the killed attempt's.
     at_kill = c.checkpoint_epoch(victim)  # the last checkpoint the killed attempt saved
+    wait_for(lambda: not os.path.exists(f"/proc/{child}"), 10, "the pool process to die")
 
     attempts = assert_succeeded_once_each_epoch(c, jobs)
     assert attempts == {victim: 2, other: 1, jobs[2]: 1}
     (first, _), (second, resumed_after) = c.resumes(victim)
     assert (first, second) == (1, 2)
-    assert resumed_after == at_kill >= 2 * EVERY, (resumed_after, at_kill)
+    # A checkpoint write already on its way to the database when the process died may still commit.
+    assert at_kill >= 2 * EVERY and resumed_after in (at_kill, at_kill + EVERY), (resumed_after, at_kill)
     print(f"\nkilled pool child at checkpoint {at_kill}; attempt 2 resumed after epoch {resumed_after}; "
           f"attempts {list(attempts.values())}")
 
@@ -137,7 +140,8 @@ def test_killed_worker_process_group_loses_no_job(fresh_postgres, tmp_path):
         assert attempts == {jobs[0]: 2, jobs[1]: 2, jobs[2]: 1}
         for job_id, checkpoint in at_kill.items():
             (first, _), (second, resumed_after) = c.resumes(job_id)
-            assert (first, second) == (1, 2) and resumed_after == checkpoint >= 2 * EVERY, (resumed_after, checkpoint)
+            assert (first, second) == (1, 2) and checkpoint >= 2 * EVERY, (first, second, checkpoint)
+            assert resumed_after in (checkpoint, checkpoint + EVERY), (resumed_after, checkpoint)  # one may be in flight
             assert f"job {job_id}: attempt 2 on cpu-" in c.log_text("worker-new")
         print(f"\nkilled the whole worker at checkpoints {sorted(at_kill.values())}; resumed after "
               f"{sorted(c.resumes(j)[1][1] for j in at_kill)} on a fresh worker; all done {took:.1f} s after the kill")
