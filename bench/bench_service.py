@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
+import json
 import os
 import signal
 import statistics
@@ -127,11 +129,26 @@ def wait(factory, owner: str, job_id: str, poll: float = 0.005):
         time.sleep(poll)
 
 
+def run_cli_seconds(document: dict) -> float:
+    """Wall time of `trainyard run SPEC --quiet` in this process (its result line discarded)."""
+    from client.local_run import run_command
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "spec.json"
+        path.write_text(json.dumps(document))
+        started = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert run_command(str(path), quiet=True) == 0
+        return time.perf_counter() - started
+
+
 def overhead(settings: Settings, repeats: int, epochs: int) -> None:
     document = xor(epochs)
     plain, runner, worker, loop_plain, loop_worker, cpu_plain, cpu_runner, cpu_worker = [], [], [], [], [], [], [], []
+    cli = []
     with service(settings) as (factory, celery, owner, worker_pid):
         for _ in range(repeats):
+            cli.append(run_cli_seconds(document))
             started, cpu = time.perf_counter(), time.process_time()
             result = train_job(validate_spec(document))
             plain.append(time.perf_counter() - started)
@@ -156,6 +173,8 @@ def overhead(settings: Settings, repeats: int, epochs: int) -> None:
     show("CPU time, in-process train_job", cpu_plain)
     show("CPU time, in-process run_job", cpu_runner, cpu_plain)
     show("worker process, started→finished", worker, plain)
+    show("trainyard run --quiet (the issue's baseline)", cli)
+    show("worker process, started→finished", worker, cli)
     show("CPU time, worker pool process", cpu_worker, cpu_plain)
     show("training loop only, in-process", loop_plain)
     show("training loop only, worker", loop_worker, loop_plain)
