@@ -87,6 +87,8 @@ CAPABILITIES: dict[str, dict[str, Any]] = {
             "history rows have the epoch's loss and, with a validation split, val_loss and val_<metric>",
             "lbfgs reports one history row (it has no epochs) and ignores batch_size",
             "training happens in one fit call: no checkpoint_every",
+            "early_stopping.restore_best_weights with a val_ monitor keeps the best epoch's weights even when "
+            "training runs to its last epoch (scikit-learn's own rule; numpy and keras restore only on a stop)",
         ),
     },
     "keras": {
@@ -105,6 +107,8 @@ CAPABILITIES: dict[str, dict[str, Any]] = {
         "rules": (
             "batch_size null trains on the whole training split in one batch",
             "precision, recall and f1 in the history are computed on the training split at each epoch's end",
+            "a job resumed from a checkpoint continues its weights and optimizer state, but restarts "
+            "early-stopping patience and shuffles its batches differently from an uninterrupted run",
         ),
     },
 }
