@@ -21,7 +21,7 @@ from core.backends.base import Preprocessing
 from core.errors import ZIP_READ_ERRORS, ModelFileError
 from core.network import Network
 from core.spec import ModelSpec
-from core.targets import decode, probabilities, values
+from core.targets import OutputPredictor
 
 FORMAT = "trainyard-npz"
 FORMAT_VERSION = 1
@@ -142,28 +142,11 @@ def load_model(blob: bytes) -> "NumpyPredictor":
     return NumpyPredictor(network, pre, meta["spec"], meta.get("versions") or {})
 
 
-class NumpyPredictor:
+class NumpyPredictor(OutputPredictor):
     """Predictions of a trained network on raw inputs (scaled here as the training split was)."""
 
     def __init__(self, network: Network, preprocessing: Preprocessing, spec: dict, versions: dict | None = None):
         self.network, self.preprocessing, self.spec, self.versions = network, preprocessing, spec, versions or {}
 
-    def outputs(self, x: np.ndarray) -> np.ndarray:
-        """The output layer's activations in inference mode, `(n, n_outputs)`."""
-        x = np.asarray(x, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != self.preprocessing.n_features:
-            raise ValueError(f"inputs must be (n, {self.preprocessing.n_features})")
-        return self.network.predict(self.preprocessing.transform(x))
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Original labels (classification), values `(n,)` for one regression output, else `(n, n_outputs)`."""
-        out = self.outputs(x)
-        if self.preprocessing.task == "classification":
-            return np.asarray(self.preprocessing.classes)[decode(out, "classification")]
-        return values(out)
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """`(n, k)` class probabilities, k ≥ 2 (see `core.targets.probabilities`)."""
-        if self.preprocessing.task != "classification":
-            raise ValueError("predict_proba needs a classifier")
-        return probabilities(self.outputs(x))
+    def _forward(self, scaled: np.ndarray) -> np.ndarray:
+        return self.network.predict(scaled)

@@ -6,7 +6,12 @@ target is its values, one column per output unit.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from core.backends.base import Preprocessing
 
 
 def encode(y: np.ndarray, task: str, n_outputs: int, dtype) -> np.ndarray:
@@ -44,3 +49,36 @@ def probabilities(out: np.ndarray) -> np.ndarray:
     out = np.clip(out, 0.0, None)
     total = out.sum(axis=1, keepdims=True)
     return np.divide(out, total, out=np.full_like(out, 1.0 / out.shape[1]), where=total > 0)
+
+
+class OutputPredictor:
+    """`predict` / `predict_proba` on raw inputs for a model that gives its output layer's activations.
+
+    A subclass sets `preprocessing` and implements `_forward(scaled) -> (n, n_outputs)`.
+    """
+
+    preprocessing: Preprocessing
+
+    def _forward(self, scaled: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def outputs(self, x: np.ndarray) -> np.ndarray:
+        """The output layer's activations in inference mode for raw (unscaled) inputs, `(n, n_outputs)`."""
+        x = np.asarray(x, dtype=np.float64)
+        n = self.preprocessing.n_features
+        if x.ndim != 2 or x.shape[1] != n:
+            raise ValueError(f"inputs must be rows of {n} numbers")
+        return self._forward(self.preprocessing.transform(x))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Original labels (classification), values `(n,)` for one regression output, else `(n, n_outputs)`."""
+        out = self.outputs(x)
+        if self.preprocessing.task == "classification":
+            return np.asarray(self.preprocessing.classes)[decode(out, "classification")]
+        return values(out)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """`(n, k)` class probabilities, k ≥ 2 (see `probabilities`)."""
+        if self.preprocessing.task != "classification":
+            raise ValueError("probabilities exist for classification models only")
+        return probabilities(self.outputs(x))

@@ -19,7 +19,7 @@ import numpy as np
 from core.backends.base import Preprocessing
 from core.backends.keras_build import ALLOWED_CLASSES, ALLOWED_MODULES
 from core.errors import ZIP_READ_ERRORS, ModelFileError
-from core.targets import decode, probabilities, values
+from core.targets import OutputPredictor
 
 FORMAT_VERSION = 1
 META_MEMBER = "trainyard.json"
@@ -99,32 +99,14 @@ def load(data: bytes, compile: bool = False) -> tuple[Any, dict]:
     return model, meta
 
 
-class KerasPredictor:
+class KerasPredictor(OutputPredictor):
     """Raw inputs → original labels or values, through the saved scaling and the Keras model."""
 
     def __init__(self, model: Any, spec: dict, preprocessing: Preprocessing):
         self.model, self.spec, self.preprocessing = model, spec, preprocessing
 
-    def outputs(self, x: np.ndarray) -> np.ndarray:
-        """The network's outputs for raw inputs."""
-        x = np.asarray(x, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != self.preprocessing.n_features:
-            raise ValueError(f"inputs must be rows of {self.preprocessing.n_features} numbers")
-        scaled = self.preprocessing.transform(x).astype(np.float32)
-        return np.asarray(self.model.predict(scaled, batch_size=1024, verbose=0))
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Raw (unscaled) inputs → original labels (classification) or values (regression)."""
-        out = self.outputs(x)
-        if self.preprocessing.task == "classification":
-            return np.asarray(self.preprocessing.classes)[decode(out, "classification")]
-        return values(out)
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Raw inputs → class probabilities `(n, k)`."""
-        if self.preprocessing.task != "classification":
-            raise ValueError("probabilities exist for classification models only")
-        return probabilities(self.outputs(x))
+    def _forward(self, scaled: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict(scaled.astype(np.float32), batch_size=1024, verbose=0))
 
 
 def load_predictor(data: bytes) -> KerasPredictor:
