@@ -254,3 +254,8 @@ class FakeApi:
         if self.datasets.pop(match.group(1), None) is None:
             return problem(404, "Not Found", "no such dataset")
         return Reply(204)
+
+
+def last_json(out: str):
+    """The JSON object a `--json` command prints as its last stdout line."""
+    return json.loads(out.strip().splitlines()[-1])

@@ -7,6 +7,8 @@ import pytest
 from client import Client
 from clientfake import FakeServer
 
+from client.cli import main
+
 
 @pytest.fixture
 def fake():
@@ -74,3 +76,17 @@ def live(compose_stack):
     """A client for the compose stack."""
     with Client(compose_stack.url, compose_stack.token, retries=3, backoff=0.2) as client:
         yield client
+
+
+@pytest.fixture
+def cli(fake, fake_api, monkeypatch, capsys):
+    """Run the CLI in-process against the fake service: `code, out, err = cli("status", "j1")`."""
+    monkeypatch.setenv("TRAINYARD_URL", fake.url)
+    monkeypatch.setenv("TRAINYARD_TOKEN", "secret-token")
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -9,27 +9,13 @@ import types
 from pathlib import Path
 
 import pytest
+from clientfake import last_json
 
 from client.cli import main
 
 SPEC = {"name": "xor", "training": {"epochs": 3}}
 
 
-@pytest.fixture
-def cli(fake, fake_api, monkeypatch, capsys):
-    monkeypatch.setenv("TRAINYARD_URL", fake.url)
-    monkeypatch.setenv("TRAINYARD_TOKEN", "secret-token")
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-def last_json(out: str):
-    return json.loads(out.strip().splitlines()[-1])
 
 
 @pytest.fixture

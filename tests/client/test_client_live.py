@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from clientfake import last_json
 
 from client import Client, Conflict, NotFound, Unauthorized, ValidationFailed
 from composestack import ROOT
@@ -120,8 +121,6 @@ def cli(compose_stack, tmp_path):
     return run
 
 
-def last_json(out: str):
-    return json.loads(out.strip().splitlines()[-1])
 
 
 def write(tmp_path: Path, name: str, document) -> str:

@@ -13,26 +13,11 @@ from client import Client, DatasetFileError
 from client.cli import main
 from client.commands import csv_rows
 from client.transport import api_root
-from clientfake import FakeServer, Reply, problem
+from clientfake import FakeServer, Reply, problem, last_json
 
 POINTS = "x,label\n1,0\n2,1\n"
 
 
-@pytest.fixture
-def cli(fake, fake_api, monkeypatch, capsys):
-    monkeypatch.setenv("TRAINYARD_URL", fake.url)
-    monkeypatch.setenv("TRAINYARD_TOKEN", "secret-token")
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-def last_json(out: str):
-    return json.loads(out.strip().splitlines()[-1])
 
 
 def form_fields(body: bytes) -> dict[str, str]:
