@@ -2,7 +2,7 @@
 # Each creates the virtualenv and installs what it needs on first use.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= dev,keras
+EXTRAS ?= dev,keras,fast
 
 .PHONY: install run test bench
 
