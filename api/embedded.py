@@ -114,7 +114,7 @@ def _banner(settings: Settings, host: str, port: int) -> str:
             f"  home:  {settings.home}\n"
             f"  token: {settings.token_file}\n"
             f"  try:   curl -s -X POST {base}/api/v1/jobs -H \"Authorization: Bearer $(cat {settings.token_file})\" "
-            f"-H 'Content-Type: application/json' --data @examples/xor_relu.json\n"
+            f"-H 'Content-Type: application/json' --data @examples/xor_relu_3.json\n"
             f"Stop with Ctrl-C.")
 
 

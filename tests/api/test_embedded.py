@@ -48,7 +48,7 @@ def test_up_serves_trains_and_stops_cleanly(db_settings, tmp_path):
         rest = "".join(up.stdout.readline().decode() for _ in range(3))
         home = tmp_path / "var" if db_settings.is_sqlite else db_settings.home
         token = (home / "token").read_text().strip()
-        assert f"token: {home / 'token'}" in rest and "--data @examples/xor_relu.json" in rest
+        assert f"token: {home / 'token'}" in rest and "--data @examples/xor_relu_3.json" in rest
         assert requests.get(f"{base}/health", timeout=5).json()["status"] == "ok"
         auth = {"Authorization": f"Bearer {token}"}
         spec = json.loads((ROOT / "examples" / "xor_relu.json").read_text())
