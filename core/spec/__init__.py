@@ -1,0 +1,25 @@
+"""The job spec (DESIGN §4): pydantic models, name normalisation, defaults and cross-field checks.
+
+Validation has two phases. `parse_spec(document)` checks everything that needs no
+data (structure, names, parameters, legal layer/loss/optimizer combinations).
+`finalize_spec(spec, info)` then checks the spec against the dataset it will train on
+(output units vs classes, task vs loss and metrics) and fills the defaults that depend
+on it (metrics, split seed). Both raise `SpecError` whose errors carry field paths such
+as `model.layers[2].activation`.
+"""
+
+from core.spec.checks import (builtin_info, default_metrics, estimate_size, finalize_spec, json_schema, normalised,
+                              parse_spec)
+from core.spec.models import (DEFAULT_LOSS, BatchNorm, DatasetSpec, Dense, Dropout, EarlyStopping, JobSpec,
+                              ModelSpec, TrainingSpec)
+from core.spec.named import Activation, Initializer, Optimizer, Regularizer
+from core.spec.vocabulary import (ACTIVATIONS, ALIASES, BACKENDS, CLASSIFICATION_METRICS, INITIALIZERS, LOSSES,
+                                  METRICS, OPTIMIZERS, REGRESSION_METRICS, canonical)
+
+__all__ = [
+    "ACTIVATIONS", "ALIASES", "BACKENDS", "CLASSIFICATION_METRICS", "DEFAULT_LOSS", "INITIALIZERS", "LOSSES",
+    "METRICS", "OPTIMIZERS", "REGRESSION_METRICS", "Activation", "BatchNorm", "DatasetSpec", "Dense", "Dropout",
+    "EarlyStopping", "Initializer", "JobSpec", "ModelSpec", "Optimizer", "Regularizer", "TrainingSpec",
+    "builtin_info", "canonical", "default_metrics", "estimate_size", "finalize_spec", "json_schema", "normalised",
+    "parse_spec",
+]

@@ -1,0 +1,179 @@
+"""The spec's entry points and the checks across fields: structure first, then against the dataset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from core.datasets.catalog import BUILTINS, GENERATED, DatasetInfo
+from core.errors import SpecError
+from core.spec.models import BatchNorm, Dense, JobSpec
+from core.spec.vocabulary import CLASSIFICATION_METRICS
+
+# --- checks across fields ---------------------------------------------------------------------
+
+def _structural_errors(spec: JobSpec) -> list[dict]:
+    """Legal combinations of layers, output activation, loss and optimizer (DESIGN §4)."""
+    errors = []
+    layers, t = spec.model.layers, spec.training
+    out_i, out = len(layers) - 1, spec.model.output
+    out_loc = f"model.layers[{out_i}].activation"
+    perceptron = t.optimizer.name == "perceptron"
+    for i, layer in enumerate(layers):
+        if isinstance(layer, Dense) and layer.activation.name == "step" and not perceptron:
+            errors.append({"loc": f"model.layers[{i}].activation",
+                           "msg": "the step activation has no gradient; train it with optimizer 'perceptron'"})
+    if perceptron and (len(layers) != 1 or out.activation.name != "step"):
+        errors.append({"loc": "training.optimizer",
+                       "msg": "the perceptron rule trains exactly one dense layer of step units"})
+    if (t.loss == "perceptron") != perceptron:
+        errors.append({"loc": "training.loss",
+                       "msg": "loss 'perceptron' goes with optimizer 'perceptron' (and only with it)"})
+    if t.loss == "binary_crossentropy" and (out.activation.name != "sigmoid" or out.units != 1):
+        errors.append({"loc": out_loc, "msg": "binary_crossentropy needs an output layer of 1 sigmoid unit"})
+    if t.loss == "categorical_crossentropy" and out.activation.name != "softmax":
+        errors.append({"loc": out_loc, "msg": "categorical_crossentropy needs a softmax output layer"})
+    if out.activation.name == "softmax" and out.units < 2:
+        errors.append({"loc": f"model.layers[{out_i}].units", "msg": "a softmax output needs at least 2 units"})
+    if t.optimizer.name == "lbfgs" and spec.backend != "sklearn":
+        errors.append({"loc": "training.optimizer", "msg": "optimizer 'lbfgs' exists only for backend 'sklearn'"})
+    if t.early_stopping and t.early_stopping.monitor is None:
+        t.early_stopping.monitor = "val_loss" if spec.dataset.validation_split > 0 else "loss"
+    es = t.early_stopping
+    if es and es.monitor.startswith("val_") and spec.dataset.validation_split == 0:
+        errors.append({"loc": "training.early_stopping.monitor",
+                       "msg": f"monitoring {es.monitor!r} needs dataset.validation_split > 0"})
+    return errors
+
+
+def _data_errors(spec: JobSpec, info: DatasetInfo) -> list[dict]:
+    """Checks that need the dataset: output units vs classes, task vs loss and metrics."""
+    errors = []
+    out_i, out, t = len(spec.model.layers) - 1, spec.model.output, spec.training
+    units_loc = f"model.layers[{out_i}].units"
+    if info.task == "classification":
+        k = info.n_classes or 0
+        if out.units == 1 and k != 2:
+            errors.append({"loc": units_loc, "msg": f"1 output unit encodes 2 classes, the dataset has {k}; use {k} units"})
+        elif out.units > 1 and out.units != k:
+            errors.append({"loc": units_loc, "msg": f"{out.units} output units but the dataset has {k} classes"})
+        bad = [m for m in t.metrics or () if m not in CLASSIFICATION_METRICS]
+    else:
+        if t.loss in ("binary_crossentropy", "categorical_crossentropy", "perceptron"):
+            errors.append({"loc": "training.loss", "msg": f"{t.loss} needs a classification dataset; this one is regression"})
+        if out.units != info.n_targets:
+            errors.append({"loc": units_loc, "msg": f"{out.units} output units but the dataset has {info.n_targets} targets"})
+        bad = [m for m in t.metrics or () if m in CLASSIFICATION_METRICS]
+    for m in bad:
+        errors.append({"loc": "training.metrics", "msg": f"metric {m!r} does not apply to a {info.task} dataset"})
+    monitor = t.early_stopping.monitor if t.early_stopping else None
+    if monitor:
+        known = {"loss"} | set(t.metrics or default_metrics(info.task))
+        if monitor.removeprefix("val_") not in known:
+            errors.append({"loc": "training.early_stopping.monitor",
+                           "msg": f"unknown quantity {monitor!r}; monitor loss or one of the metrics (val_ for validation)"})
+    return errors
+
+
+def default_metrics(task: str) -> list[str]:
+    return ["accuracy"] if task == "classification" else ["mean_absolute_error"]
+
+
+# --- entry points ---------------------------------------------------------------------------------
+
+_TAGS = {"dense", "dropout", "batch_norm"}
+
+
+def _loc(loc: tuple, doc: Any) -> str:
+    """Format a pydantic location as `model.layers[2].activation`, skipping union tags."""
+    parts, node = [], doc
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+            continue
+        if item in _TAGS and not (isinstance(node, dict) and item in node):
+            continue
+        parts.append(f".{item}" if parts else str(item))
+        node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts)
+
+
+def _error(error: dict, doc: Any) -> dict:
+    loc = _loc(error["loc"], doc)
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        loc += ".type"  # the discriminator is the field that is wrong
+    return {"loc": loc, "msg": _message(error)}
+
+
+def _message(error: dict) -> str:
+    msg = error["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    if error["type"] == "extra_forbidden":
+        msg = "unknown field"
+    return msg
+
+
+def parse_spec(document: Any) -> JobSpec:
+    """Validate a spec document's structure and names; fill the defaults that need no data."""
+    try:
+        spec = JobSpec.model_validate(document)
+    except ValidationError as exc:
+        raise SpecError([_error(e, document) for e in exc.errors()]) from None
+    errors = _structural_errors(spec)
+    if errors:
+        raise SpecError(errors)
+    return spec
+
+
+def finalize_spec(spec: JobSpec, info: DatasetInfo) -> JobSpec:
+    """Check `spec` against its dataset and fill the data-dependent defaults (in place; returns it)."""
+    errors = _data_errors(spec, info)
+    if errors:
+        raise SpecError(errors)
+    if spec.training.metrics is None:
+        spec.training.metrics = default_metrics(info.task)
+    if spec.dataset.task is None and spec.dataset.builtin is None:
+        spec.dataset.task = info.task
+    return spec
+
+
+def builtin_info(spec: JobSpec) -> DatasetInfo | None:
+    """The dataset facts known without loading data (builtins only)."""
+    name = spec.dataset.builtin
+    if name is None:
+        return None
+    info = BUILTINS[name]
+    if name in GENERATED:
+        info = DatasetInfo(info.task, info.n_features, info.n_classes, spec.dataset.n_samples)
+    return info
+
+
+def normalised(spec: JobSpec) -> dict:
+    """The spec as stored and reported: plain JSON with every default filled in."""
+    return spec.model_dump(mode="json")
+
+
+def json_schema() -> dict:
+    """The JSON schema of a spec document, for the API docs."""
+    return JobSpec.model_json_schema(mode="validation")
+
+
+def estimate_size(spec: JobSpec, n_features: int, batch_size: int | None = None) -> dict:
+    """Trainable parameters and a rough peak memory (bytes, float32) for training `spec`."""
+    params, state, width, fan_in = 0, 0, 0, n_features
+    for layer in spec.model.layers:
+        if isinstance(layer, Dense):
+            params += fan_in * layer.units + (layer.units if layer.use_bias else 0)
+            fan_in = layer.units
+            width += layer.units
+        elif isinstance(layer, BatchNorm):
+            params += 2 * fan_in
+            state += 2 * fan_in
+            width += fan_in
+    slots = {"adam": 2, "rmsprop": 2, "sgd": 1}.get(spec.training.optimizer.name, 0)
+    batch = batch_size or spec.training.batch_size or 1
+    activations = 3 * batch * (n_features + width)
+    return {"parameters": params, "bytes": 4 * (params * (2 + slots) + state + activations)}

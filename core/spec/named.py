@@ -1,0 +1,136 @@
+"""Named objects of a spec (activation, initializer, optimizer) and the strict base model every spec model uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+
+from core.spec.vocabulary import ACTIVATIONS, INITIALIZERS, OPTIMIZERS, fill, named
+
+class _Strict(BaseModel):
+    # Strict: "units": "2" or "epochs": true are mistakes, not numbers. NaN or infinity in a
+    # spec is never meaningful and would not survive a JSON round trip.
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False, strict=True)
+
+
+class _Named(_Strict):
+    """A named object that may also be given as its bare name; the JSON schema says both."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler):
+        return {"anyOf": [{"type": "string", "description": f"a {cls.__name__.lower()} name (parameters default)"},
+                          handler(core_schema)]}
+
+
+# --- named objects -----------------------------------------------------------------------
+
+class Activation(_Named):
+    """An activation: `"relu"` or `{"name": "leaky_relu", "alpha": 0.2}`; stored as a string when parameterless."""
+
+    name: str
+    alpha: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, value: Any) -> Any:
+        value = named(value)
+        if isinstance(value, dict):
+            value = fill(value, ACTIVATIONS, "activation")
+        return value
+
+    @field_validator("alpha")
+    @classmethod
+    def _alpha(cls, alpha: float | None) -> float | None:
+        if alpha is not None and alpha < 0:
+            raise ValueError("alpha must be >= 0")
+        return alpha
+
+    @model_serializer
+    def _serialise(self) -> str | dict:
+        return self.name if self.alpha is None else {"name": self.name, "alpha": self.alpha}
+
+
+class Initializer(_Named):
+    """A weight initializer with every parameter filled: `{"name": "normal", "mean": 0.0, "stddev": 0.05}`."""
+
+    name: str
+    value: float | None = None
+    mean: float | None = None
+    stddev: float | None = None
+    minval: float | None = None
+    maxval: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, value: Any) -> Any:
+        value = named(value)
+        if isinstance(value, dict):
+            value = fill(value, INITIALIZERS, "initializer")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> "Initializer":
+        if self.stddev is not None and self.stddev <= 0:
+            raise ValueError("stddev must be > 0")
+        if self.minval is not None and self.maxval is not None and self.minval >= self.maxval:
+            raise ValueError("minval must be < maxval")
+        return self
+
+    @model_serializer
+    def _serialise(self) -> dict:
+        return {"name": self.name, **{k: getattr(self, k) for k in INITIALIZERS[self.name]}}
+
+
+class Optimizer(_Named):
+    """An optimizer with every parameter filled, e.g. `{"name": "adam", "learning_rate": 0.001, ...}`."""
+
+    name: str
+    learning_rate: float | None = None
+    momentum: float | None = None
+    nesterov: bool | None = None
+    beta_1: float | None = None
+    beta_2: float | None = None
+    epsilon: float | None = None
+    rho: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, value: Any) -> Any:
+        value = named(value)
+        if isinstance(value, dict):
+            value = fill(value, OPTIMIZERS, "optimizer")
+        return value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_given(cls, value: Any, handler: Any) -> "Optimizer":
+        """Keep `model_fields_set` to the parameters the user gave (a backend fills its own defaults for the rest)."""
+        optimizer = handler(value)
+        if isinstance(value, (str, dict)):
+            given = set(value) if isinstance(value, dict) else set()
+            optimizer.__pydantic_fields_set__ = ({"name"} | given) & set(cls.model_fields)
+        return optimizer
+
+    @model_validator(mode="after")
+    def _check(self) -> "Optimizer":
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError("learning_rate must be > 0")
+        for field in ("momentum", "beta_1", "beta_2", "rho"):
+            v = getattr(self, field)
+            if v is not None and not 0 <= v < 1:
+                raise ValueError(f"{field} must be in [0, 1)")
+        if self.epsilon is not None and not self.epsilon > 0:
+            raise ValueError("epsilon must be > 0")
+        return self
+
+    @model_serializer
+    def _serialise(self) -> dict:
+        return {"name": self.name, **{k: getattr(self, k) for k in OPTIMIZERS[self.name]}}
+
+
+class Regularizer(_Strict):
+    """Per-layer weight penalties added to the loss: `l1 * sum|w| + l2 * sum w²` (Keras's `L1L2`)."""
+
+    l1: float = Field(0.0, ge=0)
+    l2: float = Field(0.0, ge=0)
