@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from core.spec.vocabulary import ACTIVATIONS, INITIALIZERS, OPTIMIZERS, fill, named
 
@@ -29,7 +29,7 @@ class Activation(_Named):
     """An activation: `"relu"` or `{"name": "leaky_relu", "alpha": 0.2}`; stored as a string when parameterless."""
 
     name: str
-    alpha: float | None = None
+    alpha: float | None = Field(None, ge=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -38,13 +38,6 @@ class Activation(_Named):
         if isinstance(value, dict):
             value = fill(value, ACTIVATIONS, "activation")
         return value
-
-    @field_validator("alpha")
-    @classmethod
-    def _alpha(cls, alpha: float | None) -> float | None:
-        if alpha is not None and alpha < 0:
-            raise ValueError("alpha must be >= 0")
-        return alpha
 
     @model_serializer
     def _serialise(self) -> str | dict:
@@ -57,7 +50,7 @@ class Initializer(_Named):
     name: str
     value: float | None = None
     mean: float | None = None
-    stddev: float | None = None
+    stddev: float | None = Field(None, gt=0)
     minval: float | None = None
     maxval: float | None = None
 
@@ -71,8 +64,6 @@ class Initializer(_Named):
 
     @model_validator(mode="after")
     def _check(self) -> "Initializer":
-        if self.stddev is not None and self.stddev <= 0:
-            raise ValueError("stddev must be > 0")
         if self.minval is not None and self.maxval is not None and self.minval >= self.maxval:
             raise ValueError("minval must be < maxval")
         return self
@@ -86,13 +77,14 @@ class Optimizer(_Named):
     """An optimizer with every parameter filled, e.g. `{"name": "adam", "learning_rate": 0.001, ...}`."""
 
     name: str
-    learning_rate: float | None = None
-    momentum: float | None = None
+    # Ranges on the fields, so an error names the parameter (`training.optimizer.momentum`).
+    learning_rate: float | None = Field(None, gt=0)
+    momentum: float | None = Field(None, ge=0, lt=1)
     nesterov: bool | None = None
-    beta_1: float | None = None
-    beta_2: float | None = None
-    epsilon: float | None = None
-    rho: float | None = None
+    beta_1: float | None = Field(None, ge=0, lt=1)
+    beta_2: float | None = Field(None, ge=0, lt=1)
+    epsilon: float | None = Field(None, gt=0)
+    rho: float | None = Field(None, ge=0, lt=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -111,18 +103,6 @@ class Optimizer(_Named):
             given = set(value) if isinstance(value, dict) else set()
             optimizer.__pydantic_fields_set__ = ({"name"} | given) & set(cls.model_fields)
         return optimizer
-
-    @model_validator(mode="after")
-    def _check(self) -> "Optimizer":
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ValueError("learning_rate must be > 0")
-        for field in ("momentum", "beta_1", "beta_2", "rho"):
-            v = getattr(self, field)
-            if v is not None and not 0 <= v < 1:
-                raise ValueError(f"{field} must be in [0, 1)")
-        if self.epsilon is not None and not self.epsilon > 0:
-            raise ValueError("epsilon must be > 0")
-        return self
 
     @model_serializer
     def _serialise(self) -> dict:
