@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
@@ -15,7 +15,24 @@ class _Strict(BaseModel):
 
 
 class _Named(_Strict):
-    """A named object that may also be given as its bare name; the JSON schema says both."""
+    """A named object that may also be given as its bare name; the JSON schema says both.
+
+    A subclass names its vocabulary table (`name → parameter defaults`) and kind; the name is
+    normalised and every parameter filled from the table before validation.
+    """
+
+    _table: ClassVar[dict[str, dict[str, Any]]]
+    _kind: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, value: Any) -> Any:
+        value = named(value)
+        return fill(value, cls._table, cls._kind) if isinstance(value, dict) else value
+
+    @model_serializer
+    def _serialise(self) -> str | dict:
+        return {"name": self.name, **{k: getattr(self, k) for k in self._table[self.name]}}
 
     @classmethod
     def __get_pydantic_json_schema__(cls, core_schema, handler):
@@ -28,16 +45,11 @@ class _Named(_Strict):
 class Activation(_Named):
     """An activation: `"relu"` or `{"name": "leaky_relu", "alpha": 0.2}`; stored as a string when parameterless."""
 
+    _table = ACTIVATIONS
+    _kind = "activation"
+
     name: str
     alpha: float | None = Field(None, ge=0)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _normalise(cls, value: Any) -> Any:
-        value = named(value)
-        if isinstance(value, dict):
-            value = fill(value, ACTIVATIONS, "activation")
-        return value
 
     @model_serializer
     def _serialise(self) -> str | dict:
@@ -47,6 +59,9 @@ class Activation(_Named):
 class Initializer(_Named):
     """A weight initializer with every parameter filled: `{"name": "normal", "mean": 0.0, "stddev": 0.05}`."""
 
+    _table = INITIALIZERS
+    _kind = "initializer"
+
     name: str
     value: float | None = None
     mean: float | None = None
@@ -54,27 +69,18 @@ class Initializer(_Named):
     minval: float | None = None
     maxval: float | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _normalise(cls, value: Any) -> Any:
-        value = named(value)
-        if isinstance(value, dict):
-            value = fill(value, INITIALIZERS, "initializer")
-        return value
-
     @model_validator(mode="after")
     def _check(self) -> "Initializer":
         if self.minval is not None and self.maxval is not None and self.minval >= self.maxval:
             raise ValueError("minval must be < maxval")
         return self
 
-    @model_serializer
-    def _serialise(self) -> dict:
-        return {"name": self.name, **{k: getattr(self, k) for k in INITIALIZERS[self.name]}}
-
 
 class Optimizer(_Named):
     """An optimizer with every parameter filled, e.g. `{"name": "adam", "learning_rate": 0.001, ...}`."""
+
+    _table = OPTIMIZERS
+    _kind = "optimizer"
 
     name: str
     # Ranges on the fields, so an error names the parameter (`training.optimizer.momentum`).
@@ -86,14 +92,6 @@ class Optimizer(_Named):
     epsilon: float | None = Field(None, gt=0)
     rho: float | None = Field(None, ge=0, lt=1)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _normalise(cls, value: Any) -> Any:
-        value = named(value)
-        if isinstance(value, dict):
-            value = fill(value, OPTIMIZERS, "optimizer")
-        return value
-
     @model_validator(mode="wrap")
     @classmethod
     def _remember_given(cls, value: Any, handler: Any) -> "Optimizer":
@@ -103,10 +101,6 @@ class Optimizer(_Named):
             given = set(value) if isinstance(value, dict) else set()
             optimizer.__pydantic_fields_set__ = ({"name"} | given) & set(cls.model_fields)
         return optimizer
-
-    @model_serializer
-    def _serialise(self) -> dict:
-        return {"name": self.name, **{k: getattr(self, k) for k in OPTIMIZERS[self.name]}}
 
 
 class Regularizer(_Strict):
