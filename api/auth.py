@@ -47,12 +47,10 @@ def authenticate() -> None:
 
 
 def _local_user_id() -> str:
-    from api.context import session
+    from api.context import writing
 
-    db = session()
-    user = get_or_create_user(session=db, name=LOCAL_USER)
-    db.commit()
-    return user.id
+    with writing() as db:
+        return get_or_create_user(session=db, name=LOCAL_USER).id
 
 
 def user_id() -> str:

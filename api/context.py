@@ -3,30 +3,27 @@
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
-from flask import current_app, g, request
+from flask import current_app, g
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.predicting import PredictorCache
 from api.ratelimit import RateLimiter, TokenCache
-from store.db import make_sessionmaker
+from store.db import make_sessionmaker, read_only, session_scope
 from store.settings import Settings
 
 
-READ_METHODS = ("GET", "HEAD")
 ACTIVE_REQUESTS = 4
 
 
 def read_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """Sessions for requests that only read. On PostgreSQL each statement runs in autocommit (a read needs no
-    transaction, and skipping BEGIN/ROLLBACK halves a small request's round trips); SQLite keeps the store's
-    BEGIN IMMEDIATE transactions, which its locking relies on."""
-    if engine.dialect.name == "postgresql":
-        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return make_sessionmaker(engine)
+    """Sessions that only read: autocommit on PostgreSQL (a read needs no transaction, and skipping BEGIN/ROLLBACK
+    halves a small request's round trips), a deferred transaction on SQLite (never the write lock)."""
+    return make_sessionmaker(read_only(engine))
 
 
 @dataclass
@@ -35,8 +32,8 @@ class State:
 
     settings: Settings
     engine: Engine
-    sessions: sessionmaker[Session]
-    read_sessions: sessionmaker[Session]  # autocommit on PostgreSQL: no BEGIN/ROLLBACK round trips for reads
+    sessions: sessionmaker[Session]  # writes: BEGIN IMMEDIATE on SQLite, so only inside `writing()`
+    read_sessions: sessionmaker[Session]  # everything else
     limiter: RateLimiter
     predictors: PredictorCache = field(default_factory=PredictorCache)
     tokens: TokenCache = field(default_factory=TokenCache)
@@ -54,11 +51,25 @@ def state() -> State:
 
 
 def session() -> Session:
-    """This request's database session (opened on first use, closed when the request ends)."""
+    """This request's read-only database session (opened on first use, closed when the request ends).
+
+    It never takes SQLite's write lock, so it may stay open while the response is built; writes go through
+    `writing()`.
+    """
     if "db" not in g:
-        st = state()
-        g.db = st.read_sessions() if request.method in READ_METHODS else st.sessions()
+        g.db = state().read_sessions()
     return g.db
+
+
+@contextmanager
+def writing() -> Iterator[Session]:
+    """One short write transaction (SQLite's write lock is held only inside it): commit on success, roll back on
+    an exception, always close. Afterwards the request's read session starts a fresh snapshot, so it sees the write.
+    Objects it returns stay readable (expire_on_commit is off) but load nothing lazily."""
+    with session_scope(state().sessions) as db:
+        yield db
+    if "db" in g:
+        g.db.rollback()  # end the read transaction (SQLite keeps a snapshot from its first read)
 
 
 def close_session(_exc: BaseException | None = None) -> None:

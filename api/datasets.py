@@ -6,7 +6,7 @@ import numpy as np
 from flask import Blueprint, request
 
 from api import views
-from api.context import session, state
+from api.context import session, state, writing
 from api.auth import user_id
 from api.errors import ApiError, invalid
 from core import datasets as loaders
@@ -71,12 +71,11 @@ def upload_dataset():
     if info.n_samples * info.n_features > settings.max_samples_x_features:
         raise invalid([{"loc": "file", "msg": f"{info.n_samples:,} samples x {info.n_features} features is over the "
                                               f"limit of {settings.max_samples_x_features:,} (max_samples_x_features)"}])
-    db = session()
-    ds = repo.create_dataset(session=db, owner=user_id(), name=name, format=fmt, data=data, task=info.task,
-                             n_samples=info.n_samples, n_features=info.n_features, n_classes=info.n_classes,
-                             n_targets=info.n_targets, target=target if fmt == "csv" else None, labels=labels,
-                             info=_extras(raw))
-    db.commit()
+    with writing() as db:
+        ds = repo.create_dataset(session=db, owner=user_id(), name=name, format=fmt, data=data, task=info.task,
+                                 n_samples=info.n_samples, n_features=info.n_features, n_classes=info.n_classes,
+                                 n_targets=info.n_targets, target=target if fmt == "csv" else None, labels=labels,
+                                 info=_extras(raw))
     body = views.dataset_body(ds)
     return body, 201, {"Location": body["links"]["self"]}
 
@@ -96,7 +95,6 @@ def get_dataset(dataset_id: str):
 @bp.delete("/datasets/<dataset_id>")
 def delete_dataset(dataset_id: str):
     """204; 409 while a queued or running job uses it."""
-    db = session()
-    repo.delete_dataset(session=db, owner=user_id(), dataset_id=dataset_id)
-    db.commit()
+    with writing() as db:
+        repo.delete_dataset(session=db, owner=user_id(), dataset_id=dataset_id)
     return "", 204

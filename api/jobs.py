@@ -9,7 +9,7 @@ import logging
 from flask import Blueprint, request
 
 from api import views
-from api.context import celery_app, session, state
+from api.context import celery_app, session, state, writing
 from api.auth import user_id
 from api.errors import invalid
 from api.schemas import JobStatus
@@ -82,12 +82,12 @@ def submit_job():
             return body, 200, {"Location": body["links"]["self"]}
     spec = validate_submission(doc, db=db, owner=owner, settings=settings)
     check_queue_limit(db=db, owner=owner, settings=settings)
-    job, created = repo.create_job(session=db, owner=owner, spec=spec, idempotency_key=key, request_sha256=fingerprint)
-    db.commit()
+    with writing() as w:
+        job, created = repo.create_job(session=w, owner=owner, spec=spec, idempotency_key=key,
+                                       request_sha256=fingerprint)
     if created:
         _publish(job)
     body = job_view(db, job)
-    db.commit()
     return body, 201 if created else 200, {"Location": body["links"]["self"]}
 
 
@@ -127,17 +127,15 @@ def get_job(job_id: str):
 @bp.post("/jobs/<job_id>/cancel")
 def cancel_job(job_id: str):
     """202: a queued job is cancelled now, a running one stops at its next epoch or batch; 409 if finished."""
-    db = session()
-    job = repo.request_cancel(session=db, owner=user_id(), job_id=job_id)
-    db.commit()
-    return job_view(db, job), 202
+    with writing() as w:
+        job = repo.request_cancel(session=w, owner=user_id(), job_id=job_id)
+    return job_view(session(), job), 202
 
 
 @bp.delete("/jobs/<job_id>")
 def delete_job(job_id: str):
     """204; 409 while queued or running."""
-    db = session()
-    repo.delete_job(session=db, owner=user_id(), job_id=job_id)
-    db.commit()
+    with writing() as w:
+        repo.delete_job(session=w, owner=user_id(), job_id=job_id)
     state().predictors.forget(job_id)
     return "", 204

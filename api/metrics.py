@@ -88,7 +88,7 @@ def _le(bound: float) -> str:
 def install(app: Flask) -> None:
     """Give `app` its own registry (so several apps in one process never clash) and per-request metrics."""
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(JobCollector(app.extensions["trainyard"].sessions))
+    registry.register(JobCollector(app.extensions["trainyard"].read_sessions))
     requests = Counter("trainyard_http_requests", "HTTP requests", ["method", "endpoint", "status"], registry=registry)
     latency = Histogram("trainyard_http_request_seconds", "HTTP request latency", ["endpoint"], registry=registry,
                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))

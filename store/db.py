@@ -4,10 +4,12 @@ SQLite (the embedded default) is shared by the API, workers, the reconciler and
 `trainyard token`, each a separate process. So that none of them ever sees "database is
 locked": the journal is WAL (readers never block the writer), every connection waits
 up to `db_statement_timeout_seconds` for the write lock (busy_timeout), and every
-transaction starts with BEGIN IMMEDIATE — a deferred transaction that reads and then
-writes can fail at once with SQLITE_BUSY instead of waiting, when another process
-wrote in between. The price: SQLite transactions are serialised, so keep them short
-(one session per request or per operation; never sleep with a session open).
+transaction that may write starts with BEGIN IMMEDIATE — a deferred transaction that
+reads and then writes can fail at once with SQLITE_BUSY instead of waiting, when another
+process wrote in between. The price: SQLite write transactions are serialised, so keep
+them short (one per operation; never sleep, read a request body or build a response with
+one open). Sessions that only read (`read_only(engine)`) begin a plain deferred
+transaction, which in WAL mode never takes the write lock and never blocks a writer.
 """
 
 from __future__ import annotations
@@ -43,6 +45,17 @@ def json_dumps(value: Any) -> str:
         return json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
         return json.dumps(json_safe(value), allow_nan=False)
+
+
+READ_ONLY = "trainyard_read_only"  # execution option: this connection's transactions only read
+
+
+def read_only(engine: Engine) -> Engine:
+    """The engine for sessions that only read: autocommit on PostgreSQL (no BEGIN/ROLLBACK round trips), a deferred
+    transaction on SQLite (no write lock). Writing through it on SQLite may fail with "database is locked"."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -87,7 +100,7 @@ def _sqlite_engine(settings: Settings) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN" if connection.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
 
