@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, g, request
 from sqlalchemy import Engine
 
-from api import auth, catalog, datasets, docs, health, jobs, metrics, results, workers
+from api import auth, catalog, datasets, docs, health, jobs, metrics, results, throttle, workers
 from api.context import State, close_session, read_sessionmaker, state
 from api.errors import register_error_handlers
 from api.jsonio import FiniteJSONProvider
@@ -28,6 +28,7 @@ def _before_request() -> None:
     request.max_content_length = s.max_upload_bytes if request.endpoint in UPLOAD_ENDPOINTS else s.max_request_bytes
     if request.endpoint is None or request.endpoint in PUBLIC:
         return
+    throttle.check_client()  # before any database access
     auth.authenticate()
 
 
@@ -53,4 +54,5 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> Flask:
     for module in (jobs, results, datasets, catalog, workers, health, metrics, docs):
         app.register_blueprint(module.bp, url_prefix=PREFIX)
     metrics.install(app)
+    throttle.install(app)
     return app

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 PREFIX = "TRAINYARD_"
 FILESYSTEM_BROKER = "filesystem://"
+RATE_LIMIT_STORAGES = ("memory", "redis", "rediss", "redis+unix", "redis+sentinel")  # limits' URL schemes we support
 
 
 class SettingsError(ValueError):
@@ -54,6 +55,13 @@ class Settings:
     max_queued_per_user: int = 1000
     rate_limit_per_second: float = 100.0
     rate_limit_burst: int = 200
+    # Before authentication (api/throttle.py): an address whose requests failed authentication this many times
+    # within the window is answered 429 without a database lookup until the window ends.
+    auth_failures_per_address: int = 30
+    auth_failure_window_seconds: int = 60
+    rate_limit_storage_url: str = "memory://"  # where rate-limit counters live; redis://… shares them between processes
+    trusted_proxies: int = 0  # reverse proxies in front of the API whose X-Forwarded-For/-Proto are believed
+    operator_users: str = ""  # comma-separated user names who see every worker's hostname, pid and jobs
 
     # --- database and libraries ---
     db_connect_timeout_seconds: float = 10.0
@@ -157,14 +165,18 @@ def _check(s: Settings) -> None:
                 "worker_live_seconds", "max_attempts", "job_timeout_seconds", "max_request_bytes",
                 "max_upload_bytes", "max_parameters", "max_samples_x_features", "max_epochs", "max_predict_rows",
                 "max_queued_per_user", "rate_limit_per_second", "rate_limit_burst", "db_connect_timeout_seconds",
-                "db_statement_timeout_seconds", "db_pool_size")
+                "db_statement_timeout_seconds", "db_pool_size", "auth_failures_per_address",
+                "auth_failure_window_seconds")
     for name in positive:
         if not getattr(s, name) > 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be > 0, got {getattr(s, name)!r}")
-    for name in ("tf_intra_op_threads", "tf_inter_op_threads"):
+    for name in ("tf_intra_op_threads", "tf_inter_op_threads", "trusted_proxies"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be >= 0, got {getattr(s, name)!r}")
     if s.heartbeat_seconds * 3 > s.lease_seconds:
         raise SettingsError(f"{PREFIX}HEARTBEAT_SECONDS must be at most a third of {PREFIX}LEASE_SECONDS")
+    if s.rate_limit_storage_url.partition("://")[0] not in RATE_LIMIT_STORAGES:
+        raise SettingsError(f"{PREFIX}RATE_LIMIT_STORAGE_URL must be a memory:// or redis:// URL, "
+                            f"got {s.rate_limit_storage_url!r}")
     if not (s.database_url.startswith("sqlite") or s.database_url.startswith("postgresql")):
         raise SettingsError(f"{PREFIX}DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL")

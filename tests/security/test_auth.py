@@ -44,7 +44,8 @@ def revoked_token(api) -> str:
     return token
 
 
-def test_every_route_but_the_public_ones_needs_a_live_token(api):
+def test_every_route_but_the_public_ones_needs_a_live_token(limited):
+    api = limited(auth_failures_per_address=10_000)  # hundreds of 401s from one address (test_throttle.py)
     job = api.alice.submit(XOR_FIT)
     fake_worker.train(api, job["id"], XOR_FIT)
     ds = api.alice.post("/datasets", content_type="multipart/form-data", data={
