@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Flask, g, request
 from sqlalchemy import Engine
 
-from api import auth, catalog, datasets, docs, health, jobs, metrics, results, throttle, workers
+from api import auth, catalog, datasets, docs, headers, health, jobs, metrics, params, results, throttle, workers
+from api.bodies import read_body
 from api.context import State, close_session, read_sessionmaker, state
 from api.errors import register_error_handlers
 from api.jsonio import FiniteJSONProvider
@@ -20,16 +21,22 @@ UPLOAD_ENDPOINTS = {"datasets.upload_dataset"}
 
 
 def _before_request() -> None:
+    """Per request, in this order: the body limit; the client throttle and the token (no body read yet, so an
+    unauthenticated upload costs nothing); the whole body, within body_timeout_seconds; then a concurrency slot —
+    so a slow client holds a greenlet and a socket, never a slot or a database transaction."""
     st = state()
+    s = st.settings
+    # Uploads may be up to max_upload_bytes; every other body is held to max_request_bytes.
+    request.max_content_length = s.max_upload_bytes if request.endpoint in UPLOAD_ENDPOINTS else s.max_request_bytes
+    if request.endpoint is None:
+        return
+    if request.endpoint not in PUBLIC:
+        throttle.check_client()  # before any database access
+        auth.authenticate()
+        close_session()  # don't keep a connection (or SQLite snapshot) while the body arrives
+    read_body(s.body_timeout_seconds)
     st.active.acquire()
     g.active = True
-    # Uploads may be up to max_upload_bytes; every other body is held to max_request_bytes.
-    s = st.settings
-    request.max_content_length = s.max_upload_bytes if request.endpoint in UPLOAD_ENDPOINTS else s.max_request_bytes
-    if request.endpoint is None or request.endpoint in PUBLIC:
-        return
-    throttle.check_client()  # before any database access
-    auth.authenticate()
 
 
 def _after_request_teardown(_exc: BaseException | None) -> None:
@@ -55,4 +62,6 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> Flask:
         app.register_blueprint(module.bp, url_prefix=PREFIX)
     metrics.install(app)
     throttle.install(app)
+    headers.install(app)
+    params.install(app)
     return app

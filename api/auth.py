@@ -31,6 +31,7 @@ def authenticate() -> None:
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("send 'Authorization: Bearer TOKEN' (trainyard token create --user NAME makes one)")
     digest = hashlib.sha256(token.encode()).hexdigest()
+    g.token = token  # an event stream re-checks it while open (api.results)
     g.user_id = st.tokens.get(digest)
     if g.user_id is None:
         user = verify_token(session=session(), token=token)

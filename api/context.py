@@ -37,9 +37,9 @@ class State:
     limiter: RateLimiter
     predictors: PredictorCache = field(default_factory=PredictorCache)
     tokens: TokenCache = field(default_factory=TokenCache)
-    # Requests that run Python at once in this process. gunicorn gives each worker many threads so
-    # that open event streams (which sleep between polls, outside this limit) don't block it; letting
-    # all of them compete for the GIL at once made GET /jobs/{id} 1.5-2x slower than 4 at a time.
+    # Requests that run Python at once in this process, taken only once the body has arrived (api.app). Under
+    # gevent an open stream or a slow client costs a greenlet, not a slot; letting every request compete at once
+    # made GET /jobs/{id} 1.5-2x slower than 4 at a time (measured with threads).
     active: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(ACTIVE_REQUESTS))
     celery: Any = None  # created on first publish or broker check
     metrics: Any = None  # the app's prometheus registry

@@ -1,4 +1,4 @@
-"""A job's results: /history, /events (Server-Sent Events), /model (download) and /predict."""
+"""A job's results: /history, /events (Server-Sent Events), /model (download), /confusion-matrix and /predict."""
 
 from __future__ import annotations
 
@@ -6,43 +6,41 @@ import re
 import time
 from typing import Iterator
 
-from flask import Blueprint, Response, request
+import numpy as np
+from flask import Blueprint, Response, g, request
 
 from api import views
 from api.context import State, session, state
 from api.auth import user_id
 from api.errors import invalid
-from api.jsonio import dumps
-from api.predicting import no_model, parse_inputs, predict_body
+from api.jobs import page_limit
+from api.jsonio import dumps, parse_json
+from api.params import int_param
+from api.predicting import no_model, outputs, parse_inputs, predict_body
 from core.backends import load_predictor
 from store import jobs as repo
+from store import matrices
 from store.models import FINISHED, SUCCEEDED, Job
+from store.tokens import verify_token
 
 bp = Blueprint("results", __name__)
 EXTENSIONS = {"npz": "npz", "skops": "skops", "keras": "keras"}
 POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0
-MAX_STREAM_SECONDS = 3600.0  # then the client reconnects with Last-Event-ID
 
 
 def _since(name: str, raw: str | None) -> int:
-    if raw is None or raw == "":
-        return 0
-    try:
-        value = int(raw)
-    except ValueError:
-        raise invalid([{"loc": name, "msg": f"{raw!r} is not an integer"}]) from None
-    if value < 0:
-        raise invalid([{"loc": name, "msg": "must be >= 0"}])
-    return value
+    """An epoch number, 0 when absent; 422 past the range of the INTEGER column it is compared with."""
+    return int_param(name, raw, default=0)
 
 
 @bp.get("/jobs/<job_id>/history")
 def get_history(job_id: str):
-    """Every epoch so far, or those after `since`."""
-    rows = repo.get_history(session=session(), owner=user_id(), job_id=job_id,
-                            since=_since("since", request.args.get("since")))
-    return {"epochs": rows}
+    """One page of epochs: those after `since` (default 0), at most `limit`; `next_since` continues."""
+    rows, next_since, more = repo.get_history(
+        session=session(), owner=user_id(), job_id=job_id, since=_since("since", request.args.get("since")),
+        limit=page_limit(repo.HISTORY_PAGE, repo.MAX_HISTORY_PAGE))
+    return {"epochs": rows, "next_since": next_since, "has_more": more}
 
 
 def _event(kind: str, data: dict, event_id: int | None = None) -> str:
@@ -50,15 +48,34 @@ def _event(kind: str, data: dict, event_id: int | None = None) -> str:
     return f"{head}event: {kind}\ndata: {dumps(data)}\n\n"
 
 
-def _stream(st: State, job_id: str, since: int) -> Iterator[str]:
+def _revoked(st: State, token: str | None, owner: str) -> bool:
+    """Whether the stream's token no longer authenticates its owner (never, with auth off)."""
+    if token is None:
+        return False
+    with st.read_sessions() as db:
+        user = verify_token(session=db, token=token)
+    return user is None or user.id != owner
+
+
+def _stream(st: State, job_id: str, since: int, *, token: str | None, owner: str) -> Iterator[str]:
     """`progress` per new epoch (id = epoch), `status` on every status change; ends after the terminal status.
 
-    Each poll uses its own short session: on SQLite every transaction holds the write
-    lock, so nothing is held open between polls.
+    Each poll uses its own short read session, so nothing is held open between polls. The
+    token is re-checked every `stream_recheck_seconds` (a revoked token ends the stream with
+    an `error` event), and a stream ends after `stream_max_seconds`: clients reconnect with
+    Last-Event-ID, which re-authenticates them.
     """
-    status, started, last_sent = None, time.monotonic(), time.monotonic()
+    s = st.settings
+    status, started = None, time.monotonic()
+    last_sent = checked = started
     yield "retry: 2000\n\n"
-    while time.monotonic() - started < MAX_STREAM_SECONDS:
+    while time.monotonic() - started < s.stream_max_seconds:
+        if time.monotonic() - checked >= s.stream_recheck_seconds:
+            checked = time.monotonic()
+            if _revoked(st, token, owner):
+                yield _event("error", {"type": "urn:trainyard:problem:unauthorized", "status": 401,
+                                       "detail": "the token was revoked; the stream ends"})
+                return
         with st.read_sessions() as db:
             job = db.get(Job, job_id)
             if job is None:  # deleted meanwhile
@@ -86,10 +103,12 @@ def _stream(st: State, job_id: str, since: int) -> Iterator[str]:
 @bp.get("/jobs/<job_id>/events")
 def get_events(job_id: str):
     """Server-Sent Events until the job finishes; `Last-Event-ID` (or `since`) resumes after that epoch."""
-    repo.get_job(session=session(), owner=user_id(), job_id=job_id)  # 404 before streaming
+    owner = user_id()
+    repo.get_job(session=session(), owner=owner, job_id=job_id)  # 404 before streaming
     since = _since("Last-Event-ID", request.headers.get("Last-Event-ID")) or _since("since", request.args.get("since"))
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return Response(_stream(state(), job_id, since), mimetype="text/event-stream", headers=headers)
+    stream = _stream(state(), job_id, since, token=g.get("token"), owner=owner)
+    return Response(stream, mimetype="text/event-stream", headers=headers)
 
 
 @bp.get("/jobs/<job_id>/model")
@@ -106,6 +125,27 @@ def get_model(job_id: str):
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
+@bp.get("/jobs/<job_id>/confusion-matrix")
+def get_confusion_matrix(job_id: str):
+    """One split's confusion matrix (`split`: train, val or test, default test), rows true and columns predicted
+    classes in the order of predict's `classes`."""
+    split = request.args.get("split", "test")
+    if split not in matrices.SPLITS:
+        raise invalid([{"loc": "split", "msg": f"unknown split {split!r}; valid: {', '.join(matrices.SPLITS)}"}])
+    db = session()
+    matrix = repo.get_confusion_matrix(session=db, owner=user_id(), job_id=job_id, split=split)
+    db.close()
+    return Response(matrix_json(split, matrix), mimetype="application/json")
+
+
+def matrix_json(split: str, matrix: np.ndarray, block: int = 256) -> str:
+    """`{"split", "n_classes", "matrix"}` as JSON text, written a block of rows at a time (k × k ints as Python
+    lists would take 5 times the memory of the text)."""
+    rows = (",".join(f"[{','.join(map(str, row))}]" for row in matrix[start:start + block].tolist())
+            for start in range(0, len(matrix), block))
+    return f'{{"split":{dumps(split)},"n_classes":{len(matrix)},"matrix":[{",".join(rows)}]}}'
+
+
 @bp.post("/jobs/<job_id>/predict")
 def predict(job_id: str):
     """Raw feature rows → original labels (or numbers) and class probabilities."""
@@ -113,12 +153,13 @@ def predict(job_id: str):
     job = repo.get_job(session=db, owner=owner, job_id=job_id)
     if job.status != SUCCEEDED:
         raise no_model(job.status)
-    body = request.get_json(force=True, silent=True)
+    body = parse_json(request.get_data(), st.settings, what='a JSON object {"inputs": [[...], ...]}')
 
     def load():
         return load_predictor(repo.get_model(session=db, owner=owner, job_id=job_id)[0])
 
     predictor = st.predictors.get(job_id, load)
     db.close()  # the model is in memory; free the connection (and SQLite's lock) before computing
-    x = parse_inputs(body, n_features=predictor.preprocessing.n_features, max_rows=st.settings.max_predict_rows)
+    x = parse_inputs(body, n_features=predictor.preprocessing.n_features, max_rows=st.settings.max_predict_rows,
+                     outputs=outputs(predictor.preprocessing), max_values=st.settings.max_predict_values)
     return predict_body(predictor, x)

@@ -1,12 +1,16 @@
-"""`trainyard api`: the API under gunicorn with threaded workers, so open SSE streams don't block other requests."""
+"""`trainyard api`: the API under gunicorn with gevent workers (api.gevent_worker), so slow clients and open
+event streams each cost a greenlet, not a thread, and never starve other requests."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.util import import_app
+
+from store.settings import Settings, load_settings
 
 APP = "api.wsgi:application"
 
@@ -26,16 +30,20 @@ class _Gunicorn(BaseApplication):
         return import_app(self.app)
 
 
-def gunicorn_options(*, host: str, port: int, workers: int, threads: int = 16) -> dict:
-    """The gunicorn settings `serve` runs with (threaded workers; a short graceful stop so open streams don't hold it)."""
+def gunicorn_options(*, host: str, port: int, workers: int, settings: Settings | None = None) -> dict:
+    """The gunicorn settings `serve` runs with: gevent workers, headers bounded by `header_timeout_seconds`
+    (gunicorn's gevent worker reads each request's headers under its keep-alive timeout), up to
+    `api_max_connections` open connections per worker, and a short graceful stop so open streams don't hold it."""
+    s = settings or Settings()
     return {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "worker_class": "gthread",
-        "threads": threads,
-        "keepalive": 5,
+        "worker_class": "api.gevent_worker.ApiWorker",
+        "worker_connections": s.api_max_connections,
+        "keepalive": max(1, math.ceil(s.header_timeout_seconds)),  # gunicorn takes whole seconds
         "timeout": 60,
         "graceful_timeout": 5,
+        "forwarded_allow_ips": "*" if s.trusted_proxies else "127.0.0.1,::1",
         "control_socket_disable": True,  # several APIs on one machine would share its one socket path
         "accesslog": None,
         "errorlog": "-",
@@ -52,9 +60,9 @@ def run_gunicorn(app: str, options: dict) -> int:
     return 0
 
 
-def serve(*, host: str, port: int, workers: int, threads: int = 16) -> int:
+def serve(*, host: str, port: int, workers: int) -> int:
     """Run the API in this process (it becomes the gunicorn master) until stopped; returns the exit status."""
-    return run_gunicorn(APP, gunicorn_options(host=host, port=port, workers=workers, threads=threads))
+    return run_gunicorn(APP, gunicorn_options(host=host, port=port, workers=workers, settings=load_settings()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,9 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=16)
     args = parser.parse_args(argv)
-    return serve(host=args.host, port=args.port, workers=args.workers, threads=args.threads)
+    return serve(host=args.host, port=args.port, workers=args.workers)
 
 
 if __name__ == "__main__":

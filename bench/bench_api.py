@@ -88,9 +88,9 @@ def prepare(settings) -> tuple[str, str]:
 
 # --- servers ----------------------------------------------------------------------------------------
 
-def start_server(app: str, port: int, workers: int, threads: int, env: dict) -> subprocess.Popen:
+def start_server(app: str, port: int, workers: int, env: dict) -> subprocess.Popen:
     code = ("import sys; from api.serve import gunicorn_options, run_gunicorn; "
-            f"o = gunicorn_options(host='127.0.0.1', port={port}, workers={workers}, threads={threads}); "
+            f"o = gunicorn_options(host='127.0.0.1', port={port}, workers={workers}); "
             "o['loglevel'] = 'warning'; "
             f"sys.exit(run_gunicorn({app!r}, o))")
     env = {**env, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "bench")])}
@@ -176,7 +176,6 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--clients", type=int, default=2, help="load-generator processes")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=16, help="threads per gunicorn worker")
     parser.add_argument("--port", type=int, default=18765)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -198,7 +197,7 @@ def main() -> int:
         cases = [("baseline GET /ping (trivial Flask)", "bench_api:trivial()", "/ping", {}),
                  ("GET /api/v1/jobs/{id}", "api.wsgi:application", f"/api/v1/jobs/{job_id}", auth)]
         for i, (label, app, path, headers) in enumerate(cases):
-            server = start_server(app, args.port + i, args.workers, args.threads, env)
+            server = start_server(app, args.port + i, args.workers, env)
             try:
                 wait_ready(args.port + i, path, headers)
                 results[label] = load(args.port + i, path, headers, connections=args.connections,
@@ -209,7 +208,7 @@ def main() -> int:
     finally:
         drop()
     db = "SQLite" if args.sqlite else "PostgreSQL"
-    print(f"gunicorn gthread, {args.workers} workers x {args.threads} threads; {db}; {args.connections} keep-alive "
+    print(f"gunicorn gevent, {args.workers} workers; {db}; {args.connections} keep-alive "
           f"connections from {args.clients} processes; {args.seconds:g} s after 2 s warm-up; {os.cpu_count()} CPUs")
     for label, r in results.items():
         print(f"{label:38s} {r['req_per_s']:8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  p90 {r['p90_ms']:6.2f} ms  "

@@ -52,6 +52,17 @@ class Settings:
     max_samples_x_features: int = 200_000_000
     max_epochs: int = 1_000_000
     max_predict_rows: int = 100_000
+    max_predict_values: int = 1_000_000  # rows × outputs of one predict (about 20 MB of JSON)
+    # Specs within memory (api/limits.py): what one job may ask of a worker, checked at submit.
+    worker_memory_bytes: int = 4 * 2**30  # a job's estimated training memory (spec.estimate_size) must fit in this
+    max_classes: int = 10_000  # classes of a classification dataset (upload and submit)
+    max_layers: int = 1_000  # layers of one spec
+    max_spec_bytes: int = 2**20  # the normalised spec as stored, in JSON bytes
+    # Every JSON body (api/jsonio.py), before anything reads it: 422 past these.
+    max_json_depth: int = 64  # nested objects and arrays
+    max_json_digits: int = 100  # digits of one integer
+    max_spec_items: int = 100_000  # values (objects, arrays, numbers, strings…) in one spec, before it is validated
+    max_checkpoint_bytes_per_minute: int = 64 * 2**20  # a job's checkpoints, on average (worker/runner.py)
     max_queued_per_user: int = 1000
     rate_limit_per_second: float = 100.0
     rate_limit_burst: int = 200
@@ -62,6 +73,13 @@ class Settings:
     rate_limit_storage_url: str = "memory://"  # where rate-limit counters live; redis://… shares them between processes
     trusted_proxies: int = 0  # reverse proxies in front of the API whose X-Forwarded-For/-Proto are believed
     operator_users: str = ""  # comma-separated user names who see every worker's hostname, pid and jobs
+
+    # --- serving (api/serve.py): gevent workers, so an open connection costs a greenlet, not a thread ---
+    api_max_connections: int = 1000  # open connections per API process (gunicorn worker_connections)
+    header_timeout_seconds: float = 10.0  # a request's headers must arrive within this (and idle keep-alive)
+    body_timeout_seconds: float = 120.0  # its body within this, or 408; read before the request takes a slot
+    stream_max_seconds: float = 600.0  # an event stream ends after this; clients reconnect with Last-Event-ID
+    stream_recheck_seconds: float = 5.0  # an open event stream re-checks its token this often
 
     # --- database and libraries ---
     db_connect_timeout_seconds: float = 10.0
@@ -167,6 +185,12 @@ def _check(s: Settings) -> None:
                 "max_queued_per_user", "rate_limit_per_second", "rate_limit_burst", "db_connect_timeout_seconds",
                 "db_statement_timeout_seconds", "db_pool_size", "auth_failures_per_address",
                 "auth_failure_window_seconds")
+    positive += ("api_max_connections", "header_timeout_seconds", "body_timeout_seconds", "stream_max_seconds",
+                 "stream_recheck_seconds")
+    positive += ("max_predict_values",)
+    positive += ("max_json_depth", "max_json_digits", "max_spec_items")
+    positive += ("worker_memory_bytes", "max_classes", "max_layers", "max_spec_bytes",
+                 "max_checkpoint_bytes_per_minute")
     for name in positive:
         if not getattr(s, name) > 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be > 0, got {getattr(s, name)!r}")

@@ -78,10 +78,14 @@ def test_up_serves_trains_and_stops_cleanly(db_settings, tmp_path):
         assert s.connect_ex(("127.0.0.1", port)) != 0  # the API is gone too
 
 
-def test_serve_runs_threaded_gunicorn_workers():
-    opts = gunicorn_options(host="127.0.0.1", port=8000, workers=2)
-    assert (opts["worker_class"], opts["workers"], opts["bind"]) == ("gthread", 2, "127.0.0.1:8000")
-    assert opts["threads"] > 1
+def test_serve_runs_gevent_gunicorn_workers_with_the_serving_settings():
+    from store.settings import Settings
+
+    opts = gunicorn_options(host="127.0.0.1", port=8000, workers=2,
+                            settings=Settings(api_max_connections=321, header_timeout_seconds=7.0))
+    assert (opts["worker_class"], opts["workers"], opts["bind"]) == ("api.gevent_worker.ApiWorker", 2,
+                                                                     "127.0.0.1:8000")
+    assert (opts["worker_connections"], opts["keepalive"]) == (321, 7)
 
 
 def test_up_refuses_a_port_that_is_in_use(tmp_path, monkeypatch, capsys):

@@ -150,10 +150,9 @@ class Cluster:
         return self.start("reconciler", ["-m", "worker.reconciler"])
 
     def start_api(self, timeout: float = 60) -> str:
-        """The API under gunicorn (one process, threaded) on a free loopback port; its base URL once it answers."""
+        """The API under gunicorn (one gevent process) on a free loopback port; its base URL once it answers."""
         port = free_port()
-        self.start("api", ["-m", "api.serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                           "--threads", "8"])
+        self.start("api", ["-m", "api.serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"])
         self.api_url = f"http://127.0.0.1:{port}/api/v1"
 
         def answers():
