@@ -3,7 +3,11 @@
 Routes raise `ApiError` (or one of the exceptions handled below); nothing else builds
 an error response, so every failure — including unknown routes and methods — has the
 same shape: `type`, `title`, `status`, `detail`, `instance`, and for 422s `errors`,
-a list of `{"loc", "msg"}` naming the field (e.g. `model.layers[2].activation`).
+a list of `{"loc", "msg"}` naming the field (e.g. `model.layers[2].activation`): at most
+MAX_ERRORS of them, then one that counts the rest, and a detail of at most MAX_DETAIL
+characters, however many errors a document holds.
+
+An unhandled error is logged as one bounded line (api.logtext); its traceback only at DEBUG.
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ from flask import Flask, Response, current_app, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from api.logtext import loggable, one_line
 from core.errors import SpecError, TrainyardError
 from store.db import DATABASE_UNAVAILABLE
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:trainyard:problem:"
+MAX_ERRORS = 100  # errors listed in one problem; a note counts the rest
+MAX_DETAIL = 2000  # characters of `detail`
 log = logging.getLogger(__name__)
 
 
@@ -42,14 +49,18 @@ def not_found(what: str, ident: str) -> ApiError:
 
 def invalid(errors: list[dict], detail: str | None = None) -> ApiError:
     """A 422 listing `{"loc", "msg"}` errors."""
-    detail = detail or "; ".join(f"{e['loc']}: {e['msg']}" if e.get("loc") else e["msg"] for e in errors)
-    return ApiError(422, detail, kind="invalid-request", errors=errors)
+    return ApiError(422, detail or summary(errors), kind="invalid-request", errors=errors)
+
+
+def summary(errors: list[dict]) -> str:
+    """`loc: msg; loc: msg` of the first MAX_ERRORS errors (a detail from a million errors would be megabytes)."""
+    return "; ".join(f"{e['loc']}: {e['msg']}" if e.get("loc") else e["msg"] for e in errors[:MAX_ERRORS])
 
 
 def pydantic_errors(exc: ValidationError, prefix: str = "") -> list[dict]:
     """pydantic's errors as `{"loc": "inputs[3][1]", "msg"}` (the same path format as core.spec)."""
     out = []
-    for e in exc.errors():
+    for e in exc.errors(include_url=False, include_context=False, include_input=False):
         loc = prefix
         for part in e["loc"]:
             loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
@@ -65,11 +76,11 @@ def problem(status: int, detail: str, *, kind: str | None = None, title: str | N
         "type": TYPE_PREFIX + (kind or "error"),
         "title": title or HTTPStatus(status).phrase,
         "status": status,
-        "detail": detail,
+        "detail": _bounded(detail),
         "instance": request.path if request else None,
     }
     if errors is not None:
-        body["errors"] = errors
+        body["errors"] = _listed(errors)
     body.update(extra)
     response = current_app.json.response(body)
     response.status_code = status
@@ -77,6 +88,20 @@ def problem(status: int, detail: str, *, kind: str | None = None, title: str | N
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
+
+
+def _listed(errors: list[dict]) -> list[dict]:
+    """The first MAX_ERRORS errors, then one that says how many more there were."""
+    if len(errors) <= MAX_ERRORS:
+        return errors
+    more = len(errors) - MAX_ERRORS
+    return errors[:MAX_ERRORS] + [{"loc": "", "msg": f"{more:,} more errors not listed (at most {MAX_ERRORS} are)"}]
+
+
+def _bounded(detail: str) -> str:
+    if detail is None or len(detail) <= MAX_DETAIL:
+        return detail
+    return f"{detail[:MAX_DETAIL]}… ({len(detail) - MAX_DETAIL:,} more characters)"
 
 
 def _api_error(exc: ApiError) -> Response:
@@ -107,7 +132,7 @@ def _spec_error(exc: SpecError) -> Response:
 
 def _validation_error(exc: ValidationError) -> Response:
     errors = pydantic_errors(exc)
-    return problem(422, "; ".join(f"{e['loc']}: {e['msg']}" for e in errors), kind="invalid-request", errors=errors)
+    return problem(422, summary(errors), kind="invalid-request", errors=errors)
 
 
 def _trainyard_error(exc: TrainyardError) -> Response:
@@ -115,14 +140,17 @@ def _trainyard_error(exc: TrainyardError) -> Response:
 
 
 def _database_unavailable(exc: Exception) -> Response:
-    log.warning("database unavailable on %s %s: %s", request.method, request.path,
-                str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    log.warning("database unavailable on %s %s: %s", loggable(request.method), loggable(request.path),
+                loggable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
     return problem(503, "the database is unavailable; retry shortly", kind="unavailable",
                    headers={"Retry-After": "5"})
 
 
 def _unexpected(exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    # One bounded line per error: a traceback per request (225 KB for a deep recursion) would flood the log.
+    where = f"{loggable(request.method)} {loggable(request.path)}"
+    log.error("unhandled error on %s: %s", where, one_line(exc))
+    log.debug("traceback of the unhandled error on %s", where, exc_info=exc)
     return problem(500, "internal error; the server log has the details", kind="internal")
 
 
@@ -148,7 +176,7 @@ def _store_error(exc: Exception) -> Response:
         return problem(409, str(exc), kind="conflict")
     if isinstance(exc, e.BlobCorrupt):
         # Stored bytes that fail their sha256 are never served; the job has no usable model (409, as documented).
-        log.error("%s %s: %s", request.method, request.path, exc)
+        log.error("%s %s: %s", loggable(request.method), loggable(request.path), loggable(exc))
         return problem(409, f"{exc}: the stored file is damaged and is not served", kind="corrupt-blob")
     if isinstance(exc, e.IdempotencyKeyReused):
         return problem(422, str(exc), kind="idempotency-key-reused",

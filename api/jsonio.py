@@ -1,13 +1,176 @@
-"""JSON in and out: responses never carry bare NaN/Infinity (non-finite numbers become null)."""
+"""JSON in and out: request bodies parsed within bounds (422s that say where), responses without bare NaN/Infinity."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterator
 
 from flask.json.provider import DefaultJSONProvider
+
+from api.errors import invalid
+from store.settings import Settings
+
+MAX_TEXT_ERRORS = 100  # the scan stops collecting after this many bad strings or integers
+# A string token, or a bracket (outside strings): enough to follow nesting on the error path.
+_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+_BRACKETS = re.compile(_STRING + r'|[\[\]{}]')
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def parse_json(body: bytes, settings: Settings, *, what: str, max_items: int | None = None) -> Any:
+    """The JSON document in a request body, or a 422 that says what is wrong and where.
+
+    Refused: a body that is empty, not UTF-8/16/32 text or not JSON (line and column); nesting deeper than
+    `max_json_depth`; an integer of more than `max_json_digits` digits; more than `max_items` values in all
+    (max_spec_items: a spec's limit; predict bodies are bounded by their size alone); text no database can
+    store (U+0000, a lone surrogate). Bounded work: Python's parser stops at its recursion limit, and the scan
+    of the parsed document stops at the first container past the depth or item limit.
+
+    Args:
+        what: what the body should be, for the messages ("a JSON job spec").
+    """
+    text = _text(body, what)
+    depth, digits = settings.max_json_depth, settings.max_json_digits
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _error(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:  # nested past Python's recursion limit, far past ours
+        raise _error(f"the JSON document is nested deeper than {depth} levels (max_json_depth) "
+                     f"at {_position(text, _too_deep(text, depth))}") from None
+    except ValueError:  # an integer past sys.get_int_max_str_digits(), far past ours
+        raise _error(f"an integer has more than {digits} digits (max_json_digits) "
+                     f"at {_position(text, _long_integer(text, digits))}") from None
+    errors = _scan(doc, max_depth=depth, max_digits=digits, max_items=max_items)
+    if errors:
+        raise invalid(errors)
+    return doc
+
+
+def _error(msg: str):
+    return invalid([{"loc": "", "msg": msg}])
+
+
+def _text(body: bytes, what: str) -> str:
+    """The body as text in the encoding JSON allows (UTF-8, -16 or -32, detected as `json.loads` does)."""
+    try:
+        text = body.decode(json.detect_encoding(body))
+    except UnicodeDecodeError:
+        raise _error(f"the body is not UTF-8 text; send {what}") from None
+    if not text.strip():
+        raise _error(f"the body is empty; send {what}")
+    return text
+
+
+def _position(text: str, index: int) -> str:
+    line = text.count("\n", 0, index) + 1
+    return f"line {line} column {index - text.rfind(chr(10), 0, index)}"
+
+
+def _too_deep(text: str, max_depth: int) -> int:
+    """Where the first bracket past `max_depth` opens (only called once the parser has failed)."""
+    depth = 0
+    for match in _BRACKETS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > max_depth:
+                return match.start()
+        elif token in "]}":
+            depth -= 1
+    return len(text)
+
+
+def _long_integer(text: str, max_digits: int) -> int:
+    """Where the first integer longer than `max_digits` digits starts, outside strings."""
+    pattern = re.compile(_STRING + r'|(?<![0-9.eE+-])-?[0-9]{%d,}(?![0-9.eE])' % (max_digits + 1))
+    for match in pattern.finditer(text):
+        if not match.group().startswith('"'):
+            return match.start()
+    return len(text)
+
+
+def child_loc(loc: str, key: str | int) -> str:
+    """The path of a member: `model.layers[0]` + `units` → `model.layers[0].units`."""
+    if isinstance(key, int):
+        return f"{loc}[{key}]"
+    return f"{loc}.{key}" if loc else str(key)
+
+
+def _members(node: dict | list):
+    return node.items() if isinstance(node, dict) else enumerate(node)
+
+
+def containers(doc: Any) -> Iterator[tuple[str, int, dict | list, set[type]]]:
+    """Every object and array of a parsed JSON document, parents first, as `(path, depth, node, member types)`.
+
+    Iterative (no recursion, whatever the depth). The document itself is the only member of a holder at
+    depth 0, so a bare scalar document is seen too.
+    """
+    stack: list[tuple[str, int, dict | list]] = [("", 0, {"": doc})]
+    while stack:
+        loc, depth, node = stack.pop()
+        values = node.values() if isinstance(node, dict) else node
+        kinds = set(map(type, values))
+        yield loc, depth, node, kinds
+        if dict in kinds or list in kinds:
+            nested = [(child_loc(loc, k), depth + 1, v) for k, v in _members(node)
+                      if type(v) in (dict, list)]
+            stack.extend(reversed(nested))
+
+
+def _scan(doc: Any, *, max_depth: int, max_digits: int, max_items: int | None) -> list[dict]:
+    """The depth and item limits (raised at once), then every integer too long and every string no database can
+    store (collected, up to MAX_TEXT_ERRORS)."""
+    errors: list[dict] = []
+    items, bound = 0, 10 ** max_digits
+    for loc, depth, node, kinds in containers(doc):
+        if depth > max_depth:
+            raise invalid([{"loc": loc, "msg": f"nested deeper than {max_depth} levels (max_json_depth)"}])
+        items += len(node)
+        if max_items is not None and items > max_items:
+            raise _error(f"the document has more than {max_items:,} values (max_spec_items)")
+        if int in kinds:
+            errors += [{"loc": child_loc(loc, k),
+                        "msg": f"an integer of {len(str(abs(v)))} digits is over the limit of {max_digits} digits "
+                               "(max_json_digits)"}
+                       for k, v in _members(node) if type(v) is int and not -bound < v < bound]
+        if str in kinds:
+            errors += [{"loc": child_loc(loc, k), "msg": why}
+                       for k, v in _members(node) if type(v) is str and (why := bad_text(v))]
+        if isinstance(node, dict) and depth:
+            errors += [{"loc": child_loc(loc, _shown(k)), "msg": f"the key {why}"}
+                       for k in node if (why := bad_text(k))]
+        if len(errors) >= MAX_TEXT_ERRORS:
+            break
+    return errors
+
+
+def bad_text(text: str) -> str | None:
+    """Why no database can store `text` (PostgreSQL refuses U+0000 in text and JSON; a lone surrogate is not
+    Unicode), or None."""
+    if "\x00" in text:
+        return "contains the character U+0000 (NUL), which cannot be stored"
+    if _SURROGATE.search(text):
+        return "contains a lone surrogate (U+D800 to U+DFFF): not Unicode text, which cannot be stored"
+    return None
+
+
+def _shown(key: str) -> str:
+    return key.encode("unicode_escape", "backslashreplace").decode("ascii")
+
+
+def non_finite(value: Any) -> list[str]:
+    """Paths (`model.layers[0].kernel_initializer.mean`) of the NaN/Infinity numbers in a parsed JSON document.
+
+    Python's JSON parser accepts these non-standard tokens; the API refuses them rather than store them.
+    """
+    return [child_loc(loc, k)
+            for loc, depth, node, kinds in containers(value) if float in kinds
+            for k, v in _members(node) if type(v) is float and not math.isfinite(v)]
 
 
 def finite(value: Any) -> Any:
@@ -23,20 +186,6 @@ def finite(value: Any) -> Any:
     if hasattr(value, "tolist") and type(value).__module__ == "numpy":  # numpy scalar or array
         return finite(value.tolist())
     return value
-
-
-def non_finite(value: Any, loc: str = "") -> list[str]:
-    """Paths (`model.layers[0].kernel_initializer.mean`) of the NaN/Infinity numbers in a parsed JSON document.
-
-    Python's JSON parser accepts these non-standard tokens; the API refuses them rather than store them.
-    """
-    if isinstance(value, float):
-        return [] if math.isfinite(value) else [loc]
-    if isinstance(value, dict):
-        return [p for k, v in value.items() for p in non_finite(v, f"{loc}.{k}" if loc else str(k))]
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in non_finite(v, f"{loc}[{i}]")]
-    return []
 
 
 def isoformat(moment: datetime | None) -> str | None:
