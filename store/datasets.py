@@ -29,9 +29,10 @@ def create_dataset(*, session: Session, owner: str, name: str, format: str, data
     return dataset
 
 
-def get_dataset(*, session: Session, owner: str, dataset_id: str) -> Dataset:
-    """The owner's dataset (NotFound otherwise)."""
-    dataset = session.scalar(select(Dataset).where(Dataset.id == dataset_id, Dataset.owner_id == owner))
+def get_dataset(*, session: Session, owner: str, dataset_id: str, lock: bool = False) -> Dataset:
+    """The owner's dataset (NotFound otherwise); `lock`: its row stays locked until the transaction ends."""
+    query = select(Dataset).where(Dataset.id == dataset_id, Dataset.owner_id == owner)
+    dataset = session.scalar(query.with_for_update() if lock else query)
     if dataset is None:
         raise NotFound(f"no dataset {dataset_id!r}")
     return dataset
@@ -52,9 +53,11 @@ def dataset_bytes(*, session: Session, dataset: Dataset) -> tuple[bytes, bytes |
 def delete_dataset(*, session: Session, owner: str, dataset_id: str) -> None:
     """Delete the dataset and its blobs (unless shared); DatasetInUse (409) while a queued or running job uses it.
 
-    Finished jobs that used it keep their results; their `dataset_id` becomes null.
+    Finished jobs that used it keep their results; their `dataset_id` becomes null. The
+    dataset row is locked first, so a `create_job` in flight on it commits before the check
+    below sees its job (or waits for this delete and finds no dataset).
     """
-    dataset = get_dataset(session=session, owner=owner, dataset_id=dataset_id)
+    dataset = get_dataset(session=session, owner=owner, dataset_id=dataset_id, lock=True)
     users = list(session.scalars(select(Job.id).where(Job.dataset_id == dataset_id, Job.status.in_(ACTIVE))))
     if users:
         raise DatasetInUse(f"dataset {dataset_id} is used by job {users[0]}, which is not finished")
