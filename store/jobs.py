@@ -34,6 +34,10 @@ def create_job(*, session: Session, owner: str, spec: JobSpec, idempotency_key: 
     `request_sha256` and they differ (the spec itself is not compared: an omitted seed
     is drawn afresh). Raises DatasetNotFound when `spec.dataset.id` is not one of the
     owner's datasets. The caller commits, then publishes (`worker.publish.publish_job`).
+
+    The dataset row is share-locked until the caller commits, so a concurrent
+    `delete_dataset` waits and then finds this job (DatasetInUse), or this waits for the
+    delete and finds no dataset — never a foreign-key violation.
     """
     if idempotency_key is not None:
         existing = earlier_job(session=session, owner=owner, idempotency_key=idempotency_key,
@@ -42,7 +46,8 @@ def create_job(*, session: Session, owner: str, spec: JobSpec, idempotency_key: 
             return existing, False
     dataset_id = spec.dataset.id
     if dataset_id is not None and session.scalar(
-            select(Dataset.id).where(Dataset.id == dataset_id, Dataset.owner_id == owner)) is None:
+            select(Dataset.id).where(Dataset.id == dataset_id, Dataset.owner_id == owner)
+            .with_for_update(read=True, key_share=True)) is None:  # FOR KEY SHARE (PostgreSQL; SQLite: its write lock)
         raise DatasetNotFound(f"no dataset {dataset_id!r}")
     job = Job(owner_id=owner, name=spec.name, backend=spec.backend, device=spec.device, spec=normalised(spec),
               dataset_id=dataset_id, idempotency_key=idempotency_key, request_sha256=request_sha256,
@@ -117,7 +122,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         created_at = datetime.fromisoformat(stamp)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadCursor("invalid cursor") from None
-    if created_at.tzinfo is None:
+    if created_at.tzinfo is None or "\x00" in job_id:  # PostgreSQL cannot compare text holding NUL
         raise BadCursor("invalid cursor")
     return created_at, job_id
 
