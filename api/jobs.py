@@ -11,10 +11,12 @@ from flask import Blueprint, request
 from api import views
 from api.context import celery_app, session, state, writing
 from api.auth import user_id
-from api.errors import invalid
+from api.errors import ApiError, invalid
+from api.jsonio import parse_json
 from api.schemas import JobStatus
 from api.submit import check_queue_limit, validate_submission
 from store import jobs as repo
+from store.errors import DatasetNotFound
 from store.models import Job
 
 bp = Blueprint("jobs", __name__)
@@ -50,19 +52,6 @@ def _publish(job: Job) -> None:
         log.warning("could not publish job %s; the reconciler will send it", job.id, exc_info=True)
 
 
-def _not_json(body: bytes) -> str:
-    """Why a body is not a JSON document, with the parser's position."""
-    if not body.strip():
-        return "the body is empty; send a JSON job spec"
-    try:
-        json.loads(body)
-    except UnicodeDecodeError:
-        return "the body is not UTF-8 text; send a JSON job spec"
-    except json.JSONDecodeError as exc:
-        return f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-    return "the body must be a JSON job spec"
-
-
 @bp.post("/jobs")
 def submit_job():
     """Submit a spec. 201 + Location for a new job; 200 with the earlier job for a reused Idempotency-Key."""
@@ -70,9 +59,7 @@ def submit_job():
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 0 < len(key) <= MAX_KEY:
         raise invalid([{"loc": "Idempotency-Key", "msg": f"must be 1 to {MAX_KEY} characters"}])
-    doc = request.get_json(force=True, silent=True)
-    if doc is None:
-        raise invalid([{"loc": "", "msg": _not_json(request.get_data())}])
+    doc = parse_json(request.get_data(), settings, what="a JSON job spec", max_items=settings.max_spec_items)
     # The same key must come with the same request: a retry, not a new job under an old key.
     fingerprint = hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     if key is not None:
@@ -82,9 +69,13 @@ def submit_job():
             return body, 200, {"Location": body["links"]["self"]}
     spec = validate_submission(doc, db=db, owner=owner, settings=settings)
     check_queue_limit(db=db, owner=owner, settings=settings)
-    with writing() as w:
-        job, created = repo.create_job(session=w, owner=owner, spec=spec, idempotency_key=key,
-                                       request_sha256=fingerprint)
+    try:
+        with writing() as w:
+            job, created = repo.create_job(session=w, owner=owner, spec=spec, idempotency_key=key,
+                                           request_sha256=fingerprint)
+    except DatasetNotFound:  # it was there when the spec was validated: deleted since, by a concurrent request
+        raise ApiError(409, f"dataset {spec.dataset.id!r} was deleted while this job was being submitted; "
+                            "it is not submitted", kind="conflict") from None
     if created:
         _publish(job)
     body = job_view(db, job)
