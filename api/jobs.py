@@ -25,8 +25,9 @@ STATUSES = JobStatus.__args__
 MAX_KEY = 200
 
 
-def job_view(db, job: Job, reasons: dict[str, str | None] | None = None) -> dict:
-    """The job's body, with its queue position and pending reason while queued.
+def job_view(db, job: Job, reasons: dict[str, str | None] | None = None, shape=views.job_body) -> dict:
+    """The job's body (or another `shape` of it, e.g. `views.job_summary`), with its queue position and pending
+    reason while queued.
 
     `reasons` memoises the pending reason per device across a page of jobs (it depends only on the queue).
     """
@@ -39,7 +40,7 @@ def job_view(db, job: Job, reasons: dict[str, str | None] | None = None) -> dict
     else:
         reason = reasons[job.device] = repo.pending_reason(session=db, job=job,
                                                            live_seconds=state().settings.worker_live_seconds)
-    return views.job_body(job, queue_position=position, pending_reason=reason)
+    return shape(job, queue_position=position, pending_reason=reason)
 
 
 def _publish(job: Job) -> None:
@@ -82,20 +83,22 @@ def submit_job():
     return body, 201 if created else 200, {"Location": body["links"]["self"]}
 
 
-def _limit() -> int:
-    raw = request.args.get("limit", "50")
+def page_limit(default: int, maximum: int) -> int:
+    """The `limit` query parameter of a paged list: `default` when absent, a 422 unless it is 1 to `maximum`."""
+    raw = request.args.get("limit", str(default))
     try:
         limit = int(raw)
     except ValueError:
         raise invalid([{"loc": "limit", "msg": f"{raw!r} is not an integer"}]) from None
-    if not 1 <= limit <= repo.MAX_PAGE:
-        raise invalid([{"loc": "limit", "msg": f"must be 1 to {repo.MAX_PAGE}"}])
+    if not 1 <= limit <= maximum:
+        raise invalid([{"loc": "limit", "msg": f"must be 1 to {maximum}"}])
     return limit
 
 
 @bp.get("/jobs")
 def list_jobs():
-    """The caller's jobs, newest first; filters status (comma-separated), backend, name; cursor pagination."""
+    """Summaries of the caller's jobs, newest first; filters status (comma-separated), backend, name; cursor
+    pagination. `GET /jobs/{id}` has the whole job."""
     status = request.args.get("status")
     statuses = status.split(",") if status else None
     for s in statuses or ():
@@ -103,9 +106,10 @@ def list_jobs():
             raise invalid([{"loc": "status", "msg": f"unknown status {s!r}; valid: {', '.join(STATUSES)}"}])
     db = session()
     jobs, cursor = repo.list_jobs(session=db, owner=user_id(), status=statuses, backend=request.args.get("backend"),
-                                  name=request.args.get("name"), limit=_limit(), cursor=request.args.get("cursor"))
+                                  name=request.args.get("name"), limit=page_limit(50, repo.MAX_PAGE),
+                                  cursor=request.args.get("cursor"))
     reasons: dict[str, str | None] = {}
-    return {"items": [job_view(db, j, reasons) for j in jobs], "next_cursor": cursor}
+    return {"items": [job_view(db, j, reasons, views.job_summary) for j in jobs], "next_cursor": cursor}
 
 
 @bp.get("/jobs/<job_id>")

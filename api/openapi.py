@@ -10,10 +10,12 @@ from pydantic.json_schema import models_json_schema
 
 from api import schemas
 from core.spec import json_schema as spec_json_schema
+from store.jobs import HISTORY_PAGE, MAX_HISTORY_PAGE
 
 PREFIX = "/api/v1"
 REF = "#/components/schemas/{model}"
-MODELS = [schemas.Job, schemas.JobList, schemas.History, schemas.PredictRequest, schemas.PredictResponse,
+MODELS = [schemas.Job, schemas.JobList, schemas.History, schemas.ConfusionMatrix, schemas.PredictRequest,
+          schemas.PredictResponse,
           schemas.Dataset, schemas.DatasetList, schemas.WorkerList, schemas.Health, schemas.Catalog,
           schemas.Problem, schemas.DatasetUpload]
 
@@ -38,7 +40,8 @@ ROUTES: dict[str, dict[str, tuple]] = {
                                   "schema": {"type": "string", "maxLength": 200},
                                   "description": "The same key from the same user returns the job it first created "
                                                  "(200 instead of 201)."}]}),
-        "get": ("The caller's jobs, newest first", None, {200: "JobList", 401: "Problem", 422: "Problem"},
+        "get": ("Summaries of the caller's jobs, newest first", None,
+                {200: "JobList", 401: "Problem", 422: "Problem"},
                 {"parameters": [
                     {"name": "status", "in": "query", "schema": {"type": "string"}},
                     {"name": "backend", "in": "query", "schema": {"type": "string"}},
@@ -53,10 +56,21 @@ ROUTES: dict[str, dict[str, tuple]] = {
                                                                      409: "Problem"}, {"parameters": [JOB_ID]}),
     },
     "/jobs/{job_id}/history": {
-        "get": ("Per-epoch history, all of it or after `since`", None,
+        "get": ("One page of the per-epoch history: the epochs after `since`, at most `limit`; follow `next_since` "
+                "while `has_more`", None,
                 {200: "History", 401: "Problem", 404: "Problem", 422: "Problem"},
                 {"parameters": [JOB_ID, {"name": "since", "in": "query",
-                                         "schema": {"type": "integer", "minimum": 0}}]}),
+                                         "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                                {"name": "limit", "in": "query",
+                                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_HISTORY_PAGE,
+                                            "default": HISTORY_PAGE}}]}),
+    },
+    "/jobs/{job_id}/confusion-matrix": {
+        "get": ("A succeeded classification job's confusion matrix on one split", None,
+                {200: "ConfusionMatrix", 401: "Problem", 404: "Problem", 409: "Problem", 422: "Problem"},
+                {"parameters": [JOB_ID, {"name": "split", "in": "query",
+                                         "schema": {"type": "string", "enum": ["train", "val", "test"],
+                                                    "default": "test"}}]}),
     },
     "/jobs/{job_id}/events": {
         "get": ("Server-Sent Events: `progress` per update, then one `status` event with the finished job", None,

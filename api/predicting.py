@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 from api.errors import ApiError, invalid
-from core.backends.base import Predictor
+from core.backends.base import Predictor, Preprocessing
 
 
 def _bad_value(value: Any) -> str | None:
@@ -36,8 +36,28 @@ def _first_bad(inputs: list, n_features: int) -> dict:
     return {"loc": "inputs", "msg": "inputs must be a list of rows of numbers"}
 
 
-def parse_inputs(body: Any, *, n_features: int, max_rows: int) -> np.ndarray:
-    """`{"inputs": [[...], ...]}` → a float64 array `(n, n_features)`, or a 422 naming the row and column."""
+def outputs(preprocessing: Preprocessing) -> int:
+    """Values one input row adds to the answer: k class probabilities, or one number per regression target."""
+    if preprocessing.task == "classification":
+        return len(preprocessing.classes or ())
+    return len(preprocessing.target_names or ()) or 1
+
+
+def check_answer_size(rows: int, outputs: int, max_values: int) -> None:
+    """422 before computing when rows × outputs is over `max_values` (the answer would be that many numbers)."""
+    if rows * outputs > max_values:
+        noun = "output" if outputs == 1 else "outputs"
+        raise invalid([{"loc": "inputs", "msg": f"{rows:,} rows × {outputs:,} {noun} = {rows * outputs:,} values is "
+                                                f"over the limit of {max_values:,} values per request "
+                                                "(max_predict_values); send fewer rows at a time"}])
+
+
+def parse_inputs(body: Any, *, n_features: int, max_rows: int, outputs: int = 1,
+                 max_values: int | None = None) -> np.ndarray:
+    """`{"inputs": [[...], ...]}` → a float64 array `(n, n_features)`, or a 422 naming the row and column.
+
+    The answer's size (rows × `outputs` against `max_values`) is checked before any conversion.
+    """
     if not isinstance(body, dict):
         raise invalid([{"loc": "", "msg": 'the body must be a JSON object {"inputs": [[...], ...]}'}])
     extra = sorted(set(body) - {"inputs"})
@@ -49,6 +69,8 @@ def parse_inputs(body: Any, *, n_features: int, max_rows: int) -> np.ndarray:
     if len(inputs) > max_rows:
         raise invalid([{"loc": "inputs", "msg": f"{len(inputs)} rows is over the limit of {max_rows} rows per "
                                                 "request (max_predict_rows)"}])
+    if max_values is not None:
+        check_answer_size(len(inputs), outputs, max_values)
     try:
         x = np.asarray(inputs)
     except (ValueError, TypeError):  # ragged rows
@@ -64,11 +86,13 @@ def parse_inputs(body: Any, *, n_features: int, max_rows: int) -> np.ndarray:
 
 
 def predict_body(predictor: Predictor, x: np.ndarray) -> dict:
-    """The predict response: original labels (or numbers) and, for classification, class probabilities."""
+    """The predict response: original labels (or numbers) and, for classification, class probabilities with
+    `classes`, the labels of their columns."""
     predictions = np.asarray(predictor.predict(x))
-    body: dict[str, Any] = {"predictions": predictions.tolist(), "probabilities": None}
+    body: dict[str, Any] = {"predictions": predictions.tolist(), "probabilities": None, "classes": None}
     if predictor.preprocessing.task == "classification":
         body["probabilities"] = np.asarray(predictor.predict_proba(x), dtype=np.float64).tolist()
+        body["classes"] = list(predictor.preprocessing.classes)
     return body
 
 

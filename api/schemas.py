@@ -35,7 +35,8 @@ class Job(_Out):
     device: str
     spec: dict[str, Any] = Field(description="the normalised spec: every default filled in (schema: JobSpec)")
     progress: Progress
-    metrics: dict[str, Any] | None = Field(description="the final model evaluated on train, val_ and test_ splits")
+    metrics: dict[str, Any] | None = Field(description="the final model evaluated on train, val_ and test_ splits "
+                                                       "(confusion matrices: links.confusion_matrix)")
     error: JobErrorOut | None
     attempts: int
     cancel_requested: bool
@@ -49,14 +50,44 @@ class Job(_Out):
     links: dict[str, str]
 
 
+class JobSummary(_Out):
+    """One job as `GET /jobs` lists it: no spec, only the metrics that are numbers (`GET /jobs/{id}` has it all)."""
+
+    id: str
+    name: str | None
+    status: JobStatus
+    backend: str
+    device: str
+    progress: Progress
+    metrics: dict[str, float | None] | None = Field(description="the final loss and metrics on each split")
+    error_code: str | None = Field(description="the failed job's error code (its message is in the job)")
+    attempts: int
+    queue_position: int | None = Field(description="1 = next to be claimed on its queue; null unless queued")
+    pending_reason: str | None = Field(description="why a queued job waits; null unless queued")
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    links: dict[str, str]
+
+
 class JobList(_Out):
-    items: list[Job]
+    items: list[JobSummary]
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
 
 
 class History(_Out):
     epochs: list[dict[str, Any]] = Field(
-        description='rows {"epoch": 1, "loss": ..., "<metric>": ..., "val_loss": ..., "time": ...}')
+        description='rows {"epoch": 1, "loss": ..., "<metric>": ..., "val_loss": ..., "time": ...} with '
+                    '`since < epoch <= since + limit`')
+    next_since: int = Field(description="pass as `since` for the next page (also to follow a running job)")
+    has_more: bool = Field(description="whether epochs after this page exist now")
+
+
+class ConfusionMatrix(_Out):
+    split: Literal["train", "val", "test"]
+    n_classes: int
+    matrix: list[list[int]] = Field(description="counts: rows are true classes, columns predicted ones, in the "
+                                                "order of predict's `classes`")
 
 
 class PredictRequest(BaseModel):
@@ -67,6 +98,7 @@ class PredictRequest(BaseModel):
 class PredictResponse(_Out):
     predictions: list[Any] = Field(description="original class labels, numbers, or one list per row for several outputs")
     probabilities: list[list[float]] | None = Field(description="classification: one row of k >= 2 class probabilities")
+    classes: list[Any] | None = Field(description="classification: the class label of each column of `probabilities`")
 
 
 class Dataset(_Out):

@@ -12,7 +12,7 @@ PREFIX = "/api/v1"
 def job_links(job_id: str) -> dict[str, str]:
     base = f"{PREFIX}/jobs/{job_id}"
     return {"self": base, "history": f"{base}/history", "events": f"{base}/events", "cancel": f"{base}/cancel",
-            "model": f"{base}/model", "predict": f"{base}/predict"}
+            "model": f"{base}/model", "predict": f"{base}/predict", "confusion_matrix": f"{base}/confusion-matrix"}
 
 
 def job_body(job: Job, *, queue_position: int | None = None, pending_reason: str | None = None) -> dict:
@@ -28,6 +28,26 @@ def job_body(job: Job, *, queue_position: int | None = None, pending_reason: str
         "finished_at": isoformat(job.finished_at), "links": job_links(job.id),
     }
     return body
+
+
+def job_summary(job: Job, *, queue_position: int | None = None, pending_reason: str | None = None) -> dict:
+    """One job as GET /jobs lists it: no spec, and only the final metrics that are numbers (a list stays small
+    however large its jobs' specs are)."""
+    return {
+        "id": job.id, "name": job.name, "status": job.status, "backend": job.backend, "device": job.device,
+        "progress": {"epoch": job.epoch or 0, "epochs": job.epochs}, "metrics": scalar_metrics(job.metrics),
+        "error_code": (job.error or {}).get("code"), "attempts": job.attempts or 0,
+        "queue_position": queue_position, "pending_reason": pending_reason,
+        "created_at": isoformat(job.created_at), "started_at": isoformat(job.started_at),
+        "finished_at": isoformat(job.finished_at), "links": job_links(job.id),
+    }
+
+
+def scalar_metrics(metrics: dict | None) -> dict | None:
+    """The metrics that are single numbers (`loss`, `val_accuracy`, …), non-finite ones as null."""
+    if metrics is None:
+        return None
+    return finite({k: v for k, v in metrics.items() if v is None or isinstance(v, (int, float))})
 
 
 def dataset_body(ds: Dataset) -> dict:

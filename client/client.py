@@ -191,9 +191,17 @@ class Client:
         self.http.json("DELETE", f"/jobs/{job_id}", retry=True)
 
     def history(self, job_id: str, since: int | None = None) -> list[dict[str, Any]]:
-        """Every epoch's row so far (or those after epoch `since`)."""
-        params = {"since": since} if since is not None else None
-        return self.http.json("GET", f"/jobs/{job_id}/history", params=params, retry=True).get("epochs", [])
+        """Every epoch's row so far (or those after epoch `since`), following the service's pages."""
+        rows: list[dict[str, Any]] = []
+        params = {"since": since} if since is not None else {}
+        while True:
+            page = self.http.json("GET", f"/jobs/{job_id}/history", params=params, retry=True)
+            rows += page.get("epochs", [])
+            after = page.get("next_since")
+            # Each page must move forward: a service that does not page (no `has_more`) ends the loop.
+            if not page.get("has_more") or not isinstance(after, int) or after <= params.get("since", 0):
+                return rows
+            params["since"] = after
 
     def download_model(self, job_id: str, path: str | os.PathLike | None = None) -> Path:
         """Save the trained model file to `path` (written whole, then renamed into place).

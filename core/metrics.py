@@ -18,6 +18,21 @@ REGRESSION = ("mean_squared_error", "mean_absolute_error", "r2")
 MINIMISED = frozenset({"loss", "mean_squared_error", "mean_absolute_error"})
 
 
+CONFUSION_MATRIX = "confusion_matrix"
+SPLIT_PREFIXES = {"": "train", "val_": "val", "test_": "test"}  # final metrics' key prefix → split
+
+
+def split_confusion_matrices(metrics: dict) -> tuple[dict, dict[str, list]]:
+    """Final metrics without their confusion matrices (k × k each), and those matrices by split name.
+
+    `{"accuracy": 1.0, "confusion_matrix": [[2, 0], [0, 2]]}` → `({"accuracy": 1.0}, {"train": [[2, 0], [0, 2]]})`.
+    """
+    matrices = {split: metrics[prefix + CONFUSION_MATRIX] for prefix, split in SPLIT_PREFIXES.items()
+                if prefix + CONFUSION_MATRIX in metrics}
+    rest = {k: v for k, v in metrics.items() if not k.endswith(CONFUSION_MATRIX)}
+    return rest, matrices
+
+
 def minimised(name: str) -> bool:
     """Whether smaller is better for a history key such as `val_loss` or `accuracy` (early stopping's mode)."""
     return name.removeprefix("val_") in MINIMISED

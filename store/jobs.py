@@ -1,4 +1,4 @@
-"""Jobs as the API sees them: create, read, list, queue position, history, model, cancel, delete.
+"""Jobs as the API sees them: create, read, list, queue position, history, model, confusion matrices, cancel, delete.
 
 Every function takes `owner` (a user id) and treats another user's job as not found.
 The worker's side of a job (claim, heartbeat, epochs, finish) is in `store.runs`.
@@ -10,11 +10,13 @@ import base64
 import binascii
 from datetime import datetime
 
+import numpy as np
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from core.spec import JobSpec, normalised
+from store import matrices
 from store.blobs import delete_blob_if_unreferenced, get_blob
 from store.errors import (BadCursor, DatasetNotFound, IdempotencyKeyReused, JobFinished, JobNotFinished,
                           ModelNotAvailable, NotFound)
@@ -23,6 +25,7 @@ from store.models import (ACTIVE, CANCELLED, CANCELLED_ERROR, QUEUED, RUNNING, S
 from store.workers import list_live_workers
 
 MAX_PAGE = 500
+HISTORY_PAGE, MAX_HISTORY_PAGE = 1000, 10_000  # epochs per history page: the default and the most
 
 
 def create_job(*, session: Session, owner: str, spec: JobSpec, idempotency_key: str | None = None,
@@ -91,10 +94,10 @@ def list_jobs(*, session: Session, owner: str, status: str | list[str] | None = 
     """The owner's jobs, newest first, filtered; returns `(jobs, next_cursor)` (None on the last page).
 
     `limit` is clipped to 1..500. `cursor` is a previous call's `next_cursor`; a
-    malformed one raises BadCursor.
+    malformed one raises BadCursor. The specs are not read (a stored spec can be megabytes).
     """
     limit = max(1, min(limit, MAX_PAGE))
-    query = select(Job).where(Job.owner_id == owner)
+    query = select(Job).options(defer(Job.spec)).where(Job.owner_id == owner)
     if status is not None:
         query = query.where(Job.status.in_([status] if isinstance(status, str) else status))
     if backend is not None:
@@ -149,17 +152,32 @@ def pending_reason(*, session: Session, job: Job, live_seconds: float) -> str | 
     return f"waiting for a worker on queue {job.device}"
 
 
-def get_history(*, session: Session, owner: str, job_id: str, since: int = 0) -> list[dict]:
-    """The job's history rows with `epoch > since`, in order."""
+def get_history(*, session: Session, owner: str, job_id: str, since: int = 0,
+                limit: int = HISTORY_PAGE) -> tuple[list[dict], int, bool]:
+    """One page of the job's history: `(rows, next_since, has_more)`.
+
+    The page holds the rows with `since < epoch <= since + limit`, in order: a window of epochs, so
+    pages never overlap and every epoch is on exactly one of them however the job runs on in between.
+    `next_since` is where the next page starts; `has_more` says whether rows past this page exist now.
+    """
     get_job(session=session, owner=owner, job_id=job_id)
-    return history_rows(session=session, job_id=job_id, since=since)
+    until = min(since + limit, 2**31 - 1)  # an INTEGER column holds no larger epoch (PostgreSQL would refuse it)
+    rows = history_rows(session=session, job_id=job_id, since=since, until=until)
+    more = session.scalar(select(HistoryChunk.first_epoch).where(
+        HistoryChunk.job_id == job_id, HistoryChunk.last_epoch > until).limit(1)) is not None
+    return rows, until if more else (rows[-1]["epoch"] if rows else since), more
 
 
-def history_rows(*, session: Session, job_id: str, since: int = 0) -> list[dict]:
-    """History rows with `epoch > since` of any job (no owner check: for the worker and SSE loops)."""
-    chunks = session.scalars(select(HistoryChunk.rows).where(
-        HistoryChunk.job_id == job_id, HistoryChunk.last_epoch > since).order_by(HistoryChunk.first_epoch))
-    return [row for rows in chunks for row in rows if row["epoch"] > since]
+def history_rows(*, session: Session, job_id: str, since: int = 0, until: int | None = None) -> list[dict]:
+    """History rows with `since < epoch <= until` (no upper bound by default) of any job, in order.
+
+    No owner check: for the worker and SSE loops. Only the chunks that overlap the window are read.
+    """
+    query = select(HistoryChunk.rows).where(HistoryChunk.job_id == job_id, HistoryChunk.last_epoch > since)
+    if until is not None:
+        query = query.where(HistoryChunk.first_epoch <= until)
+    chunks = session.scalars(query.order_by(HistoryChunk.first_epoch))
+    return [row for rows in chunks for row in rows if since < row["epoch"] and (until is None or row["epoch"] <= until)]
 
 
 def get_model(*, session: Session, owner: str, job_id: str) -> tuple[bytes, str]:
@@ -169,6 +187,24 @@ def get_model(*, session: Session, owner: str, job_id: str) -> tuple[bytes, str]
     if job.status != SUCCEEDED or artifact is None:
         raise ModelNotAvailable(f"job {job_id} has no model: it is {job.status}")
     return get_blob(session=session, sha256=artifact.blob_sha256), artifact.format
+
+
+def get_confusion_matrix(*, session: Session, owner: str, job_id: str, split: str) -> np.ndarray:
+    """One split's confusion matrix of a succeeded job (rows: true class, columns: predicted).
+
+    ModelNotAvailable unless succeeded; NotFound, naming the splits it has, when the job has none for `split`
+    (regression, or an empty split).
+    """
+    job = get_job(session=session, owner=owner, job_id=job_id)
+    if job.status != SUCCEEDED:
+        raise ModelNotAvailable(f"the job is {job.status}; only a succeeded job has confusion matrices")
+    artifact = session.get(Artifact, (job_id, matrices.kind(split)))
+    if artifact is None:
+        kept = {matrices.split_of(k) for k in session.scalars(select(Artifact.kind).where(Artifact.job_id == job_id))}
+        splits = [name for name in matrices.SPLITS if name in kept]
+        raise NotFound(f"job {job_id} has no {split} confusion matrix; it has "
+                       f"{', '.join(splits) if splits else 'none (a regression job, or no labelled split)'}")
+    return matrices.decode(get_blob(session=session, sha256=artifact.blob_sha256))
 
 
 def request_cancel(*, session: Session, owner: str, job_id: str) -> Job:

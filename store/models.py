@@ -179,12 +179,13 @@ class HistoryChunk(Base):
 
 
 class Artifact(Base):
-    """A file a job produced: its `model` (kind) or its latest `checkpoint` (with the epoch)."""
+    """A file a job produced: its `model` (kind), its latest `checkpoint` (with the epoch), or a split's confusion
+    matrix (`confusion_train`, `confusion_val`, `confusion_test`: see store.matrices)."""
 
     __tablename__ = "artifacts"
 
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # model | checkpoint
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # model | checkpoint | confusion_<split>
     blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), index=True)
     format: Mapped[str | None] = mapped_column(String(16))  # model: npz | skops | keras
     epoch: Mapped[int | None] = mapped_column(Integer)  # checkpoint: epochs done

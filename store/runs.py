@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from core.metrics import split_confusion_matrices
+from store import matrices
 from store.blobs import delete_blob_if_unreferenced, get_blob, put_blob
 from store.errors import LeaseLost
 from store.models import (CANCELLED, CANCELLED_ERROR, FAILED, QUEUED, RUNNING, SUCCEEDED, Artifact, HistoryChunk, Job,
@@ -120,10 +122,12 @@ def finish_job(*, session: Session, job_id: str, attempt: int, status: str, metr
                versions: dict | None = None, stopped_early: bool = False, epoch: int | None = None) -> None:
     """Record the end of an attempt in one transaction: final status, metrics/error and the model file.
 
-    `status` is succeeded, failed or cancelled. The checkpoint is dropped (nothing will
-    resume). Raises LeaseLost when this attempt no longer owns the job.
+    `status` is succeeded, failed or cancelled. Confusion matrices in `metrics` are stored as
+    artifacts of their own (`store.matrices`); the job row keeps the scalar metrics. The checkpoint
+    is dropped (nothing will resume). Raises LeaseLost when this attempt no longer owns the job.
     """
     assert status in (SUCCEEDED, FAILED, CANCELLED)
+    metrics, confusion = split_confusion_matrices(metrics) if metrics else (metrics, {})
     values: dict[str, Any] = {"status": status, "metrics": metrics, "error": error,
                               "versions": versions, "stopped_early": stopped_early, "finished_at": utcnow(),
                               "lease_expires_at": None}
@@ -133,6 +137,8 @@ def finish_job(*, session: Session, job_id: str, attempt: int, status: str, metr
         raise LeaseLost(f"job {job_id} attempt {attempt} lost its lease")
     if model is not None:
         _put_artifact(session, job_id, "model", model, format=model_format)
+    for split, matrix in confusion.items():
+        _put_artifact(session, job_id, matrices.kind(split), matrices.encode(matrix), format=matrices.FORMAT)
     _drop_artifact(session, job_id, "checkpoint")
 
 

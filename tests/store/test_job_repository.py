@@ -140,10 +140,13 @@ def test_history_is_stored_in_chunks_and_read_back_in_order(session_factory, use
             heartbeat(session=s, job_id=job_id, attempt=attempt, lease_seconds=30, epoch=batch[-1]["epoch"])
     with session_scope(session_factory) as s:
         assert s.scalar(select(func.count()).select_from(HistoryChunk)) == 4
-        history = get_history(session=s, owner=user_id, job_id=job_id)
-        assert [r["epoch"] for r in history] == list(range(1, 10_001))
+        history, next_since, more = get_history(session=s, owner=user_id, job_id=job_id, limit=10_000)
+        assert [r["epoch"] for r in history] == list(range(1, 10_001)) and (next_since, more) == (10_000, False)
         assert history[4]["loss"] is None  # non-finite numbers are stored as null
-        assert [r["epoch"] for r in get_history(session=s, owner=user_id, job_id=job_id, since=9998)] == [9999, 10000]
+        assert [r["epoch"] for r in get_history(session=s, owner=user_id, job_id=job_id, since=9998)[0]] == [9999,
+                                                                                                           10000]
+        page, next_since, more = get_history(session=s, owner=user_id, job_id=job_id, since=2400, limit=200)
+        assert [r["epoch"] for r in page] == list(range(2401, 2601)) and (next_since, more) == (2600, True)
         assert get_job(session=s, owner=user_id, job_id=job_id).progress == {"epoch": 10_000, "epochs": 10_000}
 
 
@@ -159,7 +162,7 @@ def test_checkpoint_resume_truncates_history(session_factory, user_id):
         assert s.get(Blob, sha256_hex(b"state-2")) is None  # the replaced checkpoint's blob is gone
         truncate_history(session=s, job_id=job_id, after_epoch=2)
     with session_scope(session_factory) as s:
-        assert [r["epoch"] for r in get_history(session=s, owner=user_id, job_id=job_id)] == [1, 2]
+        assert [r["epoch"] for r in get_history(session=s, owner=user_id, job_id=job_id)[0]] == [1, 2]
         assert get_job(session=s, owner=user_id, job_id=job_id).epoch == 2
 
 
