@@ -9,6 +9,7 @@ from api import views
 from api.context import session, state, writing
 from api.auth import user_id
 from api.errors import ApiError, invalid
+from api.jsonio import bad_text
 from core import datasets as loaders
 from core.errors import DatasetError
 from store import datasets as repo
@@ -26,6 +27,8 @@ def _form_value(name: str, choices: tuple[str, ...] | None = None, required: boo
         raise invalid([{"loc": name, "msg": "required"}])
     if value is not None and len(value) > MAX_TEXT:
         raise invalid([{"loc": name, "msg": f"at most {MAX_TEXT} characters"}])
+    if value is not None and (why := bad_text(value)):
+        raise invalid([{"loc": name, "msg": why}])
     if value is not None and choices is not None and value.lower() not in choices:
         raise invalid([{"loc": name, "msg": f"{value!r} is not one of {', '.join(choices)}"}])
     return value.lower() if value is not None and choices is not None else value

@@ -35,7 +35,8 @@ SSE_EVENT = {"type": "object", "description": "One event: `progress` (data: the 
 ROUTES: dict[str, dict[str, tuple]] = {
     "/jobs": {
         "post": ("Submit a job spec", ("application/json", "JobSpec"),
-                 {201: "Job", 200: "Job", 401: "Problem", 413: "Problem", 422: "Problem", 429: "Problem"},
+                 {201: "Job", 200: "Job", 401: "Problem", 409: "Problem", 413: "Problem", 422: "Problem",
+                  429: "Problem"},
                  {"parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
                                   "schema": {"type": "string", "maxLength": 200},
                                   "description": "The same key from the same user returns the job it first created "
