@@ -20,3 +20,49 @@ def test_upgrade_from_empty_creates_every_table_and_matches_the_models(db_settin
     finally:
         engine.dispose()
     assert diff == []
+
+
+def test_0002_moves_the_confusion_matrices_of_earlier_jobs_into_artifacts_and_back(db_settings):
+    from alembic import command
+    from sqlalchemy import func, select
+
+    from store.db import make_sessionmaker, session_scope
+    from store.jobs import get_confusion_matrix, get_job
+    from store.migrate import alembic_config
+    from store.models import Artifact, Blob, Job, User
+
+    def migrate(revision: str, step=command.upgrade) -> None:
+        config = alembic_config(db_settings)
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            step(config, revision)
+
+    engine = make_engine(db_settings)
+    sessions = make_sessionmaker(engine)
+    before = {"loss": 0.25, "accuracy": 0.75, "confusion_matrix": [[2, 1], [0, 1]],
+              "test_loss": 0.5, "test_accuracy": 0.5, "test_confusion_matrix": [[1, 0], [1, 0]]}
+    try:
+        migrate("0001")
+        with session_scope(sessions) as s:  # a job finished by a version that kept its matrices in the row
+            s.add(User(id="u1", name="alice"))
+            s.flush()
+            s.add_all([Job(id="j1", owner_id="u1", backend="numpy", device="cpu", spec={}, epochs=1,
+                           status="succeeded", metrics=before),
+                       Job(id="j2", owner_id="u1", backend="numpy", device="cpu", spec={}, epochs=1,
+                           status="succeeded", metrics={"loss": 0.1, "mean_absolute_error": 0.2})])
+        migrate("head")
+        with session_scope(sessions) as s:
+            assert get_job(session=s, owner="u1", job_id="j1").metrics == {
+                "loss": 0.25, "accuracy": 0.75, "test_loss": 0.5, "test_accuracy": 0.5}
+            assert get_confusion_matrix(session=s, owner="u1", job_id="j1", split="train").tolist() == [[2, 1], [0, 1]]
+            assert get_confusion_matrix(session=s, owner="u1", job_id="j1", split="test").tolist() == [[1, 0], [1, 0]]
+            assert get_job(session=s, owner="u1", job_id="j2").metrics == {"loss": 0.1, "mean_absolute_error": 0.2}
+            assert s.scalar(select(func.count()).select_from(Artifact)) == 2
+        migrate("0001", command.downgrade)
+        with session_scope(sessions) as s:
+            assert get_job(session=s, owner="u1", job_id="j1").metrics == before
+            assert s.scalar(select(func.count()).select_from(Artifact)) == 0
+            assert s.scalar(select(func.count()).select_from(Blob)) == 0
+        migrate("head")
+    finally:
+        engine.dispose()
