@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from api.errors import ApiError, invalid
 from api.jsonio import non_finite
+from api.logtext import one_line
 from core.datasets.catalog import DatasetInfo
 from core.spec import JobSpec, builtin_info, estimate_size
 from core.validate import validate_spec
@@ -68,7 +69,7 @@ def validate_submission(doc: Any, *, db: Session, owner: str, settings: Settings
         spec = validate_spec(doc, info)  # SpecError → 422 with field paths
     except (TypeError, KeyError, AttributeError) as exc:
         # A validator that met a value of a type it did not expect (e.g. {"name": {}}): still the client's input.
-        log.warning("spec validation raised %r; answered 422", exc, exc_info=True)
+        log.warning("spec validation raised %s; answered 422", one_line(exc))  # one line: a client can repeat it
         raise invalid([{"loc": "", "msg": f"the spec has a value of the wrong type ({exc})"}]) from None
     if spec.dataset.builtin == "mnist" and not settings.mnist_dir:
         raise invalid([{"loc": "dataset.builtin", "msg": "mnist needs the four MNIST IDX files in a folder named "
