@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import pytest
 import sectest
-from apitest import XOR_FIT, problem, xor
+from apitest import XOR_FIT, make_api, problem, xor
 import apitest as fake_worker
 
 from core.spec import parse_spec
@@ -289,3 +289,13 @@ def test_the_traceback_of_an_unhandled_error_is_logged_only_at_debug(api, caplog
     error, debug = [rec for rec in caplog.records if rec.name == "api.errors"]
     assert error.getMessage().startswith("unhandled error on GET /api/v1/boom: KeyError: 'missing' [at ")
     assert debug.levelno == logging.DEBUG and debug.exc_info[0] is KeyError
+
+
+def test_predict_integers_past_float_range_are_422_even_where_max_json_digits_allows_them(sqlite_settings):
+    api = make_api(sqlite_settings, max_json_digits=1000)
+    try:
+        r = post_text(api, f"/jobs/{trained(api)}/predict", '{"inputs": [[0, 0], [1, -%d]]}' % 10**400)
+        assert problem(r, 422)["errors"] == [
+            {"loc": "inputs[1][1]", "msg": "an integer of 401 digits is too large for a floating-point feature"}]
+    finally:
+        api.engine.dispose()
