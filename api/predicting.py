@@ -13,18 +13,15 @@ from api.errors import ApiError, invalid
 from core.backends.base import Predictor, Preprocessing
 
 
-FLOAT_MAX = 2**1024  # the first integer float64 cannot hold
-
-
 def _bad_value(value: Any) -> str | None:
     """Why `value` is not a usable feature, or None if it is."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"{value!r} is not a number" if value is not None else "null is not a number"
-    if isinstance(value, int) and not -FLOAT_MAX < value < FLOAT_MAX:  # math.isfinite would raise OverflowError
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer past float64's range
         return f"an integer of {len(str(abs(value)))} digits is too large for a floating-point feature"
-    if not math.isfinite(value):
-        return f"{value} is not a finite number (NaN and infinity are not allowed)"
-    return None
+    return None if finite else f"{value} is not a finite number (NaN and infinity are not allowed)"
 
 
 def _first_bad(inputs: list, n_features: int) -> dict:
