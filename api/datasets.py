@@ -9,6 +9,7 @@ from api import views
 from api.context import session, state, writing
 from api.auth import user_id
 from api.errors import ApiError, invalid
+from api.limits import class_count_errors
 from api.jsonio import bad_text
 from core import datasets as loaders
 from core.errors import DatasetError
@@ -74,6 +75,8 @@ def upload_dataset():
     if info.n_samples * info.n_features > settings.max_samples_x_features:
         raise invalid([{"loc": "file", "msg": f"{info.n_samples:,} samples x {info.n_features} features is over the "
                                               f"limit of {settings.max_samples_x_features:,} (max_samples_x_features)"}])
+    if errors := class_count_errors(info.n_classes, settings, "file"):
+        raise invalid(errors)
     with writing() as db:
         ds = repo.create_dataset(session=db, owner=user_id(), name=name, format=fmt, data=data, task=info.task,
                                  n_samples=info.n_samples, n_features=info.n_features, n_classes=info.n_classes,

@@ -1,4 +1,4 @@
-"""Submitting a spec: refuse `path`, validate against the dataset, apply the limits of DESIGN §7."""
+"""Submitting a spec: refuse `path`, validate against the dataset, apply the limits of DESIGN §7 (api/limits.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from sqlalchemy.orm import Session
 
 from api.errors import ApiError, invalid
 from api.jsonio import non_finite
+from api.limits import layer_count_errors, spec_limit_errors
 from api.logtext import one_line
 from core.datasets.catalog import DatasetInfo
-from core.spec import JobSpec, builtin_info, estimate_size
+from core.spec import JobSpec, builtin_info
 from core.validate import validate_spec
 from store.datasets import get_dataset
 from store.errors import NotFound
@@ -39,28 +40,13 @@ def _dataset_info(doc: dict, *, db: Session, owner: str) -> DatasetInfo | None:
     return DatasetInfo(ds.task, ds.n_features, ds.n_classes, ds.n_samples, ds.n_targets)
 
 
-def _limit_errors(spec: JobSpec, info: DatasetInfo | None, settings: Settings) -> list[dict]:
-    errors = []
-    if spec.training.epochs > settings.max_epochs:
-        errors.append({"loc": "training.epochs",
-                       "msg": f"{spec.training.epochs} epochs is over the limit of {settings.max_epochs} (max_epochs)"})
-    if info is None:
-        return errors
-    params = estimate_size(spec, info.n_features)["parameters"]
-    if params > settings.max_parameters:
-        errors.append({"loc": "model.layers", "msg": f"{params:,} trainable parameters is over the limit of "
-                                                     f"{settings.max_parameters:,} (max_parameters)"})
-    n = info.n_samples or 0
-    if n * info.n_features > settings.max_samples_x_features:
-        errors.append({"loc": "dataset", "msg": f"{n:,} samples x {info.n_features} features is over the limit of "
-                                                f"{settings.max_samples_x_features:,} (max_samples_x_features)"})
-    return errors
-
-
 def validate_submission(doc: Any, *, db: Session, owner: str, settings: Settings) -> JobSpec:
     """A checked, normalised spec for this owner, or a 422 whose `errors` name each field."""
     if not isinstance(doc, dict):
         raise invalid([{"loc": "", "msg": "the body must be a JSON object (a job spec)"}])
+    errors = layer_count_errors(doc, settings)  # first: the cost of every later check grows with the layers
+    if errors:
+        raise invalid(errors)
     bad = non_finite(doc)
     if bad:
         raise invalid([{"loc": loc, "msg": "not a finite number (NaN and Infinity are not allowed)"} for loc in bad])
@@ -74,7 +60,7 @@ def validate_submission(doc: Any, *, db: Session, owner: str, settings: Settings
     if spec.dataset.builtin == "mnist" and not settings.mnist_dir:
         raise invalid([{"loc": "dataset.builtin", "msg": "mnist needs the four MNIST IDX files in a folder named "
                                                          "by TRAINYARD_MNIST_DIR, which this server does not set"}])
-    errors = _limit_errors(spec, info or builtin_info(spec), settings)
+    errors = spec_limit_errors(spec, info or builtin_info(spec), settings)
     if errors:
         raise invalid(errors)
     return spec

@@ -8,8 +8,8 @@ on it (metrics, split seed). Both raise `SpecError` whose errors carry field pat
 as `model.layers[2].activation`.
 """
 
-from core.spec.checks import (builtin_info, default_metrics, estimate_size, finalize_spec, json_schema, normalised,
-                              parse_spec)
+from core.spec.checks import builtin_info, default_metrics, finalize_spec, json_schema, normalised, parse_spec
+from core.spec.memory import estimate_size
 from core.spec.models import (DEFAULT_LOSS, BatchNorm, DatasetSpec, Dense, Dropout, EarlyStopping, JobSpec,
                               ModelSpec, TrainingSpec)
 from core.spec.named import Activation, Initializer, Optimizer, Regularizer

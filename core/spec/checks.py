@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from core.datasets.catalog import BUILTINS, GENERATED, DatasetInfo
 from core.errors import SpecError
-from core.spec.models import BatchNorm, Dense, JobSpec
+from core.spec.models import Dense, JobSpec
 from core.spec.vocabulary import CLASSIFICATION_METRICS
 
 # --- checks across fields ---------------------------------------------------------------------
@@ -160,20 +160,3 @@ def json_schema() -> dict:
     """The JSON schema of a spec document, for the API docs."""
     return JobSpec.model_json_schema(mode="validation")
 
-
-def estimate_size(spec: JobSpec, n_features: int, batch_size: int | None = None) -> dict:
-    """Trainable parameters and a rough peak memory (bytes, float32) for training `spec`."""
-    params, state, width, fan_in = 0, 0, 0, n_features
-    for layer in spec.model.layers:
-        if isinstance(layer, Dense):
-            params += fan_in * layer.units + (layer.units if layer.use_bias else 0)
-            fan_in = layer.units
-            width += layer.units
-        elif isinstance(layer, BatchNorm):
-            params += 2 * fan_in
-            state += 2 * fan_in
-            width += fan_in
-    slots = {"adam": 2, "rmsprop": 2, "sgd": 1}.get(spec.training.optimizer.name, 0)
-    batch = batch_size or spec.training.batch_size or 1
-    activations = 3 * batch * (n_features + width)
-    return {"parameters": params, "bytes": 4 * (params * (2 + slots) + state + activations)}

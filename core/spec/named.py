@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
@@ -71,8 +72,11 @@ class Initializer(_Named):
 
     @model_validator(mode="after")
     def _check(self) -> "Initializer":
-        if self.minval is not None and self.maxval is not None and self.minval >= self.maxval:
-            raise ValueError("minval must be < maxval")
+        if self.minval is not None and self.maxval is not None:
+            if self.minval >= self.maxval:
+                raise ValueError("minval must be < maxval")
+            if not math.isfinite(self.maxval - self.minval):  # numpy's uniform raises OverflowError on it
+                raise ValueError("maxval - minval overflows (it must be a finite number for numpy to draw from)")
         return self
 
 

@@ -26,9 +26,9 @@ XOR = {
 DELETE = object()
 
 
-def with_changes(**paths):
-    """XOR with `a__b__0__c=value` paths replaced (value DELETE removes the key)."""
-    doc = copy.deepcopy(XOR)
+def with_changes(base: dict | None = None, /, **paths):
+    """XOR (or `base`) with `a__b__0__c=value` paths replaced (value DELETE removes the key)."""
+    doc = copy.deepcopy(XOR if base is None else base)
     for path, value in paths.items():
         *parents, last = [int(p) if p.isdigit() else p for p in path.split("__")]
         node = doc
@@ -285,6 +285,65 @@ def test_size_estimate_counts_parameters():
     doc = {"dataset": {"builtin": "digits"}, "model": {"layers": [
         {"type": "dense", "units": 32, "activation": "relu"}, {"type": "batch_norm"},
         {"type": "dense", "units": 10, "activation": "softmax"}]}, "training": {"optimizer": "adam"}}
-    size = estimate_size(parse_spec(doc), n_features=64)
+    size = estimate_size(parse_spec(doc), BUILTINS["digits"])
     assert size["parameters"] == 64 * 32 + 32 + 2 * 32 + 32 * 10 + 10
-    assert size["bytes"] > 4 * size["parameters"] * 4
+    assert size["bytes"] == sum(size["parts"].values()) > 4 * size["parameters"] * 4
+
+
+WIDE = {"dataset": {"builtin": "moons", "n_samples": 10_000_000},  # red-team finding #25
+        "model": {"layers": [{"type": "dense", "units": 7000, "activation": "relu"},
+                             {"type": "dense", "units": 7000, "activation": "relu"},
+                             {"type": "dense", "units": 1, "activation": "sigmoid"}]},
+        "training": {"epochs": 1, "batch_size": 100_000}}
+MOONS_10M = DatasetInfo("classification", 2, 2, 10_000_000)
+
+
+def test_size_estimate_parts_of_a_wide_network_on_ten_million_rows():
+    size = estimate_size(parse_spec(WIDE), MOONS_10M)
+    params, units = 2 * 7000 + 7000 + 7000 * 7000 + 7000 + 7000 + 1, 2 + 7000 + 7000 + 1
+    assert size["parameters"] == params == 49_035_001
+    assert size["parts"] == {
+        # z, a, dz, dx (4 bytes each) and 2 bytes of masks per unit of a batch; z, a and masks per unit of the
+        # evaluation chunks: 8,192 rows, and the remainders of 7,500,000 training and 2,500,000 test rows
+        "activations": units * (100_000 * (4 * 4 + 2) + (8192 + 4320 + 1440) * (2 * 4 + 2)),
+        "parameters": 4 * params * (3 + 1 + 2),  # weights, gradients, scratch; rmsprop's slot; 2 serialised copies
+        "dataset": 10_000_000 * 2 * (16 + 4),  # float64 as loaded, its float64 splits, the float32 training copy
+        "targets": 2 * 4 * 10_000_000 * 1,
+        "confusion": 5 * 8 * 2 * 2,
+    }
+
+
+def test_size_estimate_of_full_batch_training_takes_the_whole_training_split():
+    """`batch_size: null` used to count as a batch of 1; the red team's job then asked numpy for 196 GiB."""
+    spec = parse_spec(with_changes(WIDE, training__batch_size=None))
+    assert estimate_size(spec, MOONS_10M)["parts"]["activations"] == 14_003 * (7_500_000 * 18 + 13_952 * 10)
+    spec = parse_spec(with_changes(WIDE, training__batch_size=None, dataset__validation_split=0.1))
+    assert estimate_size(spec, MOONS_10M)["parts"]["activations"] == 14_003 * (6_500_000 * 18 + 13_952 * 10)
+    spec = parse_spec(with_changes(WIDE, training__batch_size=3_000_000))  # a batch and the last 1,500,000 rows
+    assert estimate_size(spec, MOONS_10M)["parts"]["activations"] == 14_003 * (4_500_000 * 18 + 13_952 * 10)
+
+
+def test_size_estimate_counts_one_hot_targets_and_confusion_matrices_of_k_classes():
+    spec = parse_spec({"dataset": {"id": "d"}, "model": {"layers": [
+        {"type": "dense", "units": 20_000, "activation": "softmax"}]}})
+    parts = estimate_size(spec, DatasetInfo("classification", 1, 20_000, 20_000))["parts"]
+    assert parts["targets"] == 2 * 4 * 20_000 * 20_000 and parts["confusion"] == 5 * 8 * 20_000 ** 2
+
+
+def test_size_estimate_in_float64_and_regression():
+    spec = parse_spec({"dataset": {"builtin": "diabetes"}, "backend_options": {"dtype": "float64"},
+                       "model": {"layers": [{"type": "dense", "units": 3}]}, "training": {"optimizer": "sgd"}})
+    parts = estimate_size(spec, BUILTINS["diabetes"])["parts"]
+    assert parts["parameters"] == 8 * (10 * 3 + 3) * (3 + 0 + 2)  # plain sgd keeps no slot
+    assert parts["dataset"] == 442 * 10 * (16 + 8) and parts["confusion"] == 0
+
+
+@pytest.mark.parametrize("bounds", [(-1.7e308, 1.7e308), (-1e308, 1e308)])
+def test_a_uniform_range_that_overflows_is_refused_with_its_field(bounds):
+    """numpy's uniform raises OverflowError when maxval - minval is infinite (finding #26: `internal`)."""
+    init = {"name": "uniform", "minval": bounds[0], "maxval": bounds[1]}
+    with pytest.raises(SpecError) as exc:
+        parse_spec(with_changes(model__layers__0__kernel_initializer=init))
+    assert exc.value.errors == [{"loc": "model.layers[0].kernel_initializer",
+                                 "msg": "maxval - minval overflows (it must be a finite number for numpy to draw from)"}]
+    parse_spec(with_changes(model__layers__0__kernel_initializer={"name": "uniform", "minval": 0, "maxval": 1.7e308}))
