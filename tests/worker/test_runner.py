@@ -41,7 +41,7 @@ def test_a_second_delivery_does_nothing(migrated_settings, session_factory, user
     job = job_row(session_factory, user_id, job_id)
     assert (job.status, job.attempts, job.epoch) == ("succeeded", 1, 20)
     with session_scope(session_factory) as session:
-        assert len(get_history(session=session, owner=user_id, job_id=job_id)) == 20
+        assert len(get_history(session=session, owner=user_id, job_id=job_id)[0]) == 20
 
 
 def test_wall_clock_limit_fails_with_timeout(migrated_settings, session_factory, user_id):
