@@ -124,11 +124,18 @@ class DatasetList(_Out):
 
 
 class WorkerOut(_Out):
-    model_config = ConfigDict(extra="allow")
-    name: str
+    """One live worker as `GET /workers` shows it to the caller."""
+
+    name: str = Field(description="opaque; names neither the host nor the process")
     queues: list[str]
-    current_job: str | None
+    device: str
+    concurrency: int
+    current_job: str | None = Field(description="the first of current_jobs")
+    current_jobs: list[str] = Field(description="the caller's jobs it runs now (an operator's: everyone's)")
+    started_at: str | None
     last_seen: str | None
+    hostname: str | None = Field(None, description="operators only (operator_users)")
+    pid: int | None = Field(None, description="operators only (operator_users)")
 
 
 class WorkerList(_Out):

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from store.models import RUNNING, Job, Worker, utcnow
+from store.models import RUNNING, Job, User, Worker, utcnow
 
 
 @dataclass(frozen=True)
@@ -55,16 +55,23 @@ def prune_workers(*, session: Session, unseen_seconds: float) -> int:
     return session.execute(delete(Worker).where(Worker.last_seen < since)).rowcount
 
 
-def list_live_workers(*, session: Session, live_seconds: float) -> list[WorkerStatus]:
-    """Workers seen within `live_seconds`, by name, each with the running jobs it holds."""
+def list_live_workers(*, session: Session, live_seconds: float, owner_id: str | None = None) -> list[WorkerStatus]:
+    """Workers seen within `live_seconds`, by name, each with the running jobs it holds: only `owner_id`'s jobs
+    when given (what a user may see), every job when None."""
     since = utcnow() - timedelta(seconds=live_seconds)
     workers = list(session.scalars(select(Worker).where(Worker.last_seen >= since).order_by(Worker.name)))
     jobs: dict[str, list[str]] = {}
     if workers:
-        rows = session.execute(select(Job.worker, Job.id).where(
-            Job.status == RUNNING, Job.worker.in_([w.name for w in workers])).order_by(Job.started_at))
-        for worker, job_id in rows:
+        running = select(Job.worker, Job.id).where(Job.status == RUNNING, Job.worker.in_([w.name for w in workers]))
+        if owner_id is not None:
+            running = running.where(Job.owner_id == owner_id)
+        for worker, job_id in session.execute(running.order_by(Job.started_at, Job.id)):
             jobs.setdefault(worker, []).append(job_id)
     return [WorkerStatus(name=w.name, queues=list(w.queues), device=w.device, concurrency=w.concurrency,
                          hostname=w.hostname, pid=w.pid, started_at=w.started_at, last_seen=w.last_seen,
                          current_jobs=jobs.get(w.name, [])) for w in workers]
+
+
+def is_operator(*, session: Session, user_id: str, operators: frozenset[str]) -> bool:
+    """Whether the user's name is one of `operators` (the names in the `operator_users` setting)."""
+    return bool(operators) and session.scalar(select(User.name).where(User.id == user_id)) in operators

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import socket
 import sys
 import threading
@@ -73,7 +74,9 @@ def run_worker(*, queues: list[str], concurrency: int) -> int:
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _thread_settings(settings)
-    name = f"{'+'.join(queues)}-{os.getpid()}@{socket.gethostname()}"
+    # Opaque (users see it in /workers and their jobs); the host and pid go in their own columns, for operators.
+    # Celery would append "@<hostname>" to a name without "@".
+    name = f"{'+'.join(queues)}-{secrets.token_hex(6)}@trainyard"
     celery = create_celery(settings)
     presence = Presence(settings, name=name, queues=list(queues), concurrency=concurrency)
     presence.start()
