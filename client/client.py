@@ -160,7 +160,8 @@ class Client:
 
     def list(self, *, status: str | None = None, backend: str | None = None, name: str | None = None,
              limit: int | None = None, page_size: int | None = None) -> Iterator[Job]:
-        """The caller's jobs, newest first, following `next_cursor` until `limit` jobs (default all)."""
+        """Summaries of the caller's jobs (no spec: `get` has it all), newest first, following `next_cursor` until
+        `limit` jobs (default all)."""
         params: dict[str, Any] = {k: v for k, v in (("status", status), ("backend", backend), ("name", name)) if v}
         params["limit"] = page_size or min(limit or 100, 500)
         seen = 0

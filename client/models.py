@@ -8,7 +8,8 @@ TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 
 
 class Job:
-    """One job as `GET /jobs/{id}` returns it; `job.data` is the full JSON, `job["key"]` reads it too."""
+    """One job as `GET /jobs/{id}` returns it (or as `GET /jobs` summarises it: no spec, `error_code` for
+    `error`); `job.data` is the JSON, `job["key"]` reads it too."""
 
     def __init__(self, data: dict[str, Any]):
         self.data = dict(data)
