@@ -1,10 +1,14 @@
-"""Resumable training state as npz bytes (no pickle): weights, optimizer slots, RNG state, history, epoch."""
+"""Resumable training state as npz bytes (no pickle): weights, optimizer slots, RNG state, history, epoch.
+
+Also the budget that bounds how many bytes of checkpoints a job writes per minute.
+"""
 
 from __future__ import annotations
 
 import io
 import json
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -66,3 +70,32 @@ def load_checkpoint(blob: bytes, trainer: "Trainer") -> int:
         best = _weights(arrays, "best", trainer.network) if es["has_best_weights"] else None
         trainer.stopper.set_state(es, best)
     return int(meta["epoch"])
+
+
+class CheckpointBudget:
+    """Bytes of checkpoints one job may write per minute, on average: a bucket that drains at that rate.
+
+    A due checkpoint is skipped while the bucket holds a minute's worth or more, and each one written
+    adds its size. A checkpoint larger than the budget is still written when the bucket is free, and
+    the following ones wait until it has drained: 588 MB checkpoints at 64 MiB a minute are written
+    about every 9 minutes, not every minute as a count over the last minute alone would allow.
+    """
+
+    def __init__(self, bytes_per_minute: int, clock: Callable[[], float] = time.monotonic):
+        self.per_minute, self.clock = bytes_per_minute, clock
+        self.level, self.at = 0.0, clock()
+
+    def _drain(self) -> None:
+        now = self.clock()
+        self.level = max(0.0, self.level - (now - self.at) * self.per_minute / 60)
+        self.at = now
+
+    def allows(self) -> bool:
+        """Whether a due checkpoint may be written now."""
+        self._drain()
+        return self.level < self.per_minute
+
+    def spent(self, n_bytes: int) -> None:
+        """Count a checkpoint of `n_bytes` that was written."""
+        self._drain()
+        self.level += n_bytes

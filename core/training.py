@@ -22,6 +22,7 @@ from core.early_stopping import EarlyStopper
 from core.errors import DatasetError, Diverged
 from core.network import Network
 from core.spec import JobSpec, default_metrics
+from core.spec.memory import EVAL_ROWS
 from core.targets import decode, encode
 
 
@@ -102,7 +103,7 @@ class Trainer:
                 cb.on_epoch(row)
             stopped = bool(self.stopper and self.stopper.update(epoch, row, self.network))
             # no checkpoint on the stopping epoch: the run ends there, a resume would go on past it
-            if cb.on_checkpoint and t.checkpoint_every and epoch % t.checkpoint_every == 0 and not stopped:
+            if not stopped and cb.checkpoint_due(epoch, t.checkpoint_every, t.epochs):
                 cb.on_checkpoint(epoch, save_checkpoint(self, epoch))
             if stopped:
                 break
@@ -147,7 +148,7 @@ class Trainer:
         np.take(train.target, idx, axis=0, out=tb)
         return xb, tb, train.labels[idx]
 
-    def evaluate(self, split: Split, chunk: int = 8192) -> dict:
+    def evaluate(self, split: Split, chunk: int = EVAL_ROWS) -> dict:
         """Loss (penalties included) and metrics of the current model in inference mode on one split."""
         net, loss_sum = self.network, 0.0
         predictions = []

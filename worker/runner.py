@@ -5,7 +5,9 @@ trains. While it trains, a `JobReporter` thread wakes every `heartbeat_seconds`:
 writes the epochs buffered since its last wake as one history chunk, extends the
 lease and reads `cancel_requested` — all in one short transaction, so reporting costs
 one write per wake however small the epochs are. The training thread only appends
-rows and checks two flags and a clock between mini-batches.
+rows and checks two flags and a clock between mini-batches. A due checkpoint is skipped
+while the attempt's checkpoints have spent `max_checkpoint_bytes_per_minute`
+(`core.checkpoint.CheckpointBudget`); the last epoch's is always written.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Callable
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.backends.base import Callbacks
+from core.checkpoint import CheckpointBudget
 from core.errors import Cancelled, DatasetError, Diverged, TimedOut, TrainyardError
 from core.job import train_job
 from core.validate import validate_spec
@@ -66,13 +69,15 @@ class JobReporter:
         self.on_hard_timeout = on_hard_timeout
         self.rows: list[dict] = []  # appended by the training thread, drained by the reporter
         self.lock = threading.Lock()  # one writer of history at a time (reporter thread or checkpoint)
+        self.checkpoints = CheckpointBudget(settings.max_checkpoint_bytes_per_minute)
         self.cancelled = threading.Event()
         self.lost = threading.Event()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._loop, name=f"report-{job_id}", daemon=True)
 
     def callbacks(self, resume: bytes | None) -> Callbacks:
-        return Callbacks(on_epoch=self.on_epoch, check=self.check, on_checkpoint=self.on_checkpoint, resume=resume)
+        return Callbacks(on_epoch=self.on_epoch, check=self.check, on_checkpoint=self.on_checkpoint, resume=resume,
+                         want_checkpoint=self.checkpoints.allows)
 
     # --- called by the training thread -------------------------------------------------------
     def on_epoch(self, row: dict) -> None:
@@ -99,6 +104,7 @@ class JobReporter:
             # Training goes on: the rows stay buffered for the reporter, the next checkpoint replaces this one.
             log.warning("job %s: checkpoint at epoch %d not saved: the database is unavailable", self.job_id, epoch)
             return
+        self.checkpoints.spent(len(state))
         del self.rows[:len(rows)]
 
     # --- the reporter thread ------------------------------------------------------------------

@@ -72,13 +72,22 @@ class Callbacks:
     mini-batches (or epochs, where a library offers no finer hook) and raises
     `Cancelled` / `TimedOut` to stop training. `on_checkpoint(epoch, state)` gets a
     resumable state every `training.checkpoint_every` epochs; passing that state back
-    as `resume` continues from that epoch.
+    as `resume` continues from that epoch. `want_checkpoint()` is asked before a due
+    checkpoint is made (making one copies every weight): False skips it, except at the
+    last epoch (the worker's bytes-per-minute budget, `core.checkpoint.CheckpointBudget`).
     """
 
     on_epoch: Callable[[dict], None] | None = None
     check: Callable[[], None] | None = None
     on_checkpoint: Callable[[int, bytes], None] | None = None
     resume: bytes | None = None
+    want_checkpoint: Callable[[], bool] | None = None
+
+    def checkpoint_due(self, epoch: int, every: int | None, epochs: int) -> bool:
+        """Whether to make a checkpoint after `epoch` (1-based) of `epochs`: every `every` epochs, as allowed."""
+        if not (self.on_checkpoint and every and epoch % every == 0):
+            return False
+        return epoch == epochs or self.want_checkpoint is None or self.want_checkpoint()
 
 
 @dataclass

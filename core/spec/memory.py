@@ -23,7 +23,7 @@ import math
 from core.datasets.catalog import DatasetInfo
 from core.spec.models import BatchNorm, Dense, Dropout, JobSpec
 
-EVAL_ROWS = 8192  # rows per forward pass when the numpy engine evaluates a split
+EVAL_ROWS = 8192  # rows per forward pass when the numpy engine evaluates a split (core.training)
 TRAIN_ARRAYS, EVAL_ARRAYS = 4, 2  # float arrays per unit and row: z, a, dz, dx in training; z, a in evaluation
 MASK_BYTES = 2  # boolean masks per unit and row (relu's active units, sigmoid's signs)
 DATASET_BYTES_PER_VALUE = 16  # a float64 loaded copy and its float64 splits, before the training copy
