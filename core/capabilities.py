@@ -109,6 +109,10 @@ CAPABILITIES: dict[str, dict[str, Any]] = {
             "precision, recall and f1 in the history are computed on the training split at each epoch's end",
             "a job resumed from a checkpoint continues its weights and optimizer state, but restarts "
             "early-stopping patience and shuffles its batches differently from an uninterrupted run",
+            "backend_options.intra_op_threads and inter_op_threads size TensorFlow's thread pools only where a "
+            "process trains one job (trainyard run); on the service every job runs with its worker's own "
+            "(tf_intra_op_threads, tf_inter_op_threads: TensorFlow cannot resize its pools), and values above "
+            "those are refused",
         ),
     },
 }

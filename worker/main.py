@@ -54,11 +54,13 @@ class Presence:
 
 
 def _thread_settings(settings: Settings) -> None:
-    """TensorFlow reads its thread counts from the environment when the keras backend first imports it."""
-    if settings.tf_intra_op_threads:
-        os.environ["TF_NUM_INTRAOP_THREADS"] = str(settings.tf_intra_op_threads)
-    if settings.tf_inter_op_threads:
-        os.environ["TF_NUM_INTEROP_THREADS"] = str(settings.tf_inter_op_threads)
+    """TensorFlow reads its thread counts from the environment when it starts; 0 is its default.
+
+    Both are always set, so a job's `intra_op_threads` / `inter_op_threads` never size a pool
+    process's TensorFlow (core/backends/keras_backend.py) and no job inherits another's.
+    """
+    os.environ["TF_NUM_INTRAOP_THREADS"] = str(settings.tf_intra_op_threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = str(settings.tf_inter_op_threads)
 
 
 def run_worker(*, queues: list[str], concurrency: int) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import time
 from typing import Any
 
@@ -41,15 +42,32 @@ def check(spec: JobSpec) -> list[dict]:
     return errors
 
 
+# TensorFlow's thread pools: the job option that sizes each, and the variable that fixes it for a whole process.
+THREAD_ENV = {"intra_op_threads": "TF_NUM_INTRAOP_THREADS", "inter_op_threads": "TF_NUM_INTEROP_THREADS"}
+
+
+def _job_threads(spec: JobSpec) -> dict[str, int]:
+    """The job's thread counts TensorFlow gets: none where the process's environment fixes the pool.
+
+    TensorFlow sizes its pools once per process and cannot resize them. A worker exports both
+    variables from its settings before any job (worker/main.py), so every job in its pool
+    processes runs with the worker's pools and none inherits another's; `trainyard run` trains
+    one job per process, so there the job's own values apply.
+    """
+    return {option: spec.backend_options.get(option, 0) for option, env in THREAD_ENV.items() if env not in os.environ}
+
+
 def _device(spec: JobSpec) -> str:
-    """Threads and GPU visibility (settable only before TensorFlow starts; later jobs in a process keep the first's)."""
+    """Threads (see `_job_threads`) and GPU visibility, settable only before TensorFlow starts in this process."""
     import tensorflow as tf
 
-    o = spec.backend_options
+    threads = _job_threads(spec)
     gpus = tf.config.list_physical_devices("GPU")
     try:
-        tf.config.threading.set_intra_op_parallelism_threads(o.get("intra_op_threads", 0))
-        tf.config.threading.set_inter_op_parallelism_threads(o.get("inter_op_threads", 0))
+        if "intra_op_threads" in threads:
+            tf.config.threading.set_intra_op_parallelism_threads(threads["intra_op_threads"])
+        if "inter_op_threads" in threads:
+            tf.config.threading.set_inter_op_parallelism_threads(threads["inter_op_threads"])
         if spec.device == "cpu":
             tf.config.set_visible_devices([], "GPU")
         for gpu in gpus:
@@ -92,8 +110,8 @@ class EpochReport:
         self.history.append(row)
         if self.callbacks.on_epoch:
             self.callbacks.on_epoch(row)
-        every = self.spec.training.checkpoint_every
-        if every and (epoch + 1) % every == 0 and self.callbacks.on_checkpoint:
+        t = self.spec.training
+        if self.callbacks.checkpoint_due(epoch + 1, t.checkpoint_every, t.epochs):
             state = keras_modelfile.dump(model, {"epoch": epoch + 1, "history": self.history, "spec": normalised(self.spec),
                                                  "preprocessing": self.data.preprocessing.to_dict()})
             self.callbacks.on_checkpoint(epoch + 1, state)
