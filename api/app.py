@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 
 from api import auth, catalog, datasets, docs, headers, health, jobs, metrics, params, results, throttle, workers
 from api.bodies import read_body
+from api.events import Feed
 from api.context import State, close_session, read_sessionmaker, state
 from api.errors import register_error_handlers
 from api.jsonio import FiniteJSONProvider
@@ -54,6 +55,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> Flask:
         settings=settings, engine=engine, sessions=make_sessionmaker(engine), read_sessions=read_sessionmaker(engine),
         limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
     )
+    app.extensions["trainyard"].feed = Feed(app.extensions["trainyard"].read_sessions)
     register_error_handlers(app)
     app.before_request(_before_request)
     app.teardown_request(_after_request_teardown)

@@ -41,6 +41,7 @@ class State:
     # gevent an open stream or a slow client costs a greenlet, not a slot; letting every request compete at once
     # made GET /jobs/{id} 1.5-2x slower than 4 at a time (measured with threads).
     active: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(ACTIVE_REQUESTS))
+    feed: Any = None  # api.events.Feed: what this process's event streams poll, shared
     celery: Any = None  # created on first publish or broker check
     metrics: Any = None  # the app's prometheus registry
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-import time
-from typing import Iterator
 
 import numpy as np
 from flask import Blueprint, Response, g, request
 
-from api import views
-from api.context import State, session, state
+from api import events
+from api.context import session, state
 from api.auth import user_id
 from api.errors import invalid
 from api.jobs import page_limit
@@ -20,13 +18,10 @@ from api.predicting import no_model, outputs, parse_inputs, predict_body
 from core.backends import load_predictor
 from store import jobs as repo
 from store import matrices
-from store.models import FINISHED, SUCCEEDED, Job
-from store.tokens import verify_token
+from store.models import SUCCEEDED
 
 bp = Blueprint("results", __name__)
 EXTENSIONS = {"npz": "npz", "skops": "skops", "keras": "keras"}
-POLL_SECONDS = 0.5
-KEEPALIVE_SECONDS = 15.0
 
 
 def _since(name: str, raw: str | None) -> int:
@@ -43,63 +38,6 @@ def get_history(job_id: str):
     return {"epochs": rows, "next_since": next_since, "has_more": more}
 
 
-def _event(kind: str, data: dict, event_id: int | None = None) -> str:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {kind}\ndata: {dumps(data)}\n\n"
-
-
-def _revoked(st: State, token: str | None, owner: str) -> bool:
-    """Whether the stream's token no longer authenticates its owner (never, with auth off)."""
-    if token is None:
-        return False
-    with st.read_sessions() as db:
-        user = verify_token(session=db, token=token)
-    return user is None or user.id != owner
-
-
-def _stream(st: State, job_id: str, since: int, *, token: str | None, owner: str) -> Iterator[str]:
-    """`progress` per new epoch (id = epoch), `status` on every status change; ends after the terminal status.
-
-    Each poll uses its own short read session, so nothing is held open between polls. The
-    token is re-checked every `stream_recheck_seconds` (a revoked token ends the stream with
-    an `error` event), and a stream ends after `stream_max_seconds`: clients reconnect with
-    Last-Event-ID, which re-authenticates them.
-    """
-    s = st.settings
-    status, started = None, time.monotonic()
-    last_sent = checked = started
-    yield "retry: 2000\n\n"
-    while time.monotonic() - started < s.stream_max_seconds:
-        if time.monotonic() - checked >= s.stream_recheck_seconds:
-            checked = time.monotonic()
-            if _revoked(st, token, owner):
-                yield _event("error", {"type": "urn:trainyard:problem:unauthorized", "status": 401,
-                                       "detail": "the token was revoked; the stream ends"})
-                return
-        with st.read_sessions() as db:
-            job = db.get(Job, job_id)
-            if job is None:  # deleted meanwhile
-                yield _event("status", {"id": job_id, "status": "deleted"})
-                return
-            rows = repo.history_rows(session=db, job_id=job_id, since=since) if job.epoch > since else []
-            body = views.job_body(job) if job.status != status else None
-        for row in rows:
-            yield _event("progress", {"status": job.status, "epoch": row["epoch"], "epochs": job.epochs, **row},
-                         row["epoch"])
-            since = row["epoch"]
-        if body is not None:
-            status = job.status
-            yield _event("status", body)
-            if status in FINISHED:
-                return
-        if rows or body is not None:
-            last_sent = time.monotonic()
-        elif time.monotonic() - last_sent > KEEPALIVE_SECONDS:
-            yield ": keep-alive\n\n"
-            last_sent = time.monotonic()
-        time.sleep(POLL_SECONDS)
-
-
 @bp.get("/jobs/<job_id>/events")
 def get_events(job_id: str):
     """Server-Sent Events until the job finishes; `Last-Event-ID` (or `since`) resumes after that epoch."""
@@ -107,7 +45,8 @@ def get_events(job_id: str):
     repo.get_job(session=session(), owner=owner, job_id=job_id)  # 404 before streaming
     since = _since("Last-Event-ID", request.headers.get("Last-Event-ID")) or _since("since", request.args.get("since"))
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    stream = _stream(state(), job_id, since, token=g.get("token"), owner=owner)
+    st = state()
+    stream = events.stream(st.feed, st.settings, job_id, since, token=g.get("token"), owner=owner)
     return Response(stream, mimetype="text/event-stream", headers=headers)
 
 

@@ -1,0 +1,127 @@
+"""Server-Sent Events for a job: the stream, and the shared feed every stream of a process polls.
+
+Many streams may watch one job (the dashboard opens one per browser tab). Each stream
+polls every POLL_SECONDS, but what it asks — the job's status and epoch, the history rows
+after an epoch, whether a token still authenticates — is asked of the database once per
+POLL_SECONDS per process however many streams ask it (`Feed`). A poll reads only the
+job's status and epoch; the whole job body is read when the status changes. Each poll
+uses its own short read session, so nothing is held open between polls.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Iterator
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import views
+from api.jsonio import dumps
+from store import jobs as repo
+from store.models import FINISHED, Job
+from store.settings import Settings
+from store.tokens import verify_token
+
+POLL_SECONDS = 0.5
+KEEPALIVE_SECONDS = 15.0
+ROWS_PER_POLL = 1000  # a replay of a long history is sent in slices, each stream at its own pace
+MAX_KEYS = 10_000
+
+
+class Feed:
+    """Answers shared for POLL_SECONDS by every stream of this process: one query per question, not per stream."""
+
+    def __init__(self, sessions: sessionmaker[Session], ttl: float = POLL_SECONDS):
+        self.sessions, self.ttl = sessions, ttl
+        self._answers: dict[tuple, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _ask(self, key: tuple, query: Callable[[Session], Any]) -> Any:
+        now = time.monotonic()
+        hit = self._answers.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        with self.sessions() as db:
+            answer = query(db)
+        with self._lock:
+            if len(self._answers) >= MAX_KEYS:
+                self._answers = {k: v for k, v in self._answers.items() if v[0] > now}
+            self._answers[key] = (now + self.ttl, answer)
+        return answer
+
+    def progress(self, job_id: str) -> tuple[str, int, int] | None:
+        """(status, epoch, epochs) of the job, or None once it is deleted."""
+        def query(db):
+            row = db.execute(select(Job.status, Job.epoch, Job.epochs).where(Job.id == job_id)).first()
+            return None if row is None else (row.status, row.epoch or 0, row.epochs)
+        return self._ask(("progress", job_id), query)
+
+    def rows(self, job_id: str, since: int, epoch: int) -> list[dict]:
+        """History rows after `since`, at most ROWS_PER_POLL of them (as of `epoch`)."""
+        until = min(since + ROWS_PER_POLL, epoch)
+        return self._ask(("rows", job_id, since, until),
+                         lambda db: repo.history_rows(session=db, job_id=job_id, since=since, until=until))
+
+    def body(self, job_id: str, status: str, epoch: int) -> dict | None:
+        """The job's body as GET /jobs/{id} shows it (without queue position), read once per status and epoch."""
+        def query(db):
+            job = db.get(Job, job_id)
+            return None if job is None else views.job_body(job)
+        return self._ask(("body", job_id, status, epoch), query)
+
+    def owner_of(self, token: str) -> str | None:
+        """The user id `token` authenticates now, or None (unknown or revoked)."""
+        def query(db):
+            user = verify_token(session=db, token=token)
+            return None if user is None else user.id
+        return self._ask(("token", token), query)
+
+
+def event(kind: str, data: dict, event_id: int | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {kind}\ndata: {dumps(data)}\n\n"
+
+
+def stream(feed: Feed, settings: Settings, job_id: str, since: int, *, token: str | None,
+           owner: str) -> Iterator[str]:
+    """`progress` per new epoch (id = epoch), `status` on every status change; ends after the terminal status.
+
+    The token is re-checked every `stream_recheck_seconds` (a revoked token ends the stream
+    with an `error` event), and a stream ends after `stream_max_seconds`: clients reconnect
+    with Last-Event-ID, which authenticates them again.
+    """
+    status, started = None, time.monotonic()
+    last_sent = checked = started
+    yield "retry: 2000\n\n"
+    while time.monotonic() - started < settings.stream_max_seconds:
+        if token is not None and time.monotonic() - checked >= settings.stream_recheck_seconds:
+            checked = time.monotonic()
+            if feed.owner_of(token) != owner:
+                yield event("error", {"type": "urn:trainyard:problem:unauthorized", "status": 401,
+                                      "detail": "the token was revoked; the stream ends"})
+                return
+        progress = feed.progress(job_id)
+        if progress is None:  # deleted meanwhile
+            yield event("status", {"id": job_id, "status": "deleted"})
+            return
+        now_status, epoch, epochs = progress
+        rows = feed.rows(job_id, since, epoch) if epoch > since else []
+        for row in rows:
+            yield event("progress", {"status": now_status, "epoch": row["epoch"], "epochs": epochs, **row},
+                        row["epoch"])
+            since = row["epoch"]
+        body = feed.body(job_id, now_status, epoch) if now_status != status and since >= epoch else None
+        if body is not None:
+            status = now_status
+            yield event("status", body)
+            if status in FINISHED:
+                return
+        if rows or body is not None:
+            last_sent = time.monotonic()
+        elif time.monotonic() - last_sent > KEEPALIVE_SECONDS:
+            yield ": keep-alive\n\n"
+            last_sent = time.monotonic()
+        if since >= epoch:  # caught up: wait for the next poll; a replay goes on at once
+            time.sleep(POLL_SECONDS)
