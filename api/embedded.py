@@ -17,6 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from store.private import private_folder
 from store.settings import Settings, load_settings
 
 STOP_SECONDS = 15.0  # how long the parts get to stop before they are killed
@@ -139,7 +140,7 @@ def up(*, host: str, port: int) -> int:
               "another port with --port", file=sys.stderr)
         return 1
     settings = load_settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_folder(settings.home)
     upgrade(settings)
     ensure_token(settings)
     stopping = []

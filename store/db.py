@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from core.job import json_safe
+from store.private import private_sqlite_file
 from store.settings import Settings
 
 
@@ -78,7 +79,7 @@ def make_engine(settings: Settings) -> Engine:
 def _sqlite_engine(settings: Settings) -> Engine:
     path = settings.database_url.split("///", 1)[-1]
     if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(Path(path))  # 0600 before SQLite creates it (and its WAL) with the umask's mode
     # NullPool: a connection is a file handle, cheap to open, and none survives into a forked child.
     engine = create_engine(
         settings.database_url,

@@ -16,6 +16,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Exchange, Queue
 
+from store.private import private_folder
 from store.settings import Settings
 
 TRAIN_TASK = "trainyard.train"
@@ -33,8 +34,8 @@ def broker_transport_options(settings: Settings) -> dict:
     """Transport options: the filesystem broker's folders, or Redis's visibility timeout and key prefix."""
     if settings.uses_filesystem_broker:
         folder = settings.broker_folder
-        for sub in ("queue", "processed", "control"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
+        for path in (folder, folder / "queue", folder / "processed", folder / "control"):
+            private_folder(path)  # messages name jobs: owner-only
         return {"data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
                 "processed_folder": str(folder / "processed"), "store_processed": False,
                 "control_folder": str(folder / "control"), "polling_interval": 0.2}

@@ -32,6 +32,7 @@ from store.datasets import dataset_bytes
 from store.db import DATABASE_UNAVAILABLE, make_engine, make_sessionmaker, session_scope
 from store.errors import BlobCorrupt, LeaseLost
 from store.models import CANCELLED, CANCELLED_ERROR, FAILED, SUCCEEDED, Dataset
+from store.private import private_folder
 from store.runs import (claim_job, finish_job, heartbeat, latest_checkpoint, record_epochs, save_checkpoint,
                         truncate_history)
 from store.settings import Settings
@@ -257,7 +258,7 @@ def _read_cache(settings: Settings, sha: str) -> bytes | None:
 
 def _write_cache(settings: Settings, sha: str, data: bytes) -> None:
     folder = settings.blob_cache_folder
-    folder.mkdir(parents=True, exist_ok=True)
+    private_folder(folder)  # uploaded data: owner-only
     with tempfile.NamedTemporaryFile(dir=folder, delete=False) as tmp:
         tmp.write(data)
     os.replace(tmp.name, folder / sha)

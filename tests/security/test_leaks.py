@@ -4,10 +4,14 @@ only."""
 
 from __future__ import annotations
 
+import os
 import socket
+import sqlite3
+import subprocess
+import sys
 
 import pytest
-from apitest import XOR, claim, make_api, start_worker, stop_process, wait_for
+from apitest import ROOT, XOR, claim, make_api, start_worker, stop_process, wait_for
 
 from store.db import session_scope
 from store.workers import register_worker
@@ -73,3 +77,84 @@ def test_a_real_workers_name_names_neither_its_host_nor_its_pid(sqlite_settings)
     assert done["worker"] == w["name"] and w["name"].startswith("cpu-")
     for shown in (done["worker"], w["name"]):
         assert str(worker.pid) not in shown and socket.gethostname() not in shown
+
+
+# --- the embedded files (red team #56) ---------------------------------------------------------
+
+
+def mode(path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+@pytest.fixture
+def loose_umask():
+    """A umask that would leave new files world-readable (022 is the common default); restored afterwards."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_the_embedded_database_broker_and_blob_cache_are_owner_only(sqlite_settings, loose_umask):
+    from store.migrate import upgrade
+    from worker.app import broker_transport_options
+    from worker.runner import _write_cache
+
+    home = sqlite_settings.home
+    assert not home.exists()
+    upgrade(sqlite_settings)  # creates home and the database, as `trainyard up` does first
+    api = make_api(sqlite_settings)
+    api.alice.submit()
+    broker_transport_options(sqlite_settings)  # the filesystem broker's folders, as every part makes them
+    _write_cache(sqlite_settings, "ab" * 32, b"uploaded rows")  # the worker's blob cache
+    db = home / "trainyard.db"
+    with api.engine.connect() as conn:  # while a connection is open, SQLite keeps its WAL and shared memory
+        conn.exec_driver_sql("SELECT count(*) FROM jobs").scalar()
+        files = {p.name: oct(mode(p)) for p in (db, *(db.with_name(db.name + s) for s in ("-wal", "-shm")))}
+    api.engine.dispose()
+
+    assert files == dict.fromkeys(["trainyard.db", "trainyard.db-wal", "trainyard.db-shm"], oct(0o600))
+    folders = [home, home / "broker", home / "broker" / "queue", home / "broker" / "processed",
+               home / "broker" / "control", home / "cache", home / "cache" / "blobs"]
+    assert {str(p.relative_to(home.parent)): oct(mode(p)) for p in folders} == {
+        str(p.relative_to(home.parent)): oct(0o700) for p in folders}
+    assert mode(home / "cache" / "blobs" / ("ab" * 32)) == 0o600
+
+
+def test_files_left_readable_by_an_earlier_version_are_tightened(sqlite_settings, loose_umask):
+    from store.db import make_engine
+    from worker.app import broker_transport_options
+
+    home = sqlite_settings.home
+    (home / "broker").mkdir(parents=True, mode=0o755)
+    db = home / "trainyard.db"
+    for p in (db, db.with_name(db.name + "-wal")):
+        p.touch(mode=0o644)
+    make_engine(sqlite_settings).dispose()
+    broker_transport_options(sqlite_settings)
+    assert (mode(db), mode(db.with_name(db.name + "-wal")), mode(home / "broker")) == (0o600, 0o600, 0o700)
+
+
+def test_trainyard_up_leaves_nothing_readable_by_other_users(tmp_path):
+    """A real `trainyard up` under umask 022: its home, database, broker and token are owner-only."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINYARD_")}
+    env.update(TRAINYARD_HOME=str(tmp_path / "var"), PYTHONPATH=str(ROOT))
+    with open(tmp_path / "up.log", "wb") as log:
+        up = subprocess.Popen([sys.executable, "-m", "client.cli", "up", "--port", str(port)], env=env, cwd=tmp_path,
+                              stdout=log, stderr=subprocess.STDOUT, preexec_fn=lambda: os.umask(0o022))
+    try:
+        wait_for(lambda: up.poll() is not None or b"trainyard is up" in (tmp_path / "up.log").read_bytes(), 90,
+                 "trainyard up to be serving")
+        assert up.poll() is None, (tmp_path / "up.log").read_text()
+        home = tmp_path / "var"
+        with sqlite3.connect(home / "trainyard.db") as conn:  # an open connection keeps the WAL and shared memory
+            conn.execute("SELECT count(*) FROM jobs").fetchone()
+            files = [home / "trainyard.db", home / "trainyard.db-wal", home / "trainyard.db-shm", home / "token"]
+            folders = [home, home / "broker", home / "broker" / "queue"]
+            modes = {p.name: oct(mode(p)) for p in files + folders}
+        conn.close()
+        assert modes == {**{p.name: oct(0o600) for p in files}, **{p.name: oct(0o700) for p in folders}}
+    finally:
+        stop_process(up, timeout=30)
