@@ -1,7 +1,8 @@
 """Every safety limit of DESIGN §7 is enforced, configurable, and refused with a problem that names it and its setting.
 
 Each test sets the one limit small; `test_runaway_job_times_out_and_frees_its_worker` (test_runaway_jobs.py)
-covers the wall-clock limit with a real worker.
+covers the wall-clock limit with a real worker, test_spec_limits.py the memory, class, layer and spec-size limits,
+and tests/worker/test_runner_checkpoints.py the checkpoint budget.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from store.settings import Settings, load_settings
 LIMITS = {  # setting → a small value the tests use
     "max_request_bytes": 4096, "max_upload_bytes": 8192, "max_parameters": 100, "max_samples_x_features": 100,
     "max_epochs": 300, "max_predict_rows": 3, "max_queued_per_user": 2, "rate_limit_per_second": 1.0,
-    "rate_limit_burst": 3, "job_timeout_seconds": 1.5,
+    "rate_limit_burst": 3, "job_timeout_seconds": 1.5, "worker_memory_bytes": 10 * 2**20, "max_classes": 100,
+    "max_layers": 50, "max_spec_bytes": 4096, "max_checkpoint_bytes_per_minute": 1,
 }
 
 
@@ -47,7 +49,9 @@ def test_every_limit_is_a_setting_read_from_the_environment():
     assert defaults == {"max_request_bytes": 16 * 2 ** 20, "max_upload_bytes": 256 * 2 ** 20,
                         "max_parameters": 50_000_000, "max_samples_x_features": 200_000_000, "max_epochs": 1_000_000,
                         "max_predict_rows": 100_000, "max_queued_per_user": 1000, "rate_limit_per_second": 100.0,
-                        "rate_limit_burst": 200, "job_timeout_seconds": 3600.0}
+                        "rate_limit_burst": 200, "job_timeout_seconds": 3600.0, "worker_memory_bytes": 4 * 2**30,
+                        "max_classes": 10_000, "max_layers": 1000, "max_spec_bytes": 2**20,
+                        "max_checkpoint_bytes_per_minute": 64 * 2**20}
 
 
 def test_request_body_over_max_request_bytes_is_413(limited):
@@ -130,7 +134,8 @@ def test_requests_over_the_per_token_rate_are_429_with_retry_after(limited):
 
 
 @pytest.mark.parametrize("setting", ["max_request_bytes", "max_parameters", "max_epochs", "max_queued_per_user",
-                                     "rate_limit_per_second", "job_timeout_seconds"])
+                                     "rate_limit_per_second", "job_timeout_seconds", "worker_memory_bytes",
+                                     "max_classes", "max_layers", "max_spec_bytes", "max_checkpoint_bytes_per_minute"])
 def test_a_limit_that_is_not_positive_is_refused_at_start(setting):
     from store.settings import SettingsError
 
