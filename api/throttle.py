@@ -91,7 +91,8 @@ def check_client() -> None:
 def _refusal(throttle: Throttle) -> ApiError:
     s = throttle.settings
     current = throttle.limiter.current_limit
-    wait = max(1, math.ceil(current.reset_at - time.time())) if current else s.auth_failure_window_seconds
+    # window.reset_time, not reset_at: that one is rounded up a whole second past the window.
+    wait = max(1, math.ceil(current.window.reset_time - time.time())) if current else s.auth_failure_window_seconds
     return ApiError(429, f"too many requests from {client_address()} failed authentication: over the limit of "
                          f"{s.auth_failures_per_address} per {s.auth_failure_window_seconds} s "
                          f"(auth_failures_per_address, auth_failure_window_seconds); retry in {wait} s",
