@@ -56,13 +56,19 @@ class Feed:
         def query(db):
             row = db.execute(select(Job.status, Job.epoch, Job.epochs).where(Job.id == job_id)).first()
             return None if row is None else (row.status, row.epoch or 0, row.epochs)
-        return self._ask(("progress", job_id), query)
+        return self._ask(("job", job_id), query)
 
-    def rows(self, job_id: str, since: int, epoch: int) -> list[dict]:
-        """History rows after `since`, at most ROWS_PER_POLL of them (as of `epoch`)."""
+    def progress_events(self, job_id: str, since: int, epoch: int, status: str, epochs: int) -> tuple[str, int]:
+        """The `progress` events of the epochs after `since` (at most ROWS_PER_POLL, as of `epoch`), encoded once
+        for every stream that needs the same slice, and the last epoch they carry."""
         until = min(since + ROWS_PER_POLL, epoch)
-        return self._ask(("rows", job_id, since, until),
-                         lambda db: repo.history_rows(session=db, job_id=job_id, since=since, until=until))
+
+        def query(db):
+            rows = repo.history_rows(session=db, job_id=job_id, since=since, until=until)
+            text = "".join(event("progress", {"status": status, "epoch": row["epoch"], "epochs": epochs, **row},
+                                 row["epoch"]) for row in rows)
+            return text, rows[-1]["epoch"] if rows else since
+        return self._ask(("progress", job_id, since, until, status, epochs), query)
 
     def body(self, job_id: str, status: str, epoch: int) -> dict | None:
         """The job's body as GET /jobs/{id} shows it (without queue position), read once per status and epoch."""
@@ -107,21 +113,21 @@ def stream(feed: Feed, settings: Settings, job_id: str, since: int, *, token: st
             yield event("status", {"id": job_id, "status": "deleted"})
             return
         now_status, epoch, epochs = progress
-        rows = feed.rows(job_id, since, epoch) if epoch > since else []
-        for row in rows:
-            yield event("progress", {"status": now_status, "epoch": row["epoch"], "epochs": epochs, **row},
-                        row["epoch"])
-            since = row["epoch"]
+        sent = ""
+        if epoch > since:
+            sent, since = feed.progress_events(job_id, since, epoch, now_status, epochs)
+            if sent:
+                yield sent  # one write of every new epoch, not one per epoch
         body = feed.body(job_id, now_status, epoch) if now_status != status and since >= epoch else None
         if body is not None:
             status = now_status
             yield event("status", body)
             if status in FINISHED:
                 return
-        if rows or body is not None:
+        if sent or body is not None:
             last_sent = time.monotonic()
         elif time.monotonic() - last_sent > KEEPALIVE_SECONDS:
             yield ": keep-alive\n\n"
             last_sent = time.monotonic()
-        if since >= epoch:  # caught up: wait for the next poll; a replay goes on at once
-            time.sleep(POLL_SECONDS)
+        # Caught up: wait for the next poll. A replay goes on at once, letting other requests run in between.
+        time.sleep(POLL_SECONDS if since >= epoch else 0)

@@ -67,7 +67,7 @@ def peak_rss_mb(master: int) -> float:
 def measure(url: str, token: str, job_id: str, n: int) -> dict:
     """`n` sequential GET /jobs/{id} and /health with a 10 s timeout each: latency percentiles and failures."""
     auth = {"Authorization": f"Bearer {token}"}
-    job_ms, health_ms, failures = [], [], 0
+    job_ms, health_ms, failures, slow, t0 = [], [], 0, [], time.monotonic()
     with requests.Session() as http:
         for _ in range(n):
             for path, headers, into in ((f"/jobs/{job_id}", auth, job_ms), ("/health", {}, health_ms)):
@@ -78,8 +78,11 @@ def measure(url: str, token: str, job_id: str, n: int) -> dict:
                     ok = False
                 into.append((time.perf_counter() - t) * 1000)
                 failures += not ok
+                if into[-1] > 1000:
+                    slow.append(f"{path} {into[-1]:.0f} ms at +{time.monotonic() - t0 - into[-1] / 1000:.1f} s")
     q = statistics.quantiles(job_ms, n=100)
-    return {"p50": q[49], "p99": q[98], "max": max(job_ms), "health_max": max(health_ms), "failures": failures}
+    return {"p50": q[49], "p99": q[98], "max": max(job_ms), "health_max": max(health_ms), "failures": failures,
+            "slow": slow}
 
 
 class Attack:
@@ -125,7 +128,7 @@ class Attack:
         self.threads = [threading.Thread(target=self._hold, args=(k,), daemon=True) for k in self.counts]
         for t in self.threads:
             t.start()
-        time.sleep(2)  # let every connection reach the server
+        time.sleep(5)  # let every connection reach the server and settle: "held open" is the state measured
         return self
 
     def __exit__(self, *exc) -> None:
@@ -194,6 +197,8 @@ def main() -> int:
                           loaded)):
             print(f"  {label:64s} p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms  max {r['max']:6.1f} ms  "
                   f"/health max {r['health_max']:6.1f} ms  failures {r['failures']}")
+            if r["slow"]:
+                print("    over 1 s: " + "; ".join(r["slow"]))
         print(f"  connections the server closed and the attack re-opened: {attack.reopened}")
         print(f"  victim job: {job['status']} at epoch {job['progress']['epoch']}, attempts {job['attempts']} "
               f"(1 = it kept its lease)")
