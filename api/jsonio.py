@@ -10,10 +10,9 @@ from typing import Any, Iterator
 
 from flask.json.provider import DefaultJSONProvider
 
-from api.errors import invalid
+from api.errors import MAX_ERRORS, invalid
 from store.settings import Settings
 
-MAX_TEXT_ERRORS = 100  # the scan stops collecting after this many bad strings or integers
 # A string token, or a bracket (outside strings): enough to follow nesting on the error path.
 _STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
 _BRACKETS = re.compile(_STRING + r'|[\[\]{}]')
@@ -124,7 +123,7 @@ def containers(doc: Any) -> Iterator[tuple[str, int, dict | list, set[type]]]:
 
 def _scan(doc: Any, *, max_depth: int, max_digits: int, max_items: int | None) -> list[dict]:
     """The depth and item limits (raised at once), then every integer too long and every string no database can
-    store (collected, up to MAX_TEXT_ERRORS)."""
+    store (collected, up to the MAX_ERRORS a problem lists)."""
     errors: list[dict] = []
     items, bound = 0, 10 ** max_digits
     for loc, depth, node, kinds in containers(doc):
@@ -142,9 +141,9 @@ def _scan(doc: Any, *, max_depth: int, max_digits: int, max_items: int | None) -
             errors += [{"loc": child_loc(loc, k), "msg": why}
                        for k, v in _members(node) if type(v) is str and (why := bad_text(v))]
         if isinstance(node, dict) and depth:
-            errors += [{"loc": child_loc(loc, _shown(k)), "msg": f"the key {why}"}
+            errors += [{"loc": child_loc(loc, escaped(k)), "msg": f"the key {why}"}
                        for k in node if (why := bad_text(k))]
-        if len(errors) >= MAX_TEXT_ERRORS:
+        if len(errors) >= MAX_ERRORS:
             break
     return errors
 
@@ -168,8 +167,9 @@ def bad_text(text: str) -> str | None:
     return None
 
 
-def _shown(key: str) -> str:
-    return key.encode("unicode_escape", "backslashreplace").decode("ascii")
+def escaped(text: str) -> str:
+    """`text` as ASCII with Python escapes (`a\\x00b`): a name holding characters that cannot be shown or stored."""
+    return text.encode("unicode_escape").decode("ascii")
 
 
 def non_finite(value: Any) -> list[str]:

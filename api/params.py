@@ -13,7 +13,7 @@ from __future__ import annotations
 from flask import Flask, request
 
 from api.errors import invalid
-from api.jsonio import bad_text
+from api.jsonio import bad_text, escaped
 from store.errors import NotFound
 
 INT_MAX = 2**31 - 1  # the largest value of an INTEGER column (PostgreSQL's int4)
@@ -30,7 +30,7 @@ def check_request_text() -> None:
     for name, value in request.args.items(multi=True):
         why = bad_text(name) or bad_text(value)
         if why:
-            raise invalid([{"loc": name.encode("unicode_escape").decode("ascii"), "msg": f"the query parameter {why}"}])
+            raise invalid([{"loc": escaped(name), "msg": f"the query parameter {why}"}])
     for name in TEXT_HEADERS:
         why = bad_text(request.headers.get(name, ""))
         if why:

@@ -28,6 +28,7 @@ from store.datasets import create_dataset, delete_dataset
 from store.db import session_scope
 from store.jobs import create_job
 from store.models import Job
+from store.settings import SettingsError, load_settings
 
 JSON = {"Content-Type": "application/json"}
 CSV = b"a,b,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n"
@@ -131,6 +132,15 @@ def test_a_422_lists_at_most_100_errors_and_counts_the_rest(api):
     assert body["errors"][-1] == {"loc": "", "msg": "4,900 more errors not listed (at most 100 are)"}
     assert len(body["detail"]) < 2100 and body["detail"].startswith("unknown_0: unknown field; unknown_1: ")
     assert len(r.data) < 20_000  # 5,000 errors were 400 KB
+
+
+def test_the_json_limits_are_settings_read_from_the_environment_and_must_be_positive():
+    settings = load_settings({"TRAINYARD_MAX_JSON_DEPTH": "8", "TRAINYARD_MAX_JSON_DIGITS": "20",
+                              "TRAINYARD_MAX_SPEC_ITEMS": "500"})
+    assert (settings.max_json_depth, settings.max_json_digits, settings.max_spec_items) == (8, 20, 500)
+    for name in ("MAX_JSON_DEPTH", "MAX_JSON_DIGITS", "MAX_SPEC_ITEMS"):
+        with pytest.raises(SettingsError, match=f"TRAINYARD_{name} must be > 0"):
+            load_settings({f"TRAINYARD_{name}": "0"})
 
 
 # --- text PostgreSQL cannot store, integers past their column --------------------------------------------------
