@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 from flask.json.provider import DefaultJSONProvider
 
-from api.errors import MAX_ERRORS, invalid
+from api.errors import MAX_ERRORS, ApiError, invalid
 from store.settings import Settings
 
 # A string token, or a bracket (outside strings): enough to follow nesting on the error path.
@@ -49,7 +49,7 @@ def parse_json(body: bytes, settings: Settings, *, what: str, max_items: int | N
     return doc
 
 
-def _error(msg: str):
+def _error(msg: str) -> ApiError:
     return invalid([{"loc": "", "msg": msg}])
 
 
