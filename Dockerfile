@@ -23,6 +23,17 @@ COPY store ./store
 COPY worker ./worker
 COPY examples ./examples
 
+# The reverse proxy in front of the API (docker-compose.yml's `proxy`): Debian's nginx on the same Debian
+# as the other images, run unprivileged on port 8080 (8443 for TLS); deploy/nginx.conf says why each setting.
+FROM python:${PYTHON_VERSION}-slim AS proxy
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx-light \
+    && rm -rf /var/lib/apt/lists/*
+COPY deploy/nginx.conf /etc/nginx/nginx.conf
+USER www-data
+EXPOSE 8080 8443
+CMD ["nginx", "-e", "stderr", "-g", "daemon off;"]
+
 FROM base AS gpu
 # Editable, so migrations/ stays beside store/ (store.migrate finds it there).
 RUN pip install -e ".[gpu]"

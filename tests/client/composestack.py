@@ -25,12 +25,13 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 POSTGRES_ADMIN = os.environ.get("TRAINYARD_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_DB = 11  # the compose stack test's own Redis database (>= 8, apart from the other tests' db 9)
-_VAR = re.compile(r"\$(?:\$|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?-)(?P<default>[^}]*))?\}|"
+_VAR = re.compile(r"\$(?:\$|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<default>[^}]*))?\}|"
                   r"(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
 
 
 def interpolate(value, env: dict[str, str]):
-    """Compose's variable substitution: `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `$VAR`, `$$`."""
+    """Compose's variable substitution: `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?error}`, `$VAR`,
+    `$$`."""
     if isinstance(value, dict):
         return {k: interpolate(v, env) for k, v in value.items()}
     if isinstance(value, list):
@@ -47,6 +48,9 @@ def interpolate(value, env: dict[str, str]):
             return match.group("default")
         if match.group("op") == "-" and current is None:
             return match.group("default")
+        op = match.group("op")
+        if op in (":?", "?") and (not current if op == ":?" else current is None):
+            raise ValueError(f"{name}: {match.group('default')}")  # compose refuses the file too
         return current or ""
 
     return _VAR.sub(sub, value)
@@ -195,7 +199,7 @@ def delete_redis_keys(url: str, namespace: str) -> None:
 def start_stack(tmp: Path, cpu_workers: int = 2) -> tuple[Stack, str, str]:
     """migrate (to completion), api, `cpu_workers` worker-cpu, reconciler; then a token for a fresh user."""
     namespace = f"ty-compose-{uuid.uuid4().hex[:10]}:"
-    compose = load_compose({"TRAINYARD_BROKER_NAMESPACE": namespace})
+    compose = load_compose({"TRAINYARD_BROKER_NAMESPACE": namespace, "TRAINYARD_METRICS_TOKEN": "compose-metrics"})
     services = compose["services"]
     db_name, _ = create_database()
     admin = urlsplit(POSTGRES_ADMIN)
@@ -209,6 +213,10 @@ def start_stack(tmp: Path, cpu_workers: int = 2) -> tuple[Stack, str, str]:
                                                       netloc=admin.netloc, path="/" + db_name)
             env["TRAINYARD_BROKER_URL"] = local_url(env["TRAINYARD_BROKER_URL"], services, host_service="redis",
                                                     netloc="127.0.0.1:6379", path=f"/{REDIS_DB}")
+        if "TRAINYARD_RATE_LIMIT_STORAGE_URL" in env:
+            env["TRAINYARD_RATE_LIMIT_STORAGE_URL"] = local_url(env["TRAINYARD_RATE_LIMIT_STORAGE_URL"], services,
+                                                                host_service="redis", netloc="127.0.0.1:6379",
+                                                                path=f"/{REDIS_DB}")
     broker_url = services["api"]["environment"]["TRAINYARD_BROKER_URL"]
     try:
         migrated = stack.run("migrate")

@@ -15,16 +15,18 @@ from composestack import COMPOSE_FILE, ROOT, load_compose
 
 TRAINYARD_SERVICES = {"migrate", "api", "worker-cpu", "worker-gpu", "reconciler"}
 XOR = json.loads((ROOT / "examples" / "xor_relu.json").read_text())
+REQUIRED_ENV = {"TRAINYARD_METRICS_TOKEN": "a-metrics-token"}  # the one variable the compose file cannot default
 
 
-def compose_config(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    """`docker-compose config` on a copy of the file in an empty folder: no .env, no environment."""
+def compose_config(tmp_path: Path, *args: str, env: dict[str, str] = REQUIRED_ENV) -> subprocess.CompletedProcess:
+    """`docker-compose config` on a copy of the file in an empty folder: no .env, no environment but `env`."""
     binary = shutil.which("docker-compose")
     if binary is None:
         pytest.skip("docker-compose is not installed (CI installs Debian's: apt-get install docker-compose)")
     shutil.copy(COMPOSE_FILE, tmp_path / "docker-compose.yml")
     return subprocess.run([binary, "-f", str(tmp_path / "docker-compose.yml"), *args, "config"], cwd=tmp_path,
-                          env={"PATH": "/usr/local/bin:/usr/bin:/bin"}, capture_output=True, text=True, timeout=120)
+                          env={"PATH": "/usr/local/bin:/usr/bin:/bin", **env}, capture_output=True, text=True,
+                          timeout=120)
 
 
 @pytest.mark.parametrize("profile", [[], ["--profile", "gpu"]], ids=["default", "gpu"])
@@ -41,7 +43,7 @@ def test_compose_file_validates_with_no_env_file(tmp_path, profile):
 
 
 def test_compose_file_shape():
-    services = load_compose()["services"]
+    services = load_compose(REQUIRED_ENV)["services"]
     for name in TRAINYARD_SERVICES:
         assert services[name]["command"][0] == "trainyard"
         assert "container_name" not in services[name]
@@ -77,7 +79,7 @@ def test_compose_services_train_jobs_as_local_processes(compose_stack, live):
 def test_dockerfile_has_the_compose_targets_and_every_package():
     dockerfile = (ROOT / "Dockerfile").read_text()
     stages = {line.split()[-1] for line in dockerfile.splitlines() if line.startswith("FROM ") and " AS " in line}
-    services = load_compose()["services"]
+    services = load_compose(REQUIRED_ENV)["services"]
     assert {s["build"]["target"] for s in services.values() if "build" in s} <= stages
     pyproject = (ROOT / "pyproject.toml").read_text()
     packages = [p.strip('"* ') for p in pyproject.split("include = [", 1)[1].split("]", 1)[0].split(",")]
