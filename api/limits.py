@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 from core.datasets.catalog import DatasetInfo
 from core.spec import JobSpec, estimate_size, normalised
@@ -20,7 +19,7 @@ THREAD_SETTINGS = {"intra_op_threads": "tf_intra_op_threads", "inter_op_threads"
 
 
 def _size(n: int) -> str:
-    """Bytes in words: `17.7 GB`, `8.9 GiB`… one unit per figure, to one decimal."""
+    """Bytes in words to one decimal: `25.3 GiB`, `381.5 MiB`."""
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
@@ -53,15 +52,14 @@ def class_count_errors(n_classes: int | None, settings: Settings, loc: str) -> l
     return []
 
 
-def memory_errors(spec: JobSpec, info: DatasetInfo, settings: Settings) -> list[dict]:
-    """The estimated training memory over `worker_memory_bytes`, located at the field of its largest part."""
-    estimate = estimate_size(spec, info)
+def memory_errors(spec: JobSpec, info: DatasetInfo, estimate: dict, settings: Settings) -> list[dict]:
+    """The estimated training memory (`estimate_size`) over `worker_memory_bytes`, at the field of its largest part."""
     total, limit = estimate["bytes"], settings.worker_memory_bytes
     if total <= limit:
         return []
     parts = sorted(estimate["parts"].items(), key=lambda item: -item[1])
     largest = parts[0][0]
-    words, loc, advice = PARTS[largest]
+    _, loc, advice = PARTS[largest]
     listed = ", ".join(f"{PARTS[name][0]} {_size(n)}" for name, n in parts if n)
     if largest == "activations" and spec.training.batch_size is None:
         rows = split_rows(spec, info.n_samples or 0)[0]
@@ -76,7 +74,7 @@ def thread_errors(spec: JobSpec, settings: Settings) -> list[dict]:
         return []
     errors = []
     for option, setting in THREAD_SETTINGS.items():
-        value: Any = spec.backend_options.get(option, 0)
+        value = spec.backend_options.get(option, 0)
         bound = getattr(settings, setting) or os.cpu_count() or 1
         why = f"{setting}, the worker's own" if getattr(settings, setting) else f"{setting} is 0: this machine's CPU count"
         if isinstance(value, int) and value > bound:
@@ -93,7 +91,8 @@ def spec_limit_errors(spec: JobSpec, info: DatasetInfo | None, settings: Setting
                        "msg": f"{spec.training.epochs} epochs is over the limit of {settings.max_epochs} (max_epochs)"})
     if info is None:
         return errors
-    params = estimate_size(spec, info)["parameters"]
+    estimate = estimate_size(spec, info)
+    params = estimate["parameters"]
     if params > settings.max_parameters:
         errors.append({"loc": "model.layers", "msg": f"{params:,} trainable parameters is over the limit of "
                                                      f"{settings.max_parameters:,} (max_parameters)"})
@@ -102,4 +101,4 @@ def spec_limit_errors(spec: JobSpec, info: DatasetInfo | None, settings: Setting
         errors.append({"loc": "dataset", "msg": f"{n:,} samples x {info.n_features} features is over the limit of "
                                                 f"{settings.max_samples_x_features:,} (max_samples_x_features)"})
     errors += class_count_errors(info.n_classes if info.task == "classification" else None, settings, "dataset")
-    return errors + memory_errors(spec, info, settings)
+    return errors + memory_errors(spec, info, estimate, settings)

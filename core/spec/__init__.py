@@ -5,7 +5,8 @@ data (structure, names, parameters, legal layer/loss/optimizer combinations).
 `finalize_spec(spec, info)` then checks the spec against the dataset it will train on
 (output units vs classes, task vs loss and metrics) and fills the defaults that depend
 on it (metrics, split seed). Both raise `SpecError` whose errors carry field paths such
-as `model.layers[2].activation`.
+as `model.layers[2].activation`. `estimate_size(spec, info)` says how much memory training
+it takes (core/spec/memory.py); the API holds it to `worker_memory_bytes`.
 """
 
 from core.spec.checks import builtin_info, default_metrics, finalize_spec, json_schema, normalised, parse_spec

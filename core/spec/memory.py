@@ -18,8 +18,6 @@ alive at once, so the sum is a peak, not a total of allocations:
 
 from __future__ import annotations
 
-import math
-
 from core.datasets.catalog import DatasetInfo
 from core.spec.models import BatchNorm, Dense, Dropout, JobSpec
 
