@@ -56,7 +56,8 @@ def child_env(settings: Settings) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     env.update(TRAINYARD_HOME=str(settings.home), TRAINYARD_DATABASE_URL=settings.database_url,
                TRAINYARD_BROKER_URL=settings.broker_url, PYTHONUNBUFFERED="1")
-    env.setdefault("TRAINYARD_OPERATOR_USERS", LOCAL_USER)  # whoever runs `up` may see its worker's host and pid
+    if not env.get("TRAINYARD_OPERATOR_USERS", "").strip():  # whoever runs `up` may see its worker's host and pid
+        env["TRAINYARD_OPERATOR_USERS"] = LOCAL_USER
     return env
 
 
