@@ -66,8 +66,8 @@ def install(app: Flask) -> None:
                                 x_proto=settings.trusted_proxies)
     # Flask-Limiter logs each refusal at INFO: a client would choose how much this process logs.
     logging.getLogger("flask-limiter").setLevel(logging.WARNING)
-    limiter = Limiter(client_address, app=app, storage_uri=settings.rate_limit_storage_url,
-                      key_prefix=settings.broker_namespace or "trainyard", strategy="fixed-window",
+    limiter = Limiter(client_address, app=app, storage_uri=settings.rate_limit_storage_url, strategy="fixed-window",
+                      storage_options={"key_prefix": f"{settings.broker_namespace}limits"},  # Redis keys, as the broker's
                       in_memory_fallback_enabled=True)  # storage unreachable: count in this process meanwhile
     budget = f"{settings.auth_failures_per_address} per {settings.auth_failure_window_seconds} second"
 

@@ -32,6 +32,16 @@ class DatabaseWork:
         self.count += 1
 
 
+def redis_keys(settings, pattern: str) -> list[bytes]:
+    import redis
+
+    client = redis.Redis.from_url(settings.broker_url)
+    try:
+        return list(client.scan_iter(match=pattern, count=1000))
+    finally:
+        client.close()
+
+
 def bad_token() -> dict:
     return {"Authorization": f"Bearer ty_{secrets.token_urlsafe(32)}"}
 
@@ -66,6 +76,8 @@ def test_bad_tokens_from_one_address_are_refused_before_any_database_work(thrott
     assert "auth_failures_per_address" in body["detail"] and f"{BUDGET} per 3600 s" in body["detail"]
     assert ATTACKER in body["detail"]
     assert 3500 <= int(refused[-1].headers["Retry-After"]) <= 3600
+    if not api.settings.uses_filesystem_broker:  # the counters are in Redis, under the deployment's key prefix
+        assert redis_keys(api.settings, f"{api.settings.broker_namespace}limits:*") != []
 
     # The address is refused whatever it sends, a valid token included; another address is served as before.
     assert problem(get(api, {"Authorization": f"Bearer {api.alice.token}"}, ATTACKER), 429)
