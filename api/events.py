@@ -31,24 +31,44 @@ MAX_KEYS = 10_000
 
 
 class Feed:
-    """Answers shared for POLL_SECONDS by every stream of this process: one query per question, not per stream."""
+    """Answers shared for POLL_SECONDS by every stream of this process: one query per question, not per stream.
+
+    When an answer expires, the first stream to ask reloads it and the others wait for that load
+    (no stampede of identical queries), and at most QUERIES loads run at once, so streams never
+    take every pooled connection from ordinary requests.
+    """
+
+    QUERIES = 2
 
     def __init__(self, sessions: sessionmaker[Session], ttl: float = POLL_SECONDS):
         self.sessions, self.ttl = sessions, ttl
         self._answers: dict[tuple, tuple[float, Any]] = {}
+        self._loading: dict[tuple, threading.Lock] = {}
         self._lock = threading.Lock()
+        self._queries = threading.BoundedSemaphore(self.QUERIES)
+
+    def _fresh(self, key: tuple) -> tuple[bool, Any]:
+        hit = self._answers.get(key)
+        return (True, hit[1]) if hit is not None and hit[0] > time.monotonic() else (False, None)
 
     def _ask(self, key: tuple, query: Callable[[Session], Any]) -> Any:
-        now = time.monotonic()
-        hit = self._answers.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        with self.sessions() as db:
-            answer = query(db)
+        found, answer = self._fresh(key)
+        if found:
+            return answer
         with self._lock:
-            if len(self._answers) >= MAX_KEYS:
-                self._answers = {k: v for k, v in self._answers.items() if v[0] > now}
-            self._answers[key] = (now + self.ttl, answer)
+            gate = self._loading.setdefault(key, threading.Lock())
+        with gate:  # one load per key; the others wait for it and then find it fresh
+            found, answer = self._fresh(key)
+            if found:
+                return answer
+            with self._queries, self.sessions() as db:
+                answer = query(db)
+            with self._lock:
+                now = time.monotonic()
+                if len(self._answers) >= MAX_KEYS:
+                    self._answers = {k: v for k, v in self._answers.items() if v[0] > now}
+                self._answers[key] = (now + self.ttl, answer)
+                self._loading.pop(key, None)
         return answer
 
     def progress(self, job_id: str) -> tuple[str, int, int] | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -147,6 +148,7 @@ def main() -> int:
     parser.add_argument("--bodies", type=int, default=20)
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # `timeout` too stops the processes started here
     from bench_api import scratch_postgres
     from store.db import make_engine, make_sessionmaker, session_scope
     from store.migrate import upgrade
