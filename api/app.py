@@ -51,11 +51,11 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> Flask:
     app.json = FiniteJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = max(settings.max_upload_bytes, settings.max_request_bytes)
     engine = engine or make_engine(settings)
+    read_sessions = read_sessionmaker(engine)
     app.extensions["trainyard"] = State(
-        settings=settings, engine=engine, sessions=make_sessionmaker(engine), read_sessions=read_sessionmaker(engine),
-        limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        settings=settings, engine=engine, sessions=make_sessionmaker(engine), read_sessions=read_sessions,
+        limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst), feed=Feed(read_sessions),
     )
-    app.extensions["trainyard"].feed = Feed(app.extensions["trainyard"].read_sessions)
     register_error_handlers(app)
     app.before_request(_before_request)
     app.teardown_request(_after_request_teardown)
