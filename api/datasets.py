@@ -1,8 +1,7 @@
-"""/datasets: multipart upload (validated with core.datasets' loaders before it is stored), list, read, delete."""
+"""/datasets: multipart upload (checked by core.datasets.scan_file before it is stored), list, read, delete."""
 
 from __future__ import annotations
 
-import numpy as np
 from flask import Blueprint, request
 
 from api import views
@@ -46,19 +45,25 @@ def _read_upload() -> tuple[bytes, bytes | None]:
     return upload.read(), labels.read() if labels is not None else None
 
 
-def _extras(raw) -> dict:
+def _extras(scanned: loaders.Scanned) -> dict:
     """What else is worth keeping: class labels (when few), feature and target names."""
-    info = {"feature_names": list(raw.feature_names), "target_names": list(raw.target_names)}
-    if raw.task == "classification":
-        classes = np.unique(raw.y)
-        if len(classes) <= MAX_CLASSES_KEPT:
-            info["classes"] = classes.tolist()
+    info = {"feature_names": list(scanned.feature_names), "target_names": list(scanned.target_names)}
+    classes = scanned.classes()
+    if classes is not None and len(classes) <= MAX_CLASSES_KEPT:
+        info["classes"] = classes.tolist()
     return info
+
+
+def _limits(settings) -> loaders.Limits:
+    """What one upload may inflate to and hold, checked from headers and while streaming, before anything is kept."""
+    return loaders.Limits(max_bytes=settings.max_decompressed_bytes, max_cells=settings.max_samples_x_features,
+                          bytes_setting="max_decompressed_bytes", cells_setting="max_samples_x_features")
 
 
 @bp.post("/datasets")
 def upload_dataset():
-    """201 with the stored dataset; 413 over max_upload_bytes, 415 if not multipart, 422 if it cannot be used."""
+    """201 with the stored dataset; 413 over max_upload_bytes, 415 if not multipart, 422 if it cannot be used (a
+    limit passed while it is read included)."""
     data, labels = _read_upload()
     name = _form_value("name", required=True)
     fmt = _form_value("format", FORMATS, required=True)
@@ -67,21 +72,18 @@ def upload_dataset():
         raise invalid([{"loc": "labels", "msg": "an IDX upload needs its labels file as the 'labels' part"}])
     settings = state().settings
     try:
-        raw = loaders.load_file(data, fmt, target=target, task=task, labels=labels,
-                                max_bytes=4 * settings.max_upload_bytes)
+        # Checked in bounded memory, rows not kept: the API needs shapes, task, names and classes (core.datasets.scan).
+        scanned = loaders.scan_file(data, fmt, target=target, task=task, labels=labels, limits=_limits(settings))
     except DatasetError as exc:
         raise invalid([{"loc": "file", "msg": exc.message}]) from None
-    info = loaders.describe(raw)
-    if info.n_samples * info.n_features > settings.max_samples_x_features:
-        raise invalid([{"loc": "file", "msg": f"{info.n_samples:,} samples x {info.n_features} features is over the "
-                                              f"limit of {settings.max_samples_x_features:,} (max_samples_x_features)"}])
+    info = loaders.describe(scanned)
     if errors := class_count_errors(info.n_classes, settings, "file"):
         raise invalid(errors)
     with writing() as db:
         ds = repo.create_dataset(session=db, owner=user_id(), name=name, format=fmt, data=data, task=info.task,
                                  n_samples=info.n_samples, n_features=info.n_features, n_classes=info.n_classes,
                                  n_targets=info.n_targets, target=target if fmt == "csv" else None, labels=labels,
-                                 info=_extras(raw))
+                                 info=_extras(scanned))
     body = views.dataset_body(ds)
     return body, 201, {"Location": body["links"]["self"]}
 

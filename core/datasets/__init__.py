@@ -4,6 +4,9 @@
     info = describe(raw)                    # checked against the spec (core.spec.finalize_spec)
     data = prepare(raw, spec.dataset)       # PreparedData for a backend
 
+    scanned = scan_file(data, "csv", limits=Limits(max_cells=...))   # the API: checked, rows not kept
+    info = describe(scanned)
+
 The names below are imported on first use: `core.spec` imports `core.datasets.catalog`,
 which runs this file, and the loaders import scikit-learn and the backend interface (which
 imports `core.spec`), so importing them here would be circular and slow. No module is
@@ -16,20 +19,21 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "RawData": "raw", "describe": "raw", "make_raw": "raw", "infer_task": "raw",
+    "RawData": "raw", "Scanned": "raw", "describe": "raw", "make_raw": "raw", "infer_task": "raw",
     "load_builtin": "builtin", "MNIST_ENV": "builtin",
-    "load_file": "loaders", "load_path": "loaders", "load": "loaders",
+    "load_file": "loaders", "load_path": "loaders", "load": "loaders", "scan_file": "scan",
     "prepare": "preprocess", "split_rows": "preprocess", "fit_scaler": "preprocess",
-    "DEFAULT_MAX_BYTES": "decompress",
+    "Limits": "limits", "DEFAULT_MAX_BYTES": "limits",
 }
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from core.datasets.builtin import MNIST_ENV, load_builtin
-    from core.datasets.decompress import DEFAULT_MAX_BYTES
+    from core.datasets.limits import DEFAULT_MAX_BYTES, Limits
     from core.datasets.loaders import load, load_file, load_path
     from core.datasets.preprocess import fit_scaler, prepare, split_rows
-    from core.datasets.raw import RawData, describe, infer_task, make_raw
+    from core.datasets.raw import RawData, Scanned, describe, infer_task, make_raw
+    from core.datasets.scan import scan_file
 
 
 def __getattr__(name: str) -> Any:

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from core.datasets.catalog import BUILTINS, GATES, GENERATED
-from core.datasets.decompress import DEFAULT_MAX_BYTES, read_capped
+from core.datasets.decompress import read_capped
 from core.datasets.idx import idx_pair
+from core.datasets.limits import Limits
 from core.datasets.raw import DEFAULT_SEED, RawData, make_raw
 from core.errors import DatasetError
 
@@ -66,7 +67,7 @@ def _find(directory: str, stem: str) -> str | None:
     return None
 
 
-def _mnist(mnist_dir: str | None, max_bytes: int) -> RawData:
+def _mnist(mnist_dir: str | None, limits: Limits) -> RawData:
     """All 70,000 MNIST images (train then t10k); `prepare` makes the spec's own splits."""
     directory = mnist_dir or os.environ.get(MNIST_ENV)
     expected = ", ".join(f for pair in MNIST_FILES.values() for f in pair)
@@ -80,7 +81,7 @@ def _mnist(mnist_dir: str | None, max_bytes: int) -> RawData:
         if missing:
             raise DatasetError(f"{MNIST_ENV}={directory} lacks {', '.join(missing)} (or .gz); "
                                f"the mnist dataset needs {expected}")
-        x, y = idx_pair(read_capped(paths[0], max_bytes), read_capped(paths[1], max_bytes), max_bytes)
+        x, y = idx_pair(read_capped(paths[0], limits.max_bytes), read_capped(paths[1], limits.max_bytes), limits)
         if x.shape[1] != BUILTINS["mnist"].n_features:
             raise DatasetError(f"{paths[0]}: MNIST images are 28x28 pixels; this file's have {x.shape[1]} pixels")
         xs.append(x)
@@ -90,13 +91,13 @@ def _mnist(mnist_dir: str | None, max_bytes: int) -> RawData:
                     target_names=["digit"])
 
 
-def load_builtin(spec: DatasetSpec, *, mnist_dir: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> RawData:
+def load_builtin(spec: DatasetSpec, *, mnist_dir: str | None = None, limits: Limits = Limits()) -> RawData:
     """Load the builtin dataset `spec.builtin`; nothing is downloaded.
 
     Args:
         mnist_dir: the folder of the MNIST IDX files; default the `TRAINYARD_MNIST_DIR`
             environment variable, read at call time.
-        max_bytes: the most bytes one (decompressed) MNIST file may hold.
+        limits: what one (decompressed) MNIST file may hold.
     """
     name = spec.builtin
     if name not in BUILTINS:
@@ -106,5 +107,5 @@ def load_builtin(spec: DatasetSpec, *, mnist_dir: str | None = None, max_bytes: 
     if name in GENERATED:
         return _generated(spec)
     if name == "mnist":
-        return _mnist(mnist_dir, max_bytes)
+        return _mnist(mnist_dir, limits)
     return _sklearn(name)

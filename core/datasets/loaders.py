@@ -1,15 +1,23 @@
-"""Uploaded and local dataset files (CSV, NPZ, IDX) into `RawData`, and `load` for any dataset spec."""
+"""Uploaded and local dataset files (CSV, NPZ, IDX) into `RawData`, and `load` for any dataset spec.
+
+`scan_file` (core.datasets.scan) checks the same files the same way without keeping their rows.
+"""
 
 from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from core.datasets.builtin import load_builtin
-from core.datasets.decompress import DEFAULT_MAX_BYTES, maybe_gunzip, read_capped
+from core.datasets.csvfile import csv_blocks, open_csv
+from core.datasets.decompress import open_capped, read_capped
 from core.datasets.idx import idx_pair
+from core.datasets.limits import Limits
+from core.datasets.npzfile import read_npz
 from core.datasets.raw import RawData, make_raw
-from core.datasets.tabular import parse_csv, parse_npz
+from core.datasets.targets import target_values
 from core.errors import DatasetError
 
 if TYPE_CHECKING:  # core.spec imports this package's catalog; a runtime import would be circular
@@ -18,17 +26,11 @@ if TYPE_CHECKING:  # core.spec imports this package's catalog; a runtime import 
 FORMATS = ("csv", "npz", "idx")
 # MNIST's naming pairs an images file with its labels file.
 IDX_IMAGES, IDX_LABELS = "images-idx3-ubyte", "labels-idx1-ubyte"
+NO_LIMITS = Limits()
 
 
-def load_file(data: bytes, fmt: str, *, target: str | None = None, task: str | None = None,
-              labels: bytes | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> RawData:
-    """Parse one uploaded dataset file; the task is inferred from the target unless given.
-
-    Args:
-        fmt: "csv" (header row; `target` names the target column, default the last),
-            "npz" (arrays `X` and `y`) or "idx" (images, with the labels file as `labels`).
-        max_bytes: the most bytes a file may decompress to (gzip'd CSV / IDX, NPZ members).
-    """
+def checked_format(data: bytes, fmt: str, target: str | None) -> str:
+    """The format, normalised, after the checks every file shares (known format, not empty, target only for CSV)."""
     fmt = fmt.strip().lower()
     if fmt not in FORMATS:
         raise DatasetError(f"unknown dataset format {fmt!r}; valid: {', '.join(FORMATS)}")
@@ -37,14 +39,43 @@ def load_file(data: bytes, fmt: str, *, target: str | None = None, task: str | N
     if target is not None and fmt != "csv":
         raise DatasetError(f"target names a CSV column; a {fmt.upper()} file's targets are "
                            f"{'its y array' if fmt == 'npz' else 'its labels file'}")
-    if fmt == "csv":
-        x, y, features, targets = parse_csv(maybe_gunzip(data, max_bytes, "the CSV file"), target)
-        return make_raw(x, y, task=task, feature_names=features, target_names=targets)
-    if fmt == "npz":
-        x, y = parse_npz(data, max_bytes)
-        return make_raw(x, y, task=task)
-    x, y = idx_pair(data, labels, max_bytes)
+    return fmt
+
+
+def _load_csv(data: bytes, target: str | None, task: str | None, labels: bytes | None, limits: Limits) -> RawData:
+    f = open_csv(open_capped(data, limits, "the CSV file"), target)
+    blocks, texts = [], []
+    for _, x, cells in csv_blocks(f, limits):
+        blocks.append(x)
+        texts.extend(cells)
+    x = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    return make_raw(x, target_values(texts), task=task, feature_names=f.features, target_names=[f.target])
+
+
+def _load_npz(data: bytes, target: str | None, task: str | None, labels: bytes | None, limits: Limits) -> RawData:
+    x, y = read_npz(data, limits)
+    return make_raw(x, y, task=task)
+
+
+def _load_idx(data: bytes, target: str | None, task: str | None, labels: bytes | None, limits: Limits) -> RawData:
+    x, y = idx_pair(data, labels, limits)
     return make_raw(x, y, task=task, target_names=["label"])
+
+
+_LOADERS = {"csv": _load_csv, "npz": _load_npz, "idx": _load_idx}
+
+
+def load_file(data: bytes, fmt: str, *, target: str | None = None, task: str | None = None,
+              labels: bytes | None = None, limits: Limits = NO_LIMITS) -> RawData:
+    """Parse one uploaded dataset file; the task is inferred from the target unless given.
+
+    Args:
+        fmt: "csv" (header row; `target` names the target column, default the last),
+            "npz" (arrays `X` and `y`) or "idx" (images, with the labels file as `labels`).
+        limits: decompressed bytes per file, and samples x features, checked before data is read.
+    """
+    fmt = checked_format(data, fmt, target)
+    return _LOADERS[fmt](data, target, task, labels, limits)
 
 
 def labels_path(images_path: str) -> str:
@@ -76,18 +107,17 @@ def format_of(path: str) -> str:
                        "use .csv, .npz, or MNIST-style IDX names (…-images-idx3-ubyte[.gz])")
 
 
-def load_path(spec: DatasetSpec, *, max_bytes: int = DEFAULT_MAX_BYTES) -> RawData:
+def load_path(spec: DatasetSpec, *, limits: Limits = NO_LIMITS) -> RawData:
     """Load the local file a `trainyard run` spec names as `{"path": FILE}`."""
     path = os.path.expanduser(spec.path or "")
     fmt = format_of(path)
-    data = read_capped(path, max_bytes)
-    labels = read_capped(labels_path(path), max_bytes) if fmt == "idx" else None
-    return load_file(data, fmt, target=spec.target, task=spec.task, labels=labels,
-                     max_bytes=max_bytes)
+    data = read_capped(path, limits.max_bytes)
+    labels = read_capped(labels_path(path), limits.max_bytes) if fmt == "idx" else None
+    return load_file(data, fmt, target=spec.target, task=spec.task, labels=labels, limits=limits)
 
 
 def load(spec: DatasetSpec, *, upload: tuple | None = None, mnist_dir: str | None = None,
-         max_bytes: int = DEFAULT_MAX_BYTES) -> RawData:
+         limits: Limits = NO_LIMITS) -> RawData:
     """Load the dataset a spec names: a builtin, a local path, or an upload by id.
 
     Args:
@@ -95,12 +125,12 @@ def load(spec: DatasetSpec, *, upload: tuple | None = None, mnist_dir: str | Non
             the spec's own `target` and `task`, when set, take precedence over the upload's.
     """
     if spec.builtin is not None:
-        return load_builtin(spec, mnist_dir=mnist_dir, max_bytes=max_bytes)
+        return load_builtin(spec, mnist_dir=mnist_dir, limits=limits)
     if spec.path is not None:
-        return load_path(spec, max_bytes=max_bytes)
+        return load_path(spec, limits=limits)
     if upload is None:
         raise DatasetError(f"dataset {{'id': {spec.id!r}}} is an upload on a trainyard service and its file was not "
                            "supplied; a local run reads files: use {\"path\": FILE} instead")
     data, fmt, target, task, labels = upload
     return load_file(data, fmt, target=spec.target or target, task=spec.task or task, labels=labels,
-                     max_bytes=max_bytes)
+                     limits=limits)

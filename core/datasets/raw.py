@@ -1,4 +1,5 @@
-"""`RawData` (a dataset as loaded, before splitting) with the checks every loader shares, and `describe`."""
+"""`RawData` (a dataset as loaded, before splitting), `Scanned` (an upload checked without keeping its rows),
+the checks every loader shares, and `describe`."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from typing import Sequence
 import numpy as np
 
 from core.datasets.catalog import DatasetInfo
+from core.datasets.targets import TASKS, TargetScan, check_finite, check_layout, decode_labels, infer_task
 from core.errors import DatasetError
 
-TASKS = ("classification", "regression")
+__all__ = ["TASKS", "MIN_SAMPLES", "DEFAULT_SEED", "RawData", "Scanned", "infer_task", "check_shapes", "make_raw",
+           "feature_names_or_default", "target_names_or_default", "describe"]
+
 # As few rows as a logic gate's truth table; fewer cannot be trained and evaluated sensibly.
 MIN_SAMPLES = 4
 # The split and generation seed of a DatasetSpec built without a JobSpec to fill its seed in.
@@ -19,7 +23,8 @@ DEFAULT_SEED = 0
 
 @dataclass
 class RawData:
-    """A dataset as loaded: float64 features `(n, f)` and targets as they came (ints, floats or strings)."""
+    """A dataset as loaded: numeric features `(n, f)` in the dtype they came in (uint8 pixels stay uint8;
+    `prepare` makes the float64 copy training needs) and targets as they came (ints, floats or strings)."""
 
     x: np.ndarray
     y: np.ndarray  # (n,) or, for regression, (n, n_targets)
@@ -27,38 +32,63 @@ class RawData:
     feature_names: list[str]
     target_names: list[str]
 
+    @property
+    def n_samples(self) -> int:
+        return self.x.shape[0]
 
-def infer_task(y: np.ndarray) -> str:
-    """Integers, booleans and strings are class labels; any other numbers are regression targets."""
-    return "classification" if y.dtype.kind in "biuUS" else "regression"
+    @property
+    def n_features(self) -> int:
+        return self.x.shape[1]
+
+    @property
+    def n_targets(self) -> int:
+        return 1 if self.y.ndim == 1 else self.y.shape[1]
+
+    def classes(self) -> np.ndarray | None:
+        """The sorted class labels (None for regression)."""
+        return np.unique(self.y) if self.task == "classification" else None
 
 
-def _check_finite(a: np.ndarray, names: Sequence[str], what: str) -> None:
-    bad = ~np.isfinite(a)
-    if bad.any():
-        row, col = (int(i) for i in np.argwhere(bad.reshape(len(a), -1))[0])
-        raise DatasetError(f"{what} {names[col]!r}, row {row + 1}: {a.reshape(len(a), -1)[row, col]} "
-                           "is not a finite number (NaN and infinity are not allowed)")
+@dataclass
+class Scanned:
+    """A dataset file read through once and checked as `make_raw` checks, its rows not kept: what the API
+    needs to store an upload (shapes, task, names, classes) in memory that does not grow with the rows."""
+
+    n_samples: int
+    n_features: int
+    task: str
+    feature_names: list[str]
+    target_names: list[str]
+    class_labels: np.ndarray | None  # sorted; None for regression
+    n_targets: int = 1
+
+    def classes(self) -> np.ndarray | None:
+        return self.class_labels
 
 
-def _classification_targets(y: np.ndarray) -> np.ndarray:
-    """Class labels as a 1-D array of ints, floats, bools or strings."""
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise DatasetError(f"classification needs one label per sample; the target has shape {y.shape}")
-    if y.dtype.kind == "S":
-        # Bytes labels would not be JSON scalars; decode them once here.
-        try:
-            y = np.char.decode(y, "utf-8")
-        except UnicodeDecodeError:
-            raise DatasetError("class labels must be UTF-8 text") from None
-    if y.dtype.kind not in "biufU":
-        raise DatasetError(f"class labels must be numbers or text, not {y.dtype}")
-    n_classes = len(np.unique(y))
-    if n_classes < 2:
-        raise DatasetError(f"the target has only one class ({y[0]!r}); classification needs at least 2")
-    return y
+def check_shapes(x_shape: tuple[int, ...], x_dtype: np.dtype, y_shape: tuple[int, ...]) -> None:
+    """What the shapes and the feature type alone rule out (known from a header, before any data is read)."""
+    if len(x_shape) != 2:
+        raise DatasetError(f"features must be a 2-D array (samples, features); got shape {x_shape}")
+    if x_dtype.kind not in "biuf":
+        raise DatasetError(f"features must be numbers, not {x_dtype}")
+    if len(y_shape) not in (1, 2) or y_shape[0] != x_shape[0]:
+        raise DatasetError(f"{x_shape[0]} feature rows but the target has shape {y_shape}; give one target per row")
+    if x_shape[0] < MIN_SAMPLES:
+        raise DatasetError(f"{x_shape[0]} samples is too few; a dataset needs at least {MIN_SAMPLES}")
+    if x_shape[1] == 0:
+        raise DatasetError("the dataset has no feature columns")
+
+
+def feature_names_or_default(names: Sequence[str] | None, n_features: int) -> list[str]:
+    return list(names) if names is not None else [f"x{i}" for i in range(n_features)]
+
+
+def target_names_or_default(names: Sequence[str] | None, y_shape: tuple[int, ...]) -> list[str]:
+    n_targets = 1 if len(y_shape) == 1 else y_shape[1]
+    if names is not None:
+        return list(names)
+    return ["y"] if n_targets == 1 else [f"y{i}" for i in range(n_targets)]
 
 
 def make_raw(x: np.ndarray, y: np.ndarray, *, task: str | None, feature_names: Sequence[str] | None = None,
@@ -66,41 +96,25 @@ def make_raw(x: np.ndarray, y: np.ndarray, *, task: str | None, feature_names: S
     """Check loaded arrays (shape, finiteness, labels) and build `RawData`; the task is inferred unless given."""
     x = np.asarray(x)
     y = np.asarray(y)
-    if x.ndim != 2:
-        raise DatasetError(f"features must be a 2-D array (samples, features); got shape {x.shape}")
-    if x.dtype.kind not in "biuf":
-        raise DatasetError(f"features must be numbers, not {x.dtype}")
-    if y.ndim not in (1, 2) or len(y) != len(x):
-        raise DatasetError(f"{len(x)} feature rows but the target has shape {y.shape}; give one target per row")
-    if len(x) < MIN_SAMPLES:
-        raise DatasetError(f"{len(x)} samples is too few; a dataset needs at least {MIN_SAMPLES}")
-    if x.shape[1] == 0:
-        raise DatasetError("the dataset has no feature columns")
-    features = list(feature_names) if feature_names is not None else [f"x{i}" for i in range(x.shape[1])]
-    x = x.astype(np.float64, copy=False)
-    _check_finite(x, features, "column")
+    check_shapes(x.shape, x.dtype, y.shape)
+    features = feature_names_or_default(feature_names, x.shape[1])
+    targets = target_names_or_default(target_names, y.shape)
     task = task or infer_task(y)
-    if task not in TASKS:
-        raise DatasetError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
-    n_targets = 1 if y.ndim == 1 else y.shape[1]
-    targets = list(target_names) if target_names is not None else (
-        ["y"] if n_targets == 1 else [f"y{i}" for i in range(n_targets)])
+    check_layout(y.shape, y.dtype, task)  # what the header says comes first, as in scan_file
+    check_finite(x, features, "column")
+    scan = TargetScan(task)
+    scan.add_values(y)
+    scan.finish(targets, y.shape)
     if task == "classification":
-        y = _classification_targets(y)
-        if y.dtype.kind == "f":
-            _check_finite(y, targets, "target column")
+        y = decode_labels(y.reshape(len(y)))
     else:
-        if y.dtype.kind not in "biuf":
-            raise DatasetError(f"regression targets must be numbers; this target holds {y.dtype} values "
-                               "(state task 'classification' for class labels)")
         y = y.astype(np.float64, copy=False)
-        _check_finite(y, targets, "target column")
     return RawData(x=x, y=y, task=task, feature_names=features, target_names=targets)
 
 
-def describe(raw: RawData) -> DatasetInfo:
-    """The catalog facts about a loaded dataset: what specs are checked against."""
-    n, f = raw.x.shape
-    if raw.task == "classification":
-        return DatasetInfo("classification", f, n_classes=len(np.unique(raw.y)), n_samples=n)
-    return DatasetInfo("regression", f, n_samples=n, n_targets=1 if raw.y.ndim == 1 else raw.y.shape[1])
+def describe(data: RawData | Scanned) -> DatasetInfo:
+    """The catalog facts about a loaded or scanned dataset: what specs are checked against."""
+    n, f = data.n_samples, data.n_features
+    if data.task == "classification":
+        return DatasetInfo("classification", f, n_classes=len(data.classes()), n_samples=n)
+    return DatasetInfo("regression", f, n_samples=n, n_targets=data.n_targets)

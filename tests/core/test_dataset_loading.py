@@ -14,9 +14,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from core.datasets import (MNIST_ENV, RawData, describe, fit_scaler, load, load_builtin, load_file, load_path,
-                           prepare)
+from core.datasets import (MNIST_ENV, Limits, RawData, describe, fit_scaler, load, load_builtin, load_file,
+                           load_path, prepare, scan_file)
 from core.datasets.catalog import BUILTINS, GENERATED
+from core.datasets.targets import MAX_CLASSES
 from core.errors import DatasetError
 from core.spec import DatasetSpec
 
@@ -114,7 +115,7 @@ def test_mnist_from_idx_files(tmp_path, gz):
     write_mnist(tmp_path, gz=gz)
     raw = load_builtin(DatasetSpec(builtin="mnist"), mnist_dir=str(tmp_path))
     info = describe(raw)
-    assert raw.x.shape == (30, BUILTINS["mnist"].n_features) and raw.x.dtype == np.float64
+    assert raw.x.shape == (30, BUILTINS["mnist"].n_features) and raw.x.dtype == np.uint8  # prepare makes float64
     assert (info.task, info.n_classes) == ("classification", BUILTINS["mnist"].n_classes)
     assert raw.y.tolist() == list(range(10)) * 3  # train rows, then t10k rows
 
@@ -186,7 +187,7 @@ def test_csv_must_be_utf8():
 def test_npz_loads_x_and_y_with_multi_target_regression():
     x = np.arange(12, dtype=np.float32).reshape(6, 2)
     raw = load_file(npz_bytes(X=x, y=np.ones((6, 2)) * [[1.5, 2.5]]), "npz")
-    assert raw.x.dtype == np.float64 and raw.task == "regression"
+    assert raw.x.dtype == np.float32 and raw.task == "regression"  # kept as stored; prepare makes float64
     info = describe(raw)
     assert (info.n_features, info.n_targets, info.n_classes) == (2, 2, None)
     labels = load_file(npz_bytes(X=x, y=np.array(["a", "b"] * 3)), "npz")
@@ -224,7 +225,7 @@ def test_npz_zip_bomb_is_refused_by_declared_size():
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("X.npy", bytes(8 << 20))
         z.writestr("y.npy", b"")
-    msg, peak = error_and_peak(load_file, buf.getvalue(), "npz", max_bytes=1 << 20)
+    msg, peak = error_and_peak(load_file, buf.getvalue(), "npz", limits=Limits(max_bytes=1 << 20))
     assert "decompress to" in msg and peak < 1 << 20  # nothing decompressed
 
 
@@ -252,11 +253,23 @@ def test_idx_with_a_lying_header_is_refused_quickly():
 
 
 def test_gzip_bomb_is_refused_quickly():
-    bomb = gzip.compress(bytes(32 << 20), compresslevel=1)  # 32 MiB of zeros in ~32 KB
-    msg, peak = error_and_peak(load_file, bomb, "idx", labels=b"", max_bytes=1 << 20)
-    assert "decompresses to more than the 1 MiB limit" in msg
-    assert peak < 4 << 20  # stopped just past the limit, not after inflating all 32 MiB
-    assert "limit" in error_of(load_file, gzip.compress(b"a,y\n" + b"1,0\n" * 1000), "csv", max_bytes=1000)
+    small = Limits(max_bytes=1 << 20)
+    bomb = gzip.compress(b"a,y\n" + b"0,0\n" * (8 << 20), compresslevel=1)  # 32 MiB of rows in ~100 KB
+    msg, peak = error_and_peak(load_file, bomb, "csv", limits=small)
+    assert msg == "the CSV file: decompresses to more than the 1 MiB limit"
+    assert peak < 16 << 20  # the rows of the first MiB; all 32 MiB of them would take ~300 MB
+    # An IDX header that declares more than the limit is refused before its data is inflated at all.
+    images = gzip.compress(idx_bytes(np.zeros((1 << 19, 8, 8))), compresslevel=1)
+    msg, peak = error_and_peak(load_file, images, "idx", labels=idx_bytes(np.zeros(1 << 19)), limits=small)
+    assert msg == ("IDX images: the header declares shape (524288, 8, 8) (33554432 data bytes), so it decompresses "
+                   "to more than the 1 MiB limit")
+    assert peak < 1 << 20
+    # A header that declares less than the gzip'd data holds: refused at the first byte past it.
+    short = gzip.compress(idx_bytes(np.zeros((4, 2))) + bytes(32 << 20), compresslevel=1)
+    msg, peak = error_and_peak(load_file, short, "idx", labels=idx_bytes(np.arange(4) % 2), limits=small)
+    assert msg == ("IDX images: the header declares shape (4, 2) (8 data bytes) but the file holds more than 8 "
+                   "data bytes")
+    assert peak < 1 << 20
 
 
 # --- local paths and dispatch ------------------------------------------------------------------
@@ -289,6 +302,69 @@ def test_load_by_id_uses_the_upload_and_the_spec_overrides():
     raw = load(DatasetSpec(id="ds1", target="b", task="regression"), upload=(data, "csv", "y", None, None))
     assert raw.target_names == ["b"] and raw.task == "regression"
     assert "was not supplied; a local run reads files: use {\"path\": FILE}" in error_of(load, DatasetSpec(id="ds1"))
+
+
+# --- scan_file: what the API checks, rows not kept ------------------------------------------------
+
+SCAN_CSVS = [
+    "a,b,y\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n",
+    "a,b,y\n1,2,cat\n3,4,dog\n5,6,cat\n7,8,dog\n",
+    "a,b,y\n1,2,0.5\n3,4,1.5\n5,6,2\n7,8,1\n",
+    "a,b,y\n1,2,nan\n3,4,1.5\n5,6,2\n7,8,1\n",  # a NaN target: refused as a number, a label as text
+    "a,b,y\n1,2,007\n3,4,7\n5,6,x\n7,8,1\n",  # ints, then text: every label kept as written
+    "a,b,y\n1,nan,1\n3,4,0\n5,6,1\n7,8,0\n",
+    "a,b,y\n1,,1\n3,4,0\n5,6,1\n7,8,0\n",
+    "a,b,y\n1,2,\n3,4,0\n5,6,1\n7,8,0\n",
+    "a,b,y\n1,2,1\n3,4,0\n",
+    "a,b,y\n1,2,0\n , , \n3,4,1\n5,6,0\n7,8,1\n,,\n1,2\n",  # blank rows are not counted
+    "\ufeffa,y\r\n1,0\r\n\r\n2,1\r\n3,0\r\n4,1",
+    'a,y\n"1",0\n2,"x\ny"\n3,0\n4,1\n',
+    "a,y\n1,99999999999999999999\n2,1\n3,0\n4,1.0\n",
+]
+SCAN_NPZS = [
+    {"X": np.arange(12, dtype=np.float32).reshape(6, 2), "y": np.ones((6, 2)) * [[1.5, 2.5]]},
+    {"X": np.arange(12, dtype=np.uint8).reshape(6, 2), "y": np.array([b"a", b"b"] * 3)},
+    {"X": np.asfortranarray(np.arange(18.0).reshape(6, 3)), "y": np.array([0, 1, 0, 1, 0, np.nan])},
+    {"X": np.where(np.arange(12.0).reshape(6, 2) > 5, np.inf, 1.0), "y": np.arange(6) % 2},
+    {"X": np.zeros((6, 2), ">f8"), "y": np.arange(6).astype(">i4") % 2},
+    {"X": np.zeros((6, 2)), "y": np.arange(6).astype(complex)},
+    {"X": np.zeros((3, 2)), "y": np.arange(3) % 2},
+]
+
+
+def outcome(fn, *args, **kwargs):
+    """What a loader says about a file: its catalog facts, names and classes, or its error."""
+    try:
+        data = fn(*args, **kwargs)
+    except DatasetError as exc:
+        return str(exc)
+    classes = data.classes()
+    return describe(data), data.feature_names, data.target_names, None if classes is None else classes.tolist()
+
+
+@pytest.mark.parametrize("text", SCAN_CSVS)
+@pytest.mark.parametrize("kwargs", [{}, {"task": "regression"}, {"task": "classification"}, {"target": "a"}])
+def test_scan_says_what_load_says_about_csv(text, kwargs):
+    for data in (text.encode(), gzip.compress(text.encode())):
+        assert outcome(scan_file, data, "csv", **kwargs) == outcome(load_file, data, "csv", **kwargs)
+
+
+@pytest.mark.parametrize("arrays", SCAN_NPZS)
+@pytest.mark.parametrize("task", [None, "regression", "classification"])
+def test_scan_says_what_load_says_about_npz_and_idx(arrays, task):
+    assert outcome(scan_file, npz_bytes(**arrays), "npz", task=task) == outcome(load_file, npz_bytes(**arrays), "npz",
+                                                                                 task=task)
+    images = np.arange(5 * 2 * 3).reshape(5, 2, 3)
+    for labels in (np.array([0, 1, 2, 1, 0]), np.zeros(5), np.array([0, 1, 0, 1])):
+        pair = gzip.compress(idx_bytes(images)), idx_bytes(labels)
+        assert outcome(scan_file, pair[0], "idx", labels=pair[1], task=task) == outcome(
+            load_file, pair[0], "idx", labels=pair[1], task=task)
+
+
+def test_more_distinct_labels_than_any_output_layer_are_refused():
+    text = "a,y\n" + "".join(f"{i},c{i}\n" for i in range(MAX_CLASSES + 1))
+    for fn in (scan_file, load_file):
+        assert f"more than {MAX_CLASSES:,} distinct labels" in error_of(fn, text.encode(), "csv")
 
 
 # --- prepare -----------------------------------------------------------------------------------

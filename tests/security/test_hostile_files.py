@@ -70,7 +70,7 @@ def test_uploads_that_carry_code_are_refused_and_never_run(api, tmp_path, no_cod
 def test_bombs_and_lying_headers_are_refused_without_inflating(limited, no_code_runs):
     import resource
 
-    api = limited(max_upload_bytes=64 * 1024)  # files may inflate to 4x this: 256 KiB
+    api = limited(max_upload_bytes=64 * 1024, max_decompressed_bytes=256 * 1024)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     cases = [
         (sectest.npz_bomb(), "npz", None, "decompress to"),  # 2 MiB of zeros in ~2 KiB
