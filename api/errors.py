@@ -117,13 +117,25 @@ def _http_error(exc: HTTPException) -> Response:
     elif status == 405:
         detail = f"{request.method} is not allowed on {request.path}; allowed: {headers.get('Allow', 'none')}"
     elif status == 413:
-        from api.app import UPLOAD_ENDPOINTS
-
-        limit = request.max_content_length
-        setting = "max_upload_bytes" if request.endpoint in UPLOAD_ENDPOINTS else "max_request_bytes"
-        detail = f"the request body is larger than the limit of {limit} bytes ({setting})" if limit else detail
+        detail = _too_large(detail)
     kind = HTTPStatus(status).phrase.lower().replace(" ", "-")
     return problem(status, detail, kind=kind, headers=headers)
+
+
+def _too_large(default: str) -> str:
+    """Which limit a 413 passed: the body's size, or (a body within it) werkzeug's form limits, which cannot tell
+    apart a form of too many parts from one with a too large field or part header."""
+    from api.app import UPLOAD_ENDPOINTS
+
+    limit, length = request.max_content_length, request.content_length
+    if limit and (length is None or length > limit):
+        setting = "max_upload_bytes" if request.endpoint in UPLOAD_ENDPOINTS else "max_request_bytes"
+        return f"the request body is larger than the limit of {limit} bytes ({setting})"
+    if request.mimetype == "multipart/form-data":
+        return (f"the form has more than {request.max_form_parts:,} parts, or a field or part header larger than "
+                f"{request.max_form_memory_size:,} bytes (the body itself is within its limit); a dataset upload "
+                "needs only the parts file, labels, name, format, target and task")
+    return default
 
 
 def _spec_error(exc: SpecError) -> Response:

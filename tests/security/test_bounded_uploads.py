@@ -184,6 +184,15 @@ def test_a_60k_column_header_is_checked_in_linear_time(api):
     refused_file(r, "the CSV header repeats column names: 'c59', 'c7'")
 
 
+def test_form_limits_say_which_limit_was_passed(api_both):
+    """#43: werkzeug's form limits (parts, field size) were answered as if the body passed max_upload_bytes."""
+    fields = {f"extra{i}": "x" for i in range(5000)}
+    detail = problem(upload(api_both.alice, b"a,y\n", "csv", **fields), 413)["detail"]
+    assert "more than 1,000 parts" in detail and "max_upload_bytes" not in detail, detail
+    detail = problem(upload(api_both.alice, b"a,y\n", "csv", name="n" * (5 * MIB)), 413)["detail"]
+    assert "larger than 500,000 bytes" in detail and "max_upload_bytes" not in detail, detail
+
+
 # --- the loaders the API and the worker use --------------------------------------------------------------
 
 
