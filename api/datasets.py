@@ -54,6 +54,16 @@ def _extras(scanned: loaders.Scanned) -> dict:
     return info
 
 
+def _check_quota(size: int, settings) -> None:
+    """413 when this upload would take the caller's stored datasets past `max_dataset_bytes_per_user` (checked
+    before the file is read: refusing costs no parsing)."""
+    used, limit = repo.stored_bytes(session=session(), owner=user_id()), settings.max_dataset_bytes_per_user
+    if used + size > limit:
+        raise ApiError(413, f"your datasets hold {used:,} bytes; this upload of {size:,} bytes would take them past "
+                            f"the limit of {limit:,} bytes (max_dataset_bytes_per_user): delete some first",
+                       kind="quota-exceeded")
+
+
 def _limits(settings) -> loaders.Limits:
     """What one upload may inflate to and hold, checked from headers and while streaming, before anything is kept."""
     return loaders.Limits(max_bytes=settings.max_decompressed_bytes, max_cells=settings.max_samples_x_features,
@@ -62,8 +72,8 @@ def _limits(settings) -> loaders.Limits:
 
 @bp.post("/datasets")
 def upload_dataset():
-    """201 with the stored dataset; 413 over max_upload_bytes, 415 if not multipart, 422 if it cannot be used (a
-    limit passed while it is read included)."""
+    """201 with the stored dataset; 413 over max_upload_bytes or max_dataset_bytes_per_user, 415 if not multipart,
+    422 if it cannot be used (a limit passed while it is read included)."""
     data, labels = _read_upload()
     name = _form_value("name", required=True)
     fmt = _form_value("format", FORMATS, required=True)
@@ -71,6 +81,7 @@ def upload_dataset():
     if fmt == "idx" and labels is None:
         raise invalid([{"loc": "labels", "msg": "an IDX upload needs its labels file as the 'labels' part"}])
     settings = state().settings
+    _check_quota(len(data) + len(labels or b""), settings)
     try:
         # Checked in bounded memory, rows not kept: the API needs shapes, task, names and classes (core.datasets.scan).
         scanned = loaders.scan_file(data, fmt, target=target, task=task, labels=labels, limits=_limits(settings))

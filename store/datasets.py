@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from store.blobs import delete_blob_if_unreferenced, get_blob, put_blob
@@ -27,6 +27,11 @@ def create_dataset(*, session: Session, owner: str, name: str, format: str, data
     session.add(dataset)
     session.flush()
     return dataset
+
+
+def stored_bytes(*, session: Session, owner: str) -> int:
+    """The bytes the owner's uploads hold (files and labels files, as uploaded): what the per-user quota counts."""
+    return session.scalar(select(func.coalesce(func.sum(Dataset.size_bytes), 0)).where(Dataset.owner_id == owner))
 
 
 def get_dataset(*, session: Session, owner: str, dataset_id: str, lock: bool = False) -> Dataset:

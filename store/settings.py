@@ -49,6 +49,7 @@ class Settings:
     max_request_bytes: int = 16 * 2**20
     max_upload_bytes: int = 256 * 2**20
     max_decompressed_bytes: int = 2**30  # what one uploaded file may inflate to (gzip'd CSV / IDX, NPZ arrays)
+    max_dataset_bytes_per_user: int = 4 * 2**30  # all of one user's uploads together, as uploaded
     max_parameters: int = 50_000_000
     max_samples_x_features: int = 200_000_000
     max_epochs: int = 1_000_000
@@ -189,7 +190,7 @@ def _check(s: Settings) -> None:
     positive += ("api_max_connections", "header_timeout_seconds", "body_timeout_seconds", "stream_max_seconds",
                  "stream_recheck_seconds")
     positive += ("max_predict_values",)
-    positive += ("max_decompressed_bytes",)
+    positive += ("max_decompressed_bytes", "max_dataset_bytes_per_user")
     positive += ("max_json_depth", "max_json_digits", "max_spec_items")
     positive += ("worker_memory_bytes", "max_classes", "max_layers", "max_spec_bytes",
                  "max_checkpoint_bytes_per_minute")

@@ -246,3 +246,18 @@ def test_gzip_stream_refuses_trailing_truncation_and_corruption():
     for data, fragment in ((whole[:-12], "truncated gzip data"), (whole[:20] + bytes(40) + whole[60:], "corrupt gzip")):
         with pytest.raises(DatasetError, match=fragment):
             scan_file(data, "csv")
+
+
+def test_uploads_past_the_per_user_quota_are_413_before_any_parsing(limited_both):
+    """#46: there was no limit on what one user stores; refusing now costs a sum, not a parse."""
+    api = limited_both(max_dataset_bytes_per_user=10_000)
+    csv = ("a,b,label\n" + "0,1,0\n1,0,1\n" * 400).encode()  # 4,810 bytes
+    first = upload(api.alice, csv, "csv").get_json()
+    assert upload(api.alice, csv + b"1,1,1\n", "csv").status_code == 201  # 9,626 bytes stored
+    body = problem(upload(api.alice, b"not a CSV, never parsed" * 50, "csv"), 413)
+    assert body["type"] == "urn:trainyard:problem:quota-exceeded"
+    assert body["detail"] == ("your datasets hold 9,626 bytes; this upload of 1,150 bytes would take them past the "
+                              "limit of 10,000 bytes (max_dataset_bytes_per_user): delete some first")
+    assert upload(api.bob, csv, "csv").status_code == 201  # per user
+    assert api.alice.delete(f"/datasets/{first['id']}").status_code == 204
+    assert upload(api.alice, csv + b"0,0,0\n", "csv").status_code == 201
