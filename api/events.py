@@ -88,7 +88,9 @@ class Feed:
             rows = repo.history_rows(session=db, job_id=job_id, since=since, until=until)
             text = "".join(event("progress", {"status": status, "epoch": row["epoch"], "epochs": epochs, **row},
                                  row["epoch"]) for row in rows)
-            return text, rows[-1]["epoch"] if rows else since
+            # Rows and the job's epoch are written in one transaction, so epochs of this range with no row never
+            # get one (a lost or trimmed history): move past them rather than wait for them forever.
+            return text, rows[-1]["epoch"] if rows else until
         return self._ask(("progress", job_id, since, until, status, epochs), query)
 
     def body(self, job_id: str, status: str, epoch: int) -> dict | None:
