@@ -7,6 +7,7 @@ from flask import Blueprint, request
 from api import views
 from api.context import session, state, writing
 from api.auth import user_id
+from api.offload import offload
 from api.errors import ApiError, invalid
 from api.limits import class_count_errors
 from api.jsonio import bad_text
@@ -84,7 +85,8 @@ def upload_dataset():
     _check_quota(len(data) + len(labels or b""), settings)
     try:
         # Checked in bounded memory, rows not kept: the API needs shapes, task, names and classes (core.datasets.scan).
-        scanned = loaders.scan_file(data, fmt, target=target, task=task, labels=labels, limits=_limits(settings))
+        scanned = offload(loaders.scan_file, data, fmt, target=target, task=task, labels=labels,
+                          limits=_limits(settings))
     except DatasetError as exc:
         raise invalid([{"loc": "file", "msg": exc.message}]) from None
     info = loaders.describe(scanned)

@@ -13,6 +13,7 @@ from api.context import celery_app, session, state, writing
 from api.auth import user_id
 from api.errors import ApiError, invalid
 from api.jsonio import parse_json
+from api.offload import offload
 from api.schemas import JobStatus
 from api.submit import check_queue_limit, validate_submission
 from store import jobs as repo
@@ -60,7 +61,7 @@ def submit_job():
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 0 < len(key) <= MAX_KEY:
         raise invalid([{"loc": "Idempotency-Key", "msg": f"must be 1 to {MAX_KEY} characters"}])
-    doc = parse_json(request.get_data(), settings, what="a JSON job spec", max_items=settings.max_spec_items)
+    doc = offload(parse_json, request.get_data(), settings, what="a JSON job spec", max_items=settings.max_spec_items)
     # The same key must come with the same request: a retry, not a new job under an old key.
     fingerprint = hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     if key is not None:

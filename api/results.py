@@ -13,6 +13,7 @@ from api.auth import user_id
 from api.errors import invalid
 from api.jobs import page_limit
 from api.jsonio import dumps, parse_json
+from api.offload import offload
 from api.params import int_param
 from api.predicting import no_model, outputs, parse_inputs, predict_body
 from core.backends import load_predictor
@@ -74,7 +75,7 @@ def get_confusion_matrix(job_id: str):
     db = session()
     matrix = repo.get_confusion_matrix(session=db, owner=user_id(), job_id=job_id, split=split)
     db.close()
-    return Response(matrix_json(split, matrix), mimetype="application/json")
+    return Response(offload(matrix_json, split, matrix), mimetype="application/json")
 
 
 def matrix_json(split: str, matrix: np.ndarray, block: int = 256) -> str:
@@ -92,13 +93,15 @@ def predict(job_id: str):
     job = repo.get_job(session=db, owner=owner, job_id=job_id)
     if job.status != SUCCEEDED:
         raise no_model(job.status)
-    body = parse_json(request.get_data(), st.settings, what='a JSON object {"inputs": [[...], ...]}')
+    body = offload(parse_json, request.get_data(), st.settings, what='a JSON object {"inputs": [[...], ...]}')
 
     def load():
         return load_predictor(repo.get_model(session=db, owner=owner, job_id=job_id)[0])
 
     predictor = st.predictors.get(job_id, load)
     db.close()  # the model is in memory; free the connection (and SQLite's lock) before computing
-    x = parse_inputs(body, n_features=predictor.preprocessing.n_features, max_rows=st.settings.max_predict_rows,
-                     outputs=outputs(predictor.preprocessing), max_values=st.settings.max_predict_values)
-    return predict_body(predictor, x)
+    x = offload(parse_inputs, body, n_features=predictor.preprocessing.n_features,
+                max_rows=st.settings.max_predict_rows, outputs=outputs(predictor.preprocessing),
+                max_values=st.settings.max_predict_values)
+    body = offload(predict_body, predictor, x)
+    return Response(offload(dumps, body), mimetype="application/json")  # up to ~20 MB of JSON: not in the loop

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from api.offload import offload
 from api.errors import ApiError, invalid
 from api.jsonio import non_finite
 from api.limits import layer_count_errors, spec_limit_errors
@@ -52,7 +53,7 @@ def validate_submission(doc: Any, *, db: Session, owner: str, settings: Settings
         raise invalid([{"loc": loc, "msg": "not a finite number (NaN and Infinity are not allowed)"} for loc in bad])
     info = _dataset_info(doc, db=db, owner=owner)
     try:
-        spec = validate_spec(doc, info)  # SpecError → 422 with field paths
+        spec = offload(validate_spec, doc, info)  # SpecError → 422 with field paths
     except (TypeError, KeyError, AttributeError) as exc:
         # A validator that met a value of a type it did not expect (e.g. {"name": {}}): still the client's input.
         log.warning("spec validation raised %s; answered 422", one_line(exc))  # one line: a client can repeat it

@@ -187,3 +187,39 @@ def test_gunicorn_refusals_are_problem_json(tmp_path):
         assert requests.get(url + "/health", timeout=10).status_code == 200
     finally:
         c.stop_all()
+
+
+def test_a_long_upload_parse_does_not_stop_the_api(tmp_path):
+    """Parsing ~8 million CSV rows takes many seconds of CPU. Under gevent it runs in a thread
+    (api.offload): /health keeps answering meanwhile, and gunicorn does not kill the worker."""
+    import gzip
+    import io
+    import threading
+
+    settings = Settings(home=tmp_path / "home")
+    c = Cluster(settings, settings)
+    try:
+        url = c.start_api()
+        out = io.BytesIO()
+        with gzip.GzipFile(fileobj=out, mode="wb") as z:
+            z.write(b"a,label\n")
+            for _ in range(30):
+                z.write(b"0,0\n1,1\n" * (1 << 17))  # 1 MiB, 262,144 rows
+        answer: list[requests.Response] = []
+        upload = threading.Thread(target=lambda: answer.append(c.api(
+            "POST", "/datasets", files={"file": ("big.csv.gz", out.getvalue())},
+            data={"name": "big", "format": "csv"}, timeout=300)))
+        upload.start()
+        during = 0
+        for _ in range(10):
+            time.sleep(0.5)
+            r = requests.get(url + "/health", timeout=5)  # would time out while the parse held the process
+            assert r.status_code == 200
+            during += upload.is_alive()
+        upload.join(300)
+        assert during > 0, "the upload ended before /health was probed: make it larger"
+        assert answer[0].status_code == 201, answer[0].text
+        assert answer[0].json()["n_samples"] == 30 * (1 << 18)
+        assert "WORKER TIMEOUT" not in c.log_text("api")
+    finally:
+        c.stop_all()
