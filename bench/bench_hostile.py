@@ -65,6 +65,19 @@ def peak_rss_mb(master: int) -> float:
     return max(peaks, default=float("nan"))
 
 
+def wait_healthy(url: str, home: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(url + "/health", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the API did not start; see {home}/api.log")
+        time.sleep(0.3)
+
+
 def measure(url: str, token: str, job_id: str, n: int, budget: float = 90.0) -> dict:
     """`n` sequential GET /jobs/{id} and /health with a 10 s timeout each (stopping after `budget` s): latency
     percentiles and failures."""
@@ -176,16 +189,7 @@ def main() -> int:
              start(["-m", "worker.reconciler"], settings, home / "reconciler.log")]
     url = f"http://127.0.0.1:{port}/api/v1"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the API did not start; see {home}/api.log")
-            time.sleep(0.3)
+        wait_healthy(url, home)
         auth = {"Authorization": f"Bearer {token}"}
         job_id = requests.post(url + "/jobs", json=JOB, headers=auth, timeout=30).json()["id"]
         while requests.get(f"{url}/jobs/{job_id}", headers=auth, timeout=10).json()["status"] != "running":

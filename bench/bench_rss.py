@@ -25,7 +25,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
-from bench_hostile import REDIS_URL, free_port, peak_rss_mb, start  # noqa: E402
+from bench_hostile import REDIS_URL, free_port, peak_rss_mb, start, wait_healthy  # noqa: E402
 
 
 def npz_zeros(rows: int, cols: int) -> bytes:
@@ -88,12 +88,7 @@ def main() -> int:
              start(["-m", "worker.reconciler"], settings, home / "reconciler.log")]
     url, auth = f"http://127.0.0.1:{port}/api/v1", {"Authorization": f"Bearer {token}"}
     try:
-        for _ in range(200):
-            try:
-                if requests.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.3)
+        wait_healthy(url, home)
 
         def report(what: str, r: requests.Response) -> None:
             print(f"  {what:58s} -> {r.status_code} ({len(r.content):>10,} bytes)  peak RSS "

@@ -69,3 +69,18 @@ def api_both(db_settings):
     a = make_api(db_settings)
     yield a
     a.engine.dispose()
+
+
+@pytest.fixture
+def limited_both(db_settings):
+    """`limited_both(**settings)`: an app with these settings, once on SQLite + filesystem broker and once on
+    PostgreSQL + Redis."""
+    made = []
+
+    def make(**changes):
+        made.append(make_api(db_settings, **changes))
+        return made[-1]
+
+    yield make
+    for a in made:
+        a.engine.dispose()

@@ -16,7 +16,7 @@ import zlib
 
 import numpy as np
 import pytest
-from apitest import make_api, problem
+from apitest import problem
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
@@ -102,20 +102,6 @@ def refused_file(r, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in msg, msg
     return msg
-
-
-@pytest.fixture
-def limited_both(db_settings):
-    """`limited_both(**settings)`: an app with the given limits, once on SQLite and once on PostgreSQL + Redis."""
-    made = []
-
-    def make(**changes):
-        made.append(make_api(db_settings, **changes))
-        return made[-1]
-
-    yield make
-    for a in made:
-        a.engine.dispose()
 
 
 # --- through the API, on both databases ------------------------------------------------------------------

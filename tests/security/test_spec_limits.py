@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
-from apitest import make_api, problem, xor
+from apitest import problem, xor
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 GIB = 2**30
@@ -33,20 +33,6 @@ def moons_wide(**training) -> dict:
     spec = copy.deepcopy(MOONS_WIDE)
     spec["training"].update(training)
     return spec
-
-
-@pytest.fixture
-def limited_both(db_settings):
-    """`limited_both(**settings)`: an app with these settings, on SQLite and on PostgreSQL (one database per test)."""
-    made = []
-
-    def make(**changes):
-        made.append(make_api(db_settings, **changes))
-        return made[-1]
-
-    yield make
-    for a in made:
-        a.engine.dispose()
 
 
 def errors(body: dict) -> dict[str, str]:
