@@ -31,10 +31,11 @@ def _before_request() -> None:
     request.max_content_length = s.max_upload_bytes if request.endpoint in UPLOAD_ENDPOINTS else s.max_request_bytes
     if request.endpoint is None:
         return
-    if request.endpoint not in PUBLIC:
-        throttle.check_client()  # before any database access
-        auth.authenticate()
-        close_session()  # don't keep a connection (or SQLite snapshot) while the body arrives
+    if request.endpoint in PUBLIC:
+        return  # no body, no token, no slot: /health answers even when every slot is taken
+    throttle.check_client()  # before any database access
+    auth.authenticate()
+    close_session()  # don't keep a connection (or SQLite snapshot) while the body arrives
     read_body(s.body_timeout_seconds)
     st.active.acquire()
     g.active = True

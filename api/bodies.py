@@ -13,6 +13,7 @@ from typing import Iterator
 from flask import request
 
 from api.errors import ApiError
+from store.green import green
 
 BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -25,15 +26,11 @@ class BodyTimeout(Exception):
 def _deadline(seconds: float) -> Iterator[None]:
     """Raise BodyTimeout in this greenlet after `seconds` — under gevent (the served API); a no-op otherwise
     (the test client and other callers hand the app a body that is already complete)."""
-    try:
-        from gevent import Timeout
-        from gevent.monkey import is_module_patched
-    except ImportError:  # pragma: no cover - gevent is a dependency
+    if not green():
         yield
         return
-    if not is_module_patched("socket"):
-        yield
-        return
+    from gevent import Timeout
+
     with Timeout(seconds, BodyTimeout):
         yield
 
@@ -50,5 +47,4 @@ def read_body(timeout: float) -> None:
                 request.get_data(cache=True)
     except BodyTimeout:
         raise ApiError(408, f"the request body did not arrive within {timeout:g} s (body_timeout_seconds); "
-                            "send it at once, or through a proxy that buffers it", kind="request-timeout",
-                       headers={"Connection": "close"}) from None
+                            "send it at once, or through a proxy that buffers it", kind="request-timeout") from None

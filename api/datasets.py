@@ -68,7 +68,8 @@ def _check_quota(size: int, settings) -> None:
 def _limits(settings) -> loaders.Limits:
     """What one upload may inflate to and hold, checked from headers and while streaming, before anything is kept."""
     return loaders.Limits(max_bytes=settings.max_decompressed_bytes, max_cells=settings.max_samples_x_features,
-                          bytes_setting="max_decompressed_bytes", cells_setting="max_samples_x_features")
+                          max_features=settings.max_features, bytes_setting="max_decompressed_bytes",
+                          cells_setting="max_samples_x_features", features_setting="max_features")
 
 
 @bp.post("/datasets")

@@ -28,7 +28,6 @@ from store.tokens import verify_token
 POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0
 ROWS_PER_POLL = 1000  # a replay of a long history is sent in slices, each stream at its own pace
-MAX_KEYS = 10_000
 
 
 class Feed:
@@ -47,6 +46,7 @@ class Feed:
         self._loading: dict[tuple, threading.Lock] = {}
         self._lock = threading.Lock()
         self._queries = threading.BoundedSemaphore(self.QUERIES)
+        self._swept = time.monotonic()
 
     def _fresh(self, key: tuple) -> tuple[bool, Any]:
         hit = self._answers.get(key)
@@ -58,17 +58,21 @@ class Feed:
             return answer
         with self._lock:
             gate = self._loading.setdefault(key, threading.Lock())
-        with gate:  # one load per key; the others wait for it and then find it fresh
-            found, answer = self._fresh(key)
-            if found:
-                return answer
-            with self._queries, self.sessions() as db:
-                answer = query(db)
+        try:
+            with gate:  # one load per key; the others wait for it and then find it fresh
+                found, answer = self._fresh(key)
+                if found:
+                    return answer
+                with self._queries, self.sessions() as db:
+                    answer = query(db)
+                with self._lock:
+                    now = time.monotonic()
+                    if now - self._swept > self.ttl:  # expired answers (a replay's slices) are dropped at once
+                        self._answers = {k: v for k, v in self._answers.items() if v[0] > now}
+                        self._swept = now
+                    self._answers[key] = (now + self.ttl, answer)
+        finally:
             with self._lock:
-                now = time.monotonic()
-                if len(self._answers) >= MAX_KEYS:
-                    self._answers = {k: v for k, v in self._answers.items() if v[0] > now}
-                self._answers[key] = (now + self.ttl, answer)
                 self._loading.pop(key, None)
         return answer
 

@@ -17,7 +17,7 @@ import json
 from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker
 
-TYPE_PREFIX = "urn:trainyard:problem:"
+TYPE_PREFIX = "urn:trainyard:problem:"  # as api.errors; not imported: the gunicorn master loads this module
 
 
 def problem_bytes(status: int, reason: str, detail: str) -> bytes:

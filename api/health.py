@@ -15,8 +15,8 @@ def check_database() -> tuple[bool, str]:
     from api.context import state
 
     try:
-        with state().engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        with state().read_sessions() as db:  # a read: on SQLite it never waits for the write lock
+            db.execute(text("SELECT 1"))
         return True, "ok"
     except Exception as exc:  # any failure means "down"; the detail says which
         return False, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

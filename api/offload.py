@@ -12,21 +12,29 @@ from __future__ import annotations
 
 from typing import Any, Callable, TypeVar
 
+from flask import g
+
+from api.context import state
+from store.green import green
+
 T = TypeVar("T")
 
 
-def _served_by_gevent() -> bool:
-    try:
-        from gevent.monkey import is_module_patched
-    except ImportError:  # pragma: no cover - gevent is a dependency
-        return False
-    return is_module_patched("socket")
-
-
 def offload(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """`fn(*args, **kwargs)`, in gevent's thread pool when served by gevent (exceptions re-raised here)."""
-    if not _served_by_gevent():
+    """`fn(*args, **kwargs)`, in gevent's thread pool when served by gevent (exceptions re-raised here).
+
+    While it runs, the request gives back its concurrency slot (api.app), so a few long computations never
+    keep every other request of the process waiting.
+    """
+    if not green():
         return fn(*args, **kwargs)
     from gevent import get_hub
 
-    return get_hub().threadpool.apply(fn, args, kwargs)
+    slot = state().active if g.get("active") else None
+    if slot is not None:
+        slot.release()
+    try:
+        return get_hub().threadpool.apply(fn, args, kwargs)
+    finally:
+        if slot is not None:
+            slot.acquire()

@@ -95,8 +95,8 @@ def predict(job_id: str):
         raise no_model(job.status)
     body = offload(parse_json, request.get_data(), st.settings, what='a JSON object {"inputs": [[...], ...]}')
 
-    def load():
-        return load_predictor(repo.get_model(session=db, owner=owner, job_id=job_id)[0])
+    def load():  # once per process and job; building a Keras model (importing TensorFlow) takes seconds
+        return offload(load_predictor, repo.get_model(session=db, owner=owner, job_id=job_id)[0])
 
     predictor = st.predictors.get(job_id, load)
     db.close()  # the model is in memory; free the connection (and SQLite's lock) before computing

@@ -15,6 +15,7 @@ transaction, which in WAL mode never takes the write lock and never blocks a wri
 from __future__ import annotations
 
 import json
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -27,6 +28,7 @@ from sqlalchemy.pool import NullPool
 
 from core.job import json_safe
 from store.private import private_sqlite_file
+from store.green import green
 from store.settings import Settings
 
 
@@ -48,6 +50,7 @@ def json_dumps(value: Any) -> str:
         return json.dumps(json_safe(value), allow_nan=False)
 
 
+GREEN_BUSY_MS = 20  # under gevent, SQLite blocks the event loop at most this long per attempt
 READ_ONLY = "trainyard_read_only"  # execution option: this connection's transactions only read
 
 
@@ -97,13 +100,34 @@ def _sqlite_engine(settings: Settings) -> Engine:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
+        if green():  # SQLite's own wait would stop every connection of the process: wait in _begin_immediate
+            cursor.execute(f"PRAGMA busy_timeout = {GREEN_BUSY_MS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:
-        connection.exec_driver_sql("BEGIN" if connection.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        elif green():
+            _begin_immediate(connection, settings.db_statement_timeout_seconds)
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _begin_immediate(connection, timeout: float) -> None:
+    """BEGIN IMMEDIATE, waiting for another process's write lock in short cooperative sleeps (under gevent), so
+    the other connections of this process are served meanwhile; "database is locked" after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.01)  # gevent's sleep: the event loop runs
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -52,6 +52,7 @@ class Settings:
     max_dataset_bytes_per_user: int = 4 * 2**30  # all of one user's uploads together, as uploaded
     max_parameters: int = 50_000_000
     max_samples_x_features: int = 200_000_000
+    max_features: int = 100_000  # columns of an upload (each is named, stored and shown with the dataset)
     max_epochs: int = 1_000_000
     max_predict_rows: int = 100_000
     max_predict_values: int = 1_000_000  # rows × outputs of one predict (about 20 MB of JSON)
@@ -183,7 +184,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 def _check(s: Settings) -> None:
     positive = ("lease_seconds", "heartbeat_seconds", "reconcile_interval_seconds", "republish_after_seconds",
                 "worker_live_seconds", "max_attempts", "job_timeout_seconds", "max_request_bytes",
-                "max_upload_bytes", "max_parameters", "max_samples_x_features", "max_epochs", "max_predict_rows",
+                "max_upload_bytes", "max_parameters", "max_samples_x_features", "max_features", "max_epochs",
+                "max_predict_rows",
                 "max_queued_per_user", "rate_limit_per_second", "rate_limit_burst", "db_connect_timeout_seconds",
                 "db_statement_timeout_seconds", "db_pool_size", "auth_failures_per_address",
                 "auth_failure_window_seconds")

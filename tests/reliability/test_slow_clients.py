@@ -223,3 +223,36 @@ def test_a_long_upload_parse_does_not_stop_the_api(tmp_path):
         assert "WORKER TIMEOUT" not in c.log_text("api")
     finally:
         c.stop_all()
+
+
+def test_a_write_waiting_for_sqlites_lock_does_not_stop_the_api(tmp_path):
+    """Another process holds SQLite's write lock (as a worker writing a checkpoint does). A submit waits for it
+    in short cooperative sleeps, so /health and reads are served meanwhile; then the submit succeeds."""
+    import threading
+
+    settings = Settings(home=tmp_path / "home")
+    c = Cluster(settings, settings)
+    try:
+        url = c.start_api()
+        assert c.api("GET", "/jobs").status_code == 200  # the token is cached: the submit needs only the lock
+        path = settings.database_url.split("///", 1)[1]
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        answer: list[requests.Response] = []
+        submit = threading.Thread(target=lambda: answer.append(c.api("POST", "/jobs", json=moons_spec(epochs=1))))
+        try:
+            submit.start()
+            served = 0
+            for _ in range(8):
+                time.sleep(0.3)
+                assert requests.get(url + "/health", timeout=2).status_code == 200
+                assert c.api("GET", "/jobs", timeout=2).status_code == 200
+                served += submit.is_alive()
+            assert served == 8, "the submit did not wait for the lock"
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        submit.join(30)
+        assert answer[0].status_code == 201, answer[0].text
+    finally:
+        c.stop_all()

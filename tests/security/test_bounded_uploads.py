@@ -121,6 +121,16 @@ def test_npz_shape_is_refused_from_its_header(api_both, payloads):
     assert peak < 10 * MIB, f"{peak / MIB:.0f} MiB traced refusing a 0.58 MB NPZ from its header"
 
 
+def test_a_wide_npz_is_refused_from_its_header_before_any_column_is_named(api_both):
+    """4 x 20,000,000 uint8 is within max_samples_x_features, but naming 20M columns took 1.4 GB (and 249 MB of
+    JSON in every dataset list): max_features refuses it from the header."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, X=np.zeros((4, 20_000_000), np.uint8), y=np.zeros(4, np.uint8))
+    r, peak = peak_of(upload, api_both.alice, buf.getvalue(), "npz")
+    refused_file(r, "20,000,000 features is over the limit of 100,000 (max_features)")
+    assert peak < 10 * MIB, f"{peak / MIB:.0f} MiB traced refusing a 78 KB NPZ from its header"
+
+
 def test_idx_shape_is_refused_from_its_header(api_both, payloads):
     r, peak = peak_of(upload, api_both.alice, payloads["idx_gz"], "idx", payloads["idx_labels_gz"])
     refused_file(r, "4,000,000 samples x 64 features is over the limit of 200,000,000 (max_samples_x_features)")
