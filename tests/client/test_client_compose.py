@@ -45,7 +45,9 @@ def test_compose_file_validates_with_no_env_file(tmp_path, profile):
 def test_compose_file_shape():
     services = load_compose(REQUIRED_ENV)["services"]
     for name in TRAINYARD_SERVICES:
-        assert services[name]["command"][0] == "trainyard"
+        # the API starts as `python -m api.serve` so that gevent patches the standard library before anything
+        assert services[name]["command"][:3] == ["python", "-m", "api.serve"] if name == "api" \
+            else services[name]["command"][0] == "trainyard"
         assert "container_name" not in services[name]
         assert services[name]["environment"]["TRAINYARD_DATABASE_URL"].startswith("postgresql+psycopg://")
     for name in TRAINYARD_SERVICES - {"migrate"}:
