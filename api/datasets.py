@@ -105,7 +105,7 @@ def upload_dataset():
 @bp.get("/datasets")
 def list_datasets():
     """The caller's datasets, newest first."""
-    return {"items": [views.dataset_body(d) for d in repo.list_datasets(session=session(), owner=user_id())]}
+    return {"items": [views.dataset_summary(d) for d in repo.list_datasets(session=session(), owner=user_id())]}
 
 
 @bp.get("/datasets/<dataset_id>")

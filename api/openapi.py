@@ -16,7 +16,7 @@ PREFIX = "/api/v1"
 REF = "#/components/schemas/{model}"
 MODELS = [schemas.Job, schemas.JobList, schemas.History, schemas.ConfusionMatrix, schemas.PredictRequest,
           schemas.PredictResponse,
-          schemas.Dataset, schemas.DatasetList, schemas.WorkerList, schemas.Health, schemas.Catalog,
+          schemas.Dataset, schemas.DatasetSummary, schemas.DatasetList, schemas.WorkerList, schemas.Health, schemas.Catalog,
           schemas.Problem, schemas.DatasetUpload]
 
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}

@@ -101,7 +101,9 @@ class PredictResponse(_Out):
     classes: list[Any] | None = Field(description="classification: the class label of each column of `probabilities`")
 
 
-class Dataset(_Out):
+class DatasetSummary(_Out):
+    """One dataset as `GET /datasets` lists it: no class labels or feature names (`GET /datasets/{id}` has them)."""
+
     id: str
     name: str
     format: str
@@ -111,16 +113,19 @@ class Dataset(_Out):
     n_features: int
     n_classes: int | None
     n_targets: int
-    classes: list[Any] | None
-    feature_names: list[str] | None
     sha256: str
     size_bytes: int
     created_at: str
     links: dict[str, str]
 
 
+class Dataset(DatasetSummary):
+    classes: list[Any] | None
+    feature_names: list[str] | None
+
+
 class DatasetList(_Out):
-    items: list[Dataset]
+    items: list[DatasetSummary]
 
 
 class WorkerOut(_Out):

@@ -50,14 +50,17 @@ def scalar_metrics(metrics: dict | None) -> dict | None:
     return finite({k: v for k, v in metrics.items() if v is None or isinstance(v, (int, float))})
 
 
-def dataset_body(ds: Dataset) -> dict:
-    """One uploaded dataset."""
-    info = ds.info or {}
-    body = {
+def dataset_summary(ds: Dataset) -> dict:
+    """One uploaded dataset as lists show it: sizes and shapes, not its (up to max_features) names and labels."""
+    return {
         "id": ds.id, "name": ds.name, "format": ds.format, "task": ds.task, "target": ds.target,
         "n_samples": ds.n_samples, "n_features": ds.n_features, "n_classes": ds.n_classes,
-        "n_targets": ds.n_targets, "classes": info.get("classes"), "feature_names": info.get("feature_names"),
-        "sha256": ds.sha256, "size_bytes": ds.size_bytes, "created_at": isoformat(ds.created_at),
-        "links": {"self": f"{PREFIX}/datasets/{ds.id}"},
+        "n_targets": ds.n_targets, "sha256": ds.sha256, "size_bytes": ds.size_bytes,
+        "created_at": isoformat(ds.created_at), "links": {"self": f"{PREFIX}/datasets/{ds.id}"},
     }
-    return body
+
+
+def dataset_body(ds: Dataset) -> dict:
+    """One uploaded dataset, with its class labels (when few) and feature names."""
+    info = ds.info or {}
+    return {**dataset_summary(ds), "classes": info.get("classes"), "feature_names": info.get("feature_names")}

@@ -34,7 +34,9 @@ def test_upload_csv_then_train_on_it(api):
     assert (ds["n_samples"], ds["n_features"], ds["n_classes"], ds["task"]) == (12, 2, 2, "classification")
     assert ds["classes"] == ["no", "yes"] and ds["feature_names"] == ["a", "b"] and ds["target"] == "label"
     assert ds["sha256"] == hashlib.sha256(CSV.encode()).hexdigest() and ds["size_bytes"] == len(CSV)
-    assert api.alice.get("/datasets").get_json()["items"] == [ds]
+    # The list carries a summary: everything but the (up to max_features) names and the class labels.
+    summary = {k: v for k, v in ds.items() if k not in ("classes", "feature_names")}
+    assert api.alice.get("/datasets").get_json()["items"] == [summary]
     assert api.alice.get(f"/datasets/{ds['id']}").get_json() == ds
     job = api.alice.submit(xor(dataset={"id": ds["id"]}))
     assert job["spec"]["dataset"]["id"] == ds["id"] and job["spec"]["training"]["metrics"] == ["accuracy"]
