@@ -12,6 +12,7 @@ answers them as the API answers everything else, `application/problem+json`.
 
 from __future__ import annotations
 
+import ctypes
 import json
 
 from gunicorn import util
@@ -34,9 +35,22 @@ def write_problem(sock, status_int: int, reason: str, mesg: str) -> None:
     util.write_nonblock(sock, problem_bytes(int(status_int), reason, mesg))
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def share_malloc_arenas(arenas: int = 2) -> None:
+    """Let the thread pool's threads (api.offload) share glibc's malloc arenas: each thread's own arena keeps the
+    peak of what it parsed resident beside the main one's (a 12 MB spec took the process from 330 to 470 MB)."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, arenas)
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+
+
 class ApiWorker(GeventWorker):
     """gunicorn's gevent worker with problem+json error answers (set in the worker process only)."""
 
     def init_process(self) -> None:
         util.write_error = write_problem  # gunicorn's handle_error calls util.write_error at run time
+        share_malloc_arenas()
         super().init_process()
