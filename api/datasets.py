@@ -55,10 +55,11 @@ def _extras(scanned: loaders.Scanned) -> dict:
     return info
 
 
-def _check_quota(size: int, settings) -> None:
+def _check_quota(size: int, settings, db=None) -> None:
     """413 when this upload would take the caller's stored datasets past `max_dataset_bytes_per_user` (checked
-    before the file is read: refusing costs no parsing)."""
-    used, limit = repo.stored_bytes(session=session(), owner=user_id()), settings.max_dataset_bytes_per_user
+    before the file is parsed, so refusing costs no parsing, and again in the write that stores it)."""
+    used = repo.stored_bytes(session=db or session(), owner=user_id())
+    limit = settings.max_dataset_bytes_per_user
     if used + size > limit:
         raise ApiError(413, f"your datasets hold {used:,} bytes; this upload of {size:,} bytes would take them past "
                             f"the limit of {limit:,} bytes (max_dataset_bytes_per_user): delete some first",
@@ -94,6 +95,7 @@ def upload_dataset():
     if errors := class_count_errors(info.n_classes, settings, "file"):
         raise invalid(errors)
     with writing() as db:
+        _check_quota(len(data) + len(labels or b""), settings, db)  # concurrent uploads: checked where they store
         ds = repo.create_dataset(session=db, owner=user_id(), name=name, format=fmt, data=data, task=info.task,
                                  n_samples=info.n_samples, n_features=info.n_features, n_classes=info.n_classes,
                                  n_targets=info.n_targets, target=target if fmt == "csv" else None, labels=labels,

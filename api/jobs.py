@@ -70,9 +70,10 @@ def submit_job():
             body = job_view(db, earlier)
             return body, 200, {"Location": body["links"]["self"]}
     spec = validate_submission(doc, db=db, owner=owner, settings=settings)
-    check_queue_limit(db=db, owner=owner, settings=settings)
+    check_queue_limit(db=db, owner=owner, settings=settings)  # refuse early, before the write lock
     try:
         with writing() as w:
+            check_queue_limit(db=w, owner=owner, settings=settings)  # again inside the write: concurrent submits
             job, created = repo.create_job(session=w, owner=owner, spec=spec, idempotency_key=key,
                                            request_sha256=fingerprint)
     except DatasetNotFound:  # it was there when the spec was validated: deleted since, by a concurrent request

@@ -121,6 +121,29 @@ def test_queued_jobs_over_max_queued_per_user_is_429_until_one_leaves_the_queue(
     assert api.alice.post("/jobs", json=xor()).status_code == 201
 
 
+def test_concurrent_submits_never_pass_max_queued_per_user(limited):
+    """The limit is checked again inside the write that inserts the job (SQLite serialises those writes), so
+    submits racing past the early check still stop at the limit."""
+    import threading
+
+    api = limited(max_queued_per_user=3)
+    api.alice.submit()
+    api.alice.submit()
+    start, codes = threading.Barrier(8), []
+
+    def submit():
+        start.wait()
+        codes.append(api.alice.post("/jobs", json=xor()).status_code)
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(codes) == [201] + [429] * 7
+    assert len(api.alice.get("/jobs?status=queued").get_json()["items"]) == 3
+
+
 def test_requests_over_the_per_token_rate_are_429_with_retry_after(limited):
     api = limited(rate_limit_per_second=1.0, rate_limit_burst=3)
     assert [api.alice.get("/jobs").status_code for _ in range(3)] == [200, 200, 200]
