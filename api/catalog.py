@@ -8,7 +8,7 @@ from flask import Blueprint
 from pydantic_core import PydanticUndefined
 
 from core import spec as vocab
-from core.capabilities import CAPABILITIES
+from core import capabilities
 from core.datasets.catalog import BUILTINS, GATES, GENERATED
 
 bp = Blueprint("catalog", __name__)
@@ -41,7 +41,7 @@ def _datasets() -> dict:
 def build_catalog() -> dict:
     """The catalog document (no I/O; the same for every caller)."""
     return {
-        "backends": {name: {k: list(v) for k, v in caps.items()} for name, caps in CAPABILITIES.items()},
+        "backends": capabilities.catalog(),  # names, the reason for each refusal, and each backend's defaults
         "datasets": _datasets(),
         "layers": {"dense": _layer_params(vocab.Dense), "dropout": _layer_params(vocab.Dropout),
                    "batch_norm": _layer_params(vocab.BatchNorm)},

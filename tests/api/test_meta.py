@@ -66,6 +66,19 @@ def test_catalog_reads_the_capability_table_vocabulary_and_builtins(api):
     assert problem(api.client.get("/api/v1/catalog"), 401)
 
 
+def test_catalog_keeps_each_backends_reasons_and_defaults(api):
+    """Issue 11: the catalog dropped the capability table's why_not reasons (a bare list of names) and each
+    backend's own defaults."""
+    from core.capabilities import KERAS_DEFAULTS, SKLEARN_DEFAULTS
+
+    backends = api.alice.get("/catalog").get_json()["backends"]
+    assert backends["sklearn"]["why_not"]["dropout"] == "MLPClassifier has no dropout"
+    assert backends["sklearn"]["why_not"]["gpu"] == CAPABILITIES["sklearn"]["why_not"]["gpu"]
+    assert backends["keras"]["why_not"] == dict(CAPABILITIES["keras"]["why_not"])
+    assert backends["sklearn"]["defaults"] == SKLEARN_DEFAULTS and backends["keras"]["defaults"] == KERAS_DEFAULTS
+    assert backends["sklearn"]["defaults"] and backends["numpy"]["defaults"] == {}
+
+
 def test_workers_lists_live_workers(api):
     from store.db import session_scope
     from store.workers import register_worker
