@@ -381,3 +381,23 @@ def test_the_capability_catalog_is_plain_json():
     doc = json.loads(json.dumps(catalog()))
     assert doc["sklearn"]["layers"] == ["dense"] and "rules" in doc["keras"]
     assert doc["sklearn"]["defaults"]["options"]["alpha"] == 1e-4
+
+
+def test_the_lowest_scikit_learn_allowed_is_the_one_tested_and_has_the_hooked_signature():
+    """Issue 11: pyproject allowed scikit-learn 1.5, whose private `_update_no_improvement_count` takes no
+    `sample_weight`; every sgd/adam job failed `internal` there. The pin names the minor version CI tests, and the
+    hook's signature is the installed one's."""
+    import inspect
+    import re
+
+    import sklearn
+    from sklearn.neural_network import MLPClassifier
+
+    from core.backends.sklearn_fit import HookedMLPClassifier
+
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    lowest = re.search(r'"scikit-learn>=(\d+)\.(\d+)', pyproject).groups()
+    assert tuple(int(v) for v in lowest) == tuple(int(v) for v in sklearn.__version__.split(".")[:2])
+    ours = inspect.signature(HookedMLPClassifier._update_no_improvement_count)
+    theirs = inspect.signature(MLPClassifier._update_no_improvement_count)
+    assert len(ours.parameters) == len(theirs.parameters)  # called positionally; names may differ (X / x_val)
