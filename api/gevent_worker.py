@@ -12,7 +12,6 @@ answers them as the API answers everything else, `application/problem+json`.
 
 from __future__ import annotations
 
-import ctypes
 import json
 
 from gunicorn import util
@@ -35,23 +34,9 @@ def write_problem(sock, status_int: int, reason: str, mesg: str) -> None:
     util.write_nonblock(sock, problem_bytes(int(status_int), reason, mesg))
 
 
-M_ARENA_MAX = -8  # glibc's mallopt parameter
-
-
-def one_malloc_arena() -> None:
-    """Make the thread pool's threads (api.offload) allocate from glibc's main arena: an arena of their own
-    cannot reuse what the main one freed, so each parse's peak added to the process's (a 12 MB spec took it from
-    330 to 470 MB after a 200 MiB upload)."""
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, 1)
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
-
-
 class ApiWorker(GeventWorker):
     """gunicorn's gevent worker with problem+json error answers (set in the worker process only)."""
 
     def init_process(self) -> None:
         util.write_error = write_problem  # gunicorn's handle_error calls util.write_error at run time
-        one_malloc_arena()
         super().init_process()
