@@ -73,9 +73,10 @@ def submit_job():
     check_queue_limit(db=db, owner=owner, settings=settings)  # refuse early, before the write lock
     try:
         with writing() as w:
-            check_queue_limit(db=w, owner=owner, settings=settings)  # again inside the write: concurrent submits
             job, created = repo.create_job(session=w, owner=owner, spec=spec, idempotency_key=key,
                                            request_sha256=fingerprint)
+            if created:  # again in the write that inserts, so concurrent submits cannot pass it together
+                check_queue_limit(db=w, owner=owner, settings=settings, inserted=1)
     except DatasetNotFound:  # it was there when the spec was validated: deleted since, by a concurrent request
         raise ApiError(409, f"dataset {spec.dataset.id!r} was deleted while this job was being submitted; "
                             "it is not submitted", kind="conflict") from None

@@ -67,9 +67,10 @@ def validate_submission(doc: Any, *, db: Session, owner: str, settings: Settings
     return spec
 
 
-def check_queue_limit(*, db: Session, owner: str, settings: Settings) -> None:
-    """429 when the owner already has `max_queued_per_user` jobs queued."""
-    queued = count_queued_jobs(session=db, owner=owner)
+def check_queue_limit(*, db: Session, owner: str, settings: Settings, inserted: int = 0) -> None:
+    """429 when the owner already has `max_queued_per_user` jobs queued, not counting the `inserted` job(s) that
+    `db`'s transaction has just added (it is then rolled back)."""
+    queued = count_queued_jobs(session=db, owner=owner) - inserted
     if queued >= settings.max_queued_per_user:
         raise ApiError(429, f"you have {queued} queued jobs; the limit is {settings.max_queued_per_user} "
                             "(max_queued_per_user): wait for some to start or cancel them",
