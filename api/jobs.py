@@ -14,6 +14,7 @@ from api.auth import user_id
 from api.errors import ApiError, invalid
 from api.jsonio import parse_json
 from api.offload import offload
+from api.params import page_limit
 from api.schemas import JobStatus
 from api.submit import check_queue_limit, validate_submission
 from store import jobs as repo
@@ -84,18 +85,6 @@ def submit_job():
         _publish(job)
     body = job_view(db, job)
     return body, 201 if created else 200, {"Location": body["links"]["self"]}
-
-
-def page_limit(default: int, maximum: int) -> int:
-    """The `limit` query parameter of a paged list: `default` when absent, a 422 unless it is 1 to `maximum`."""
-    raw = request.args.get("limit", str(default))
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise invalid([{"loc": "limit", "msg": f"{raw!r} is not an integer"}]) from None
-    if not 1 <= limit <= maximum:
-        raise invalid([{"loc": "limit", "msg": f"must be 1 to {maximum}"}])
-    return limit
 
 
 @bp.get("/jobs")

@@ -51,6 +51,11 @@ def int_param(name: str, raw: str | None, *, default: int, minimum: int = 0, max
     return value
 
 
+def page_limit(default: int, maximum: int) -> int:
+    """The `limit` query parameter of a paged list: `default` when absent, a 422 unless it is 1 to `maximum`."""
+    return int_param("limit", request.args.get("limit"), default=default, minimum=1, maximum=maximum)
+
+
 def install(app: Flask) -> None:
     """Check every request's path, query and text headers after authentication, before its view."""
     app.before_request(check_request_text)

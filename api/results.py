@@ -11,10 +11,9 @@ from api import events
 from api.context import session, state
 from api.auth import user_id
 from api.errors import invalid
-from api.jobs import page_limit
 from api.jsonio import dumps, parse_json
 from api.offload import offload
-from api.params import int_param
+from api.params import int_param, page_limit
 from api.predicting import no_model, outputs, parse_inputs, predict_body
 from core.backends import load_predictor
 from store import jobs as repo
@@ -25,16 +24,11 @@ bp = Blueprint("results", __name__)
 EXTENSIONS = {"npz": "npz", "skops": "skops", "keras": "keras"}
 
 
-def _since(name: str, raw: str | None) -> int:
-    """An epoch number, 0 when absent; 422 past the range of the INTEGER column it is compared with."""
-    return int_param(name, raw, default=0)
-
-
 @bp.get("/jobs/<job_id>/history")
 def get_history(job_id: str):
     """One page of epochs: those after `since` (default 0), at most `limit`; `next_since` continues."""
     rows, next_since, more = repo.get_history(
-        session=session(), owner=user_id(), job_id=job_id, since=_since("since", request.args.get("since")),
+        session=session(), owner=user_id(), job_id=job_id, since=int_param("since", request.args.get("since"), default=0),
         limit=page_limit(repo.HISTORY_PAGE, repo.MAX_HISTORY_PAGE))
     return {"epochs": rows, "next_since": next_since, "has_more": more}
 
@@ -44,7 +38,8 @@ def get_events(job_id: str):
     """Server-Sent Events until the job finishes; `Last-Event-ID` (or `since`) resumes after that epoch."""
     owner = user_id()
     repo.get_job(session=session(), owner=owner, job_id=job_id)  # 404 before streaming
-    since = _since("Last-Event-ID", request.headers.get("Last-Event-ID")) or _since("since", request.args.get("since"))
+    since = (int_param("Last-Event-ID", request.headers.get("Last-Event-ID"), default=0)
+             or int_param("since", request.args.get("since"), default=0))
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     st = state()
     stream = events.stream(st.feed, st.settings, job_id, since, token=g.get("token"), owner=owner)

@@ -15,6 +15,7 @@ attempt). It also prints the API processes' peak RSS (VmHWM). Every loop is boun
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -26,6 +27,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 import requests
 
@@ -63,6 +65,47 @@ def peak_rss_mb(master: int) -> float:
             if line.startswith("VmHWM:"):
                 peaks.append(int(line.split()[1]) / 1024)
     return max(peaks, default=float("nan"))
+
+
+@contextlib.contextmanager
+def service(postgres: bool, *, user: str, api_workers: int = 1, **changes) -> Iterator[tuple]:
+    """A migrated database (scratch PostgreSQL + Redis, or SQLite + file broker), a token of `user`, and the API,
+    one worker and the reconciler as processes on loopback: `(url, port, token, processes)` once healthy.
+    Everything is stopped (and the scratch database dropped) on exit."""
+    from bench_api import scratch_postgres
+    from store.db import make_engine, make_sessionmaker, session_scope
+    from store.migrate import upgrade
+    from store.settings import Settings
+    from store.tokens import create_token
+
+    home = Path(tempfile.mkdtemp(prefix="trainyard-bench-"))
+    url_db, drop = scratch_postgres() if postgres else ("", lambda: None)
+    settings = Settings(home=home, database_url=url_db, broker_url=REDIS_URL if postgres else "",
+                        broker_namespace=f"bench-{uuid.uuid4().hex}:", rate_limit_per_second=1e6,
+                        rate_limit_burst=10**6, **{k: v for k, v in changes.items() if hasattr(Settings, k)})
+    upgrade(settings)
+    engine = make_engine(settings)
+    with session_scope(make_sessionmaker(engine)) as s:
+        token, _ = create_token(session=s, user_name=user)
+    engine.dispose()
+    port = free_port()
+    procs = [start(["-m", "api.serve", "--port", str(port), "--workers", str(api_workers)], settings,
+                   home / "api.log"),
+             start(["-m", "worker.main", "--queues", "cpu", "--concurrency", "1"], settings, home / "worker.log"),
+             start(["-m", "worker.reconciler"], settings, home / "reconciler.log")]
+    url = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        wait_healthy(url, home)
+        yield url, port, token, procs
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        drop()
 
 
 def wait_healthy(url: str, home: Path, timeout: float = 60) -> None:
@@ -165,31 +208,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # `timeout` too stops the processes started here
-    from bench_api import scratch_postgres
-    from store.db import make_engine, make_sessionmaker, session_scope
-    from store.migrate import upgrade
-    from store.settings import Settings
-    from store.tokens import create_token
-
-    home = Path(tempfile.mkdtemp(prefix="trainyard-hostile-"))
-    url_db, drop = scratch_postgres() if args.postgres else ("", lambda: None)
-    settings = Settings(home=home, database_url=url_db, broker_url=REDIS_URL if args.postgres else "",
-                        broker_namespace=f"hostile-{uuid.uuid4().hex}:", rate_limit_per_second=1e6,
-                        rate_limit_burst=10**6,
-                        **({"stream_max_seconds": 60.0} if hasattr(Settings, "stream_max_seconds") else {}))
-    upgrade(settings)
-    engine = make_engine(settings)
-    with session_scope(make_sessionmaker(engine)) as s:
-        token, _ = create_token(session=s, user_name="alice")
-    engine.dispose()
-    port = free_port()
-    procs = [start(["-m", "api.serve", "--port", str(port), "--workers", "2" if args.postgres else "1"], settings,
-                   home / "api.log"),
-             start(["-m", "worker.main", "--queues", "cpu", "--concurrency", "1"], settings, home / "worker.log"),
-             start(["-m", "worker.reconciler"], settings, home / "reconciler.log")]
-    url = f"http://127.0.0.1:{port}/api/v1"
-    try:
-        wait_healthy(url, home)
+    # stream_max_seconds is passed only where Settings has it (the bench also measures the code before it).
+    with service(args.postgres, user="alice", api_workers=2 if args.postgres else 1,
+                 stream_max_seconds=60.0) as (url, port, token, procs):
         auth = {"Authorization": f"Bearer {token}"}
         job_id = requests.post(url + "/jobs", json=JOB, headers=auth, timeout=30).json()["id"]
         while requests.get(f"{url}/jobs/{job_id}", headers=auth, timeout=10).json()["status"] != "running":
@@ -213,15 +234,6 @@ def main() -> int:
         print(f"  victim job: {job['status']} at epoch {job['progress']['epoch']}, attempts {job['attempts']} "
               f"(1 = it kept its lease)")
         print(f"  API worker peak RSS: {peak_rss_mb(procs[0].pid):.0f} MB")
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        drop()
     return 0
 
 

@@ -14,9 +14,7 @@ import argparse
 import gzip
 import io
 import sys
-import tempfile
 import time
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
-from bench_hostile import REDIS_URL, free_port, peak_rss_mb, start, wait_healthy  # noqa: E402
+from bench_hostile import peak_rss_mb, service  # noqa: E402
 
 
 def npz_zeros(rows: int, cols: int) -> bytes:
@@ -66,29 +64,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--postgres", action="store_true")
     args = parser.parse_args()
-    from bench_api import scratch_postgres
-    from store.db import make_engine, make_sessionmaker, session_scope
-    from store.migrate import upgrade
-    from store.settings import Settings
-    from store.tokens import create_token
-
-    home = Path(tempfile.mkdtemp(prefix="trainyard-rss-"))
-    url_db, drop = scratch_postgres() if args.postgres else ("", lambda: None)
-    settings = Settings(home=home, database_url=url_db, broker_url=REDIS_URL if args.postgres else "",
-                        broker_namespace=f"rss-{uuid.uuid4().hex}:", rate_limit_per_second=1e6,
-                        rate_limit_burst=10**6)
-    upgrade(settings)
-    engine = make_engine(settings)
-    with session_scope(make_sessionmaker(engine)) as s:
-        token, _ = create_token(session=s, user_name="mallory")
-    engine.dispose()
-    port = free_port()
-    procs = [start(["-m", "api.serve", "--port", str(port), "--workers", "1"], settings, home / "api.log"),
-             start(["-m", "worker.main", "--queues", "cpu", "--concurrency", "1"], settings, home / "worker.log"),
-             start(["-m", "worker.reconciler"], settings, home / "reconciler.log")]
-    url, auth = f"http://127.0.0.1:{port}/api/v1", {"Authorization": f"Bearer {token}"}
-    try:
-        wait_healthy(url, home)
+    with service(args.postgres, user="mallory") as (url, _port, token, procs):
+        auth = {"Authorization": f"Bearer {token}"}
 
         def report(what: str, r: requests.Response) -> None:
             print(f"  {what:58s} -> {r.status_code} ({len(r.content):>10,} bytes)  peak RSS "
@@ -132,12 +109,6 @@ def main() -> int:
             report(f"predict {rows:,} rows on the 3,000-class model", requests.post(
                 f"{url}/jobs/{job['id']}/predict", json={"inputs": [[0]] * rows}, headers=auth, timeout=600))
         print(f"API worker peak RSS over the whole run: {peak_rss_mb(procs[0].pid):.0f} MB (goal <= 500 MB)")
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(30)
-        drop()
     return 0
 
 
