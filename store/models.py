@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String,
-                        TypeDecorator, UniqueConstraint)
+                        TypeDecorator, UniqueConstraint, false)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Stable constraint names, so Alembic migrations can refer to them on every database.
@@ -157,6 +157,11 @@ class Job(Base):
     published_at: Mapped[datetime] = mapped_column(default=utcnow)  # last sent to the broker
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # Retention (store.retention): a pinned job is never pruned; a pruned one lost `pruned` (e.g. ["history",
+    # "model"]) at `pruned_at`, and keeps its row and scalar metrics.
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    pruned_at: Mapped[datetime | None]
+    pruned: Mapped[list | None]
 
     @property
     def progress(self) -> dict:

@@ -45,6 +45,11 @@ class Settings:
     max_attempts: int = 3
     job_timeout_seconds: float = 3600.0  # wall-clock limit of one attempt (failed, code `timeout`)
 
+    # --- retention and garbage collection (store.retention, `trainyard gc`) ---
+    retention_days: float = 0.0  # finished, unpinned jobs older than this lose history, checkpoint, model; 0: off
+    gc_interval_seconds: float = 3600.0  # how often the reconciler runs gc while retention is on
+    gc_grace_seconds: float = 3600.0  # an unreferenced blob younger than this is left alone (may be in use soon)
+
     # --- safety limits (§7) ---
     max_request_bytes: int = 16 * 2**20
     max_upload_bytes: int = 256 * 2**20
@@ -196,6 +201,10 @@ def _check(s: Settings) -> None:
     positive += ("max_json_depth", "max_json_digits", "max_spec_items")
     positive += ("worker_memory_bytes", "max_classes", "max_layers", "max_spec_bytes",
                  "max_checkpoint_bytes_per_minute")
+    positive += ("gc_interval_seconds",)
+    for name in ("retention_days", "gc_grace_seconds"):  # retention_days 0: off
+        if getattr(s, name) < 0:
+            raise SettingsError(f"{PREFIX}{name.upper()} must be >= 0, got {getattr(s, name)!r}")
     for name in positive:
         if not getattr(s, name) > 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be > 0, got {getattr(s, name)!r}")

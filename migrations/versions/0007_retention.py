@@ -1,10 +1,16 @@
-"""retention: pinned jobs and gc (issue 14 item 4)
+"""retention: pinned jobs and what gc pruned (issue 14 item 4)
 
-Placeholder reserved so that parallel work keeps one linear chain; filled in by the change that needs it.
+jobs.pinned (never pruned), jobs.pruned_at and jobs.pruned (the parts retention removed: history, checkpoint,
+model). Existing jobs are unpinned and unpruned. Downgrading drops the columns; what was pruned stays gone.
 
 Revision ID: 0007
 Revises: 0006
 """
+
+import sqlalchemy as sa
+from alembic import op
+
+import store.models
 
 revision = '0007'
 down_revision = '0006'
@@ -13,8 +19,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    # Plain ADD COLUMN (SQLite has it): a batch "move and copy" of jobs would DROP the old table, and with foreign
+    # keys on, that deletes every history chunk and artifact through ON DELETE CASCADE.
+    op.add_column('jobs', sa.Column('pinned', sa.Boolean(), server_default=sa.false(), nullable=False))
+    op.add_column('jobs', sa.Column('pruned_at', store.models.UTCDateTime(timezone=True), nullable=True))
+    op.add_column('jobs', sa.Column('pruned', sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    for name in ('pruned', 'pruned_at', 'pinned'):
+        op.drop_column('jobs', name)  # SQLite >= 3.35 drops a column in place (no copy, no cascade)

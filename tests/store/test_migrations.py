@@ -24,12 +24,12 @@ def test_upgrade_from_empty_creates_every_table_and_matches_the_models(db_settin
 
 def test_0002_moves_the_confusion_matrices_of_earlier_jobs_into_artifacts_and_back(db_settings):
     from alembic import command
-    from sqlalchemy import func, select
+    from sqlalchemy import column, func, insert, select, table
 
     from store.db import make_sessionmaker, session_scope
     from store.jobs import get_confusion_matrix, get_job
     from store.migrate import alembic_config
-    from store.models import Artifact, Blob, Job, User
+    from store.models import Artifact, Blob, Job, User, utcnow
 
     def migrate(revision: str, step=command.upgrade) -> None:
         config = alembic_config(db_settings)
@@ -46,10 +46,17 @@ def test_0002_moves_the_confusion_matrices_of_earlier_jobs_into_artifacts_and_ba
         with session_scope(sessions) as s:  # a job finished by a version that kept its matrices in the row
             s.add(User(id="u1", name="alice"))
             s.flush()
-            s.add_all([Job(id="j1", owner_id="u1", backend="numpy", device="cpu", spec={}, epochs=1,
-                           status="succeeded", metrics=before),
-                       Job(id="j2", owner_id="u1", backend="numpy", device="cpu", spec={}, epochs=1,
-                           status="succeeded", metrics={"loss": 0.1, "mean_absolute_error": 0.2})])
+            # Only the columns revision 0001 has: later revisions add columns that store.models.Job would write.
+            now = utcnow()
+            jobs_0001 = table("jobs", *(column(name, Job.__table__.c[name].type) for name in (
+                "id", "owner_id", "backend", "device", "spec", "status", "attempts", "cancel_requested", "epoch",
+                "epochs", "metrics", "stopped_early", "created_at", "published_at")))
+            common = dict(owner_id="u1", backend="numpy", device="cpu", spec={}, status="succeeded", attempts=0,
+                          cancel_requested=False, epoch=0, epochs=1, stopped_early=False, created_at=now,
+                          published_at=now)
+            s.execute(insert(jobs_0001), [
+                {**common, "id": "j1", "metrics": before},
+                {**common, "id": "j2", "metrics": {"loss": 0.1, "mean_absolute_error": 0.2}}])
         migrate("head")
         with session_scope(sessions) as s:
             assert get_job(session=s, owner="u1", job_id="j1").metrics == {
