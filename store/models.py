@@ -82,6 +82,13 @@ class ApiToken(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    # Issue 14 item 3 (migration 0006): a name to tell tokens apart, what it may do (space-separated scopes,
+    # store.tokens.SCOPES), when it stops working (None: never), and when it last authenticated (updated at
+    # most once a minute per token, api.tokencache).
+    name: Mapped[str | None] = mapped_column(String(200))
+    scopes: Mapped[str] = mapped_column(String(200), default="read write", server_default="read write")
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship(lazy="joined")
 
