@@ -19,7 +19,7 @@ from api.schemas import JobStatus
 from api.submit import check_queue_limit, validate_submission
 from store import jobs as repo
 from store.errors import DatasetNotFound
-from store.models import Job
+from store.models import QUEUED, Job
 
 bp = Blueprint("jobs", __name__)
 log = logging.getLogger(__name__)
@@ -76,12 +76,12 @@ def submit_job():
         with writing() as w:
             job, created = repo.create_job(session=w, owner=owner, spec=spec, idempotency_key=key,
                                            request_sha256=fingerprint)
-            if created:  # again in the write that inserts, so concurrent submits cannot pass it together
-                check_queue_limit(db=w, owner=owner, settings=settings, inserted=1)
+            if created and job.status == QUEUED:  # again in the write that inserts, so concurrent submits
+                check_queue_limit(db=w, owner=owner, settings=settings, inserted=1)  # cannot pass it together
     except DatasetNotFound:  # it was there when the spec was validated: deleted since, by a concurrent request
         raise ApiError(409, f"dataset {spec.dataset.id!r} was deleted while this job was being submitted; "
                             "it is not submitted", kind="conflict") from None
-    if created:
+    if created and job.status == QUEUED:  # a job that reused earlier results is finished already
         _publish(job)
     body = job_view(db, job)
     return body, 201 if created else 200, {"Location": body["links"]["self"]}

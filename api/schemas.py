@@ -44,6 +44,8 @@ class Job(_Out):
     pending_reason: str | None = Field(description="why a queued job waits; null unless queued")
     worker: str | None
     versions: dict[str, Any] | None = Field(description="library versions that produced the result")
+    reused_from: str | None = Field(description="the earlier identical job whose results this one reuses (it did "
+                                                "not train); null when it trained")
     created_at: str
     started_at: str | None
     finished_at: str | None

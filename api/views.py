@@ -23,7 +23,7 @@ def job_body(job: Job, *, queue_position: int | None = None, pending_reason: str
         "metrics": finite(job.metrics), "error": job.error, "attempts": job.attempts or 0,
         "cancel_requested": bool(job.cancel_requested),
         "queue_position": queue_position, "pending_reason": pending_reason,
-        "worker": job.worker, "versions": job.versions,
+        "worker": job.worker, "versions": job.versions, "reused_from": job.reused_from,
         "created_at": isoformat(job.created_at), "started_at": isoformat(job.started_at),
         "finished_at": isoformat(job.finished_at), "links": job_links(job.id),
     }

@@ -15,8 +15,9 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
+from core.provenance import backend_versions
 from core.spec import JobSpec, normalised
-from store import matrices
+from store import matrices, reuse
 from store.blobs import delete_blob_if_unreferenced, get_blob
 from store.errors import (BadCursor, DatasetNotFound, IdempotencyKeyReused, JobFinished, JobNotFinished,
                           ModelNotAvailable, NotFound)
@@ -29,8 +30,13 @@ HISTORY_PAGE, MAX_HISTORY_PAGE = 1000, 10_000  # epochs per history page: the de
 
 
 def create_job(*, session: Session, owner: str, spec: JobSpec, idempotency_key: str | None = None,
-               request_sha256: str | None = None) -> tuple[Job, bool]:
+               request_sha256: str | None = None, versions: dict | None = None) -> tuple[Job, bool]:
     """Insert a queued job for a validated spec; returns `(job, created)`.
+
+    A spec identical to one of the owner's succeeded jobs (store.reuse: same normalised spec and seeds, data and
+    library `versions`) is inserted already succeeded with that job's results, unless it says `"reuse": false`;
+    the caller publishes only a job that is queued. `versions` are the backend's library versions the job would
+    record (default: this process's installed ones, core.provenance).
 
     With an `idempotency_key` the owner already used, returns that earlier job and
     `created=False` — or raises IdempotencyKeyReused when both requests carry a
@@ -47,16 +53,25 @@ def create_job(*, session: Session, owner: str, spec: JobSpec, idempotency_key: 
                                request_sha256=request_sha256)
         if existing is not None:
             return existing, False
-    dataset_id = spec.dataset.id
-    if dataset_id is not None and session.scalar(
-            select(Dataset.id).where(Dataset.id == dataset_id, Dataset.owner_id == owner)
-            .with_for_update(read=True, key_share=True)) is None:  # FOR KEY SHARE (PostgreSQL; SQLite: its write lock)
-        raise DatasetNotFound(f"no dataset {dataset_id!r}")
-    job = Job(owner_id=owner, name=spec.name, backend=spec.backend, device=spec.device, spec=normalised(spec),
+    dataset_id, dataset = spec.dataset.id, None
+    if dataset_id is not None:
+        dataset = session.scalar(select(Dataset).where(Dataset.id == dataset_id, Dataset.owner_id == owner)
+                                 .with_for_update(read=True, key_share=True))  # FOR KEY SHARE (SQLite: write lock)
+        if dataset is None:
+            raise DatasetNotFound(f"no dataset {dataset_id!r}")
+    document = normalised(spec)
+    if versions is None:
+        versions = backend_versions(spec.backend)
+    job = Job(owner_id=owner, name=spec.name, backend=spec.backend, device=spec.device, spec=document,
               dataset_id=dataset_id, idempotency_key=idempotency_key, request_sha256=request_sha256,
-              epochs=spec.training.epochs)
+              epochs=spec.training.epochs, fingerprint=reuse.fingerprint(spec=document, dataset=dataset,
+                                                                         versions=versions))
+    source = (reuse.find_reusable(session=session, owner=owner, fingerprint=job.fingerprint)
+              if spec.reuse and job.fingerprint else None)
     try:
         with session.begin_nested():  # a concurrent request with the same key may win the insert
+            if source is not None:
+                reuse.reuse_results(session=session, job=job, source=source)
             session.add(job)
     except IntegrityError:
         existing = earlier_job(session=session, owner=owner, idempotency_key=idempotency_key,

@@ -138,6 +138,7 @@ class Job(Base):
         UniqueConstraint("owner_id", "idempotency_key", name="uq_jobs_owner_id_idempotency_key"),
         Index("ix_jobs_owner_created", "owner_id", "created_at", "id"),
         Index("ix_jobs_status_device_created", "status", "device", "created_at"),
+        Index("ix_jobs_owner_fingerprint", "owner_id", "fingerprint"),  # store.reuse: one indexed lookup per submit
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -160,6 +161,9 @@ class Job(Base):
     error: Mapped[dict | None]  # {"code", "message", ...} (DESIGN §5)
     versions: Mapped[dict | None]
     stopped_early: Mapped[bool] = mapped_column(Boolean, default=False)
+    fingerprint: Mapped[str | None] = mapped_column(String(64))  # store.reuse: what the result depends on
+    reused_from: Mapped[str | None] = mapped_column(String(32))  # the job whose results this one copied (no FK:
+    # the record stays true when that job is deleted)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime] = mapped_column(default=utcnow)  # last sent to the broker
     started_at: Mapped[datetime | None]

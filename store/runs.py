@@ -18,6 +18,7 @@ from core.metrics import split_confusion_matrices
 from store import matrices
 from store.blobs import delete_blob_if_unreferenced, get_blob, put_blob
 from store.errors import LeaseLost
+from store.reuse import refresh_fingerprint
 from store.models import (CANCELLED, CANCELLED_ERROR, FAILED, QUEUED, RUNNING, SUCCEEDED, Artifact, HistoryChunk, Job,
                           Worker, utcnow)
 
@@ -133,6 +134,8 @@ def finish_job(*, session: Session, job_id: str, attempt: int, status: str, metr
                               "lease_expires_at": None}
     if epoch is not None:
         values["epoch"] = epoch
+    if status == SUCCEEDED:  # from the versions it really ran with: only a submit in the same environment reuses it
+        values.update(refresh_fingerprint(session=session, job_id=job_id, versions=versions))
     if session.execute(update(Job).where(*_own(job_id, attempt)).values(**values)).rowcount != 1:
         raise LeaseLost(f"job {job_id} attempt {attempt} lost its lease")
     if model is not None:

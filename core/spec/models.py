@@ -165,6 +165,8 @@ class JobSpec(_Strict):
     model: ModelSpec
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     backend_options: dict[str, Any] = Field(default_factory=dict)
+    # false: train even when an identical earlier job of the owner succeeded (store.reuse)
+    reuse: bool = True
 
     @model_validator(mode="before")
     @classmethod
