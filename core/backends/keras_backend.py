@@ -209,8 +209,8 @@ def train(spec: JobSpec, data: PreparedData, callbacks: Callbacks) -> TrainResul
                   validation_data=val, callbacks=[_reporter_class()(report), *stoppers], verbose=0)
         metrics = _final_metrics(spec, model, data)
     versions = {"tensorflow": tf.__version__, "keras": keras.__version__}
-    meta = {"spec": normalised(spec), "preprocessing": data.preprocessing.to_dict(), "versions": versions}
-    return TrainResult(history=report.history, metrics=metrics, model=keras_modelfile.dump(model, meta),
+    return TrainResult(history=report.history, metrics=metrics,
+                       model=keras_modelfile.export(model, spec, data.preprocessing, versions),
                        format="keras", stopped_early=bool(stoppers and stoppers[0].stopped_epoch > 0), versions=versions)
 
 

@@ -14,7 +14,8 @@ from core.spec import BatchNorm, Dense, Dropout, Initializer, JobSpec
 KERAS_METRICS = ("accuracy", "mean_squared_error", "mean_absolute_error", "r2")
 # Every class a trainyard .keras file's config may name; anything else is refused before Keras reads it.
 ALLOWED_CLASSES = frozenset({
-    "Sequential", "InputLayer", "Dense", "Dropout", "BatchNormalization", "LeakyReLU", "DTypePolicy", "L1L2",
+    "Sequential", "InputLayer", "Normalization", "Dense", "Dropout", "BatchNormalization", "LeakyReLU", "DTypePolicy",
+    "L1L2",
     "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform", "GlorotUniform", "GlorotNormal", "HeUniform",
     "HeNormal", "SGD", "Adam", "RMSprop", "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy",
     "CategoricalCrossentropy", "BinaryAccuracy", "CategoricalAccuracy", "R2Score", "__tensor__", "__numpy__",

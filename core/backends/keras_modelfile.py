@@ -1,5 +1,12 @@
 """Self-contained `.keras` model files: Keras's own archive plus a `trainyard.json` member (spec, preprocessing).
 
+A job's final model file (`export`) has the preprocessing inside: a `Normalization` layer
+named `preprocessing` (mean = the fitted offset, variance = scale²) before the trained
+layers, so `keras.saving.load_model(f).predict(raw_rows)` gives the service's answers with
+nothing but Keras. It also holds `trainyard.npz` (`WEIGHTS_MEMBER`): the same network as a
+numpy-engine model file (`core.modelfile`), so exporting it (ONNX) needs no TensorFlow.
+Checkpoints (`dump`) hold the model as it trains: on scaled inputs, with its optimizer.
+
 Loading audits `config.json` against an allowlist of classes and activations before
 Keras reads it, then loads with `safe_mode=True`; nothing is ever unpickled.
 """
@@ -19,10 +26,13 @@ import numpy as np
 from core.backends.base import Preprocessing
 from core.backends.keras_build import ALLOWED_CLASSES, ALLOWED_MODULES
 from core.errors import ZIP_READ_ERRORS, ModelFileError
+from core.spec import JobSpec, normalised
 from core.targets import OutputPredictor
 
 FORMAT_VERSION = 1
 META_MEMBER = "trainyard.json"
+WEIGHTS_MEMBER = "trainyard.npz"
+PREPROCESSING_LAYER = "preprocessing"
 ALLOWED_ACTIVATIONS = frozenset({"linear", "sigmoid", "tanh", "relu", "softmax"})
 
 
@@ -32,8 +42,9 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in a model file")
 
 
-def dump(model: Any, meta: dict) -> bytes:
-    """The model (with its optimizer state, as Keras saves it) as `.keras` bytes, `meta` stored as trainyard.json."""
+def dump(model: Any, meta: dict, members: dict[str, bytes] | None = None) -> bytes:
+    """The model (with its optimizer state, as Keras saves it) as `.keras` bytes, `meta` stored as trainyard.json
+    and `members` as further archive members (Keras reads neither)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.keras")
         with warnings.catch_warnings():
@@ -44,8 +55,64 @@ def dump(model: Any, meta: dict) -> bytes:
         with zipfile.ZipFile(path, "a") as archive:
             doc = {"format": "trainyard-keras", "format_version": FORMAT_VERSION, **meta}
             archive.writestr(META_MEMBER, json.dumps(doc, default=_json_default))
+            for name, data in (members or {}).items():
+                archive.writestr(name, data)
         with open(path, "rb") as f:
             return f.read()
+
+
+def _serving_model(model: Any, preprocessing: Preprocessing) -> Any:
+    """The trained layers behind a `Normalization` layer that scales raw inputs as the training split was."""
+    import keras
+
+    if preprocessing.scaler is None:
+        return model
+    scale = np.asarray(preprocessing.scale, np.float64)
+    norm = keras.layers.Normalization(mean=preprocessing.offset, variance=(scale**2).tolist(), name=PREPROCESSING_LAYER)
+    return keras.Sequential([keras.Input(shape=(preprocessing.n_features,), name="inputs"), norm, *model.layers],
+                            name=model.name)
+
+
+def numpy_network(model: Any, spec: JobSpec, n_features: int) -> Any:
+    """The trained Keras layers as a float32 numpy-engine Network (same weights; LeakyReLU folded into its Dense)."""
+    from core.network import Network
+
+    configs = [layer.model_dump(mode="json") for layer in spec.model.layers]
+    network = Network.from_configs(configs, n_features, np.random.default_rng(0), np.float32)
+    for i, (config, layer) in enumerate(zip(configs, network.layers)):
+        if config["type"] == "dense":
+            values = model.get_layer(f"dense_{i}").get_weights()
+            layer.set_weights(dict(zip(("kernel", "bias") if layer.use_bias else ("kernel",), values)))
+        elif config["type"] == "batch_norm":
+            values = model.get_layer(f"batch_norm_{i}").get_weights()
+            layer.set_weights(dict(zip(("gamma", "beta", "moving_mean", "moving_variance"), values)))
+    return network
+
+
+def export(model: Any, spec: JobSpec, preprocessing: Preprocessing, versions: dict) -> bytes:
+    """A job's final model file: scaling inside the Keras model, and the numpy-engine copy of its weights."""
+    from core.modelfile import save_model
+
+    copy = save_model(numpy_network(model, spec, preprocessing.n_features), normalised(spec), preprocessing, versions)
+    meta = {"spec": normalised(spec), "preprocessing": preprocessing.to_dict(), "versions": versions,
+            "preprocessing_in_model": preprocessing.scaler is not None, "classes": preprocessing.classes}
+    return dump(_serving_model(model, preprocessing), meta, {WEIGHTS_MEMBER: copy})
+
+
+def numpy_copy(data: bytes) -> Any:
+    """The numpy-engine predictor of a final `.keras` file's weights (`core.modelfile.NumpyPredictor`), without
+    TensorFlow; ModelFileError for a file saved without one (before trainyard recorded it) or a damaged one."""
+    from core.modelfile import load_model
+
+    read(data)
+    try:
+        member = zipfile.ZipFile(io.BytesIO(data)).read(WEIGHTS_MEMBER)
+    except KeyError:
+        raise ModelFileError("this Keras model file has no numpy copy of its weights (it was saved by an older "
+                             "trainyard); train the job again to export it") from None
+    except (ValueError, *ZIP_READ_ERRORS) as exc:
+        raise ModelFileError(f"not a trainyard Keras model file ({exc})") from None
+    return load_model(member)
 
 
 def _audit(config: Any) -> None:
@@ -100,10 +167,24 @@ def load(data: bytes, compile: bool = False) -> tuple[Any, dict]:
 
 
 class KerasPredictor(OutputPredictor):
-    """Raw inputs → original labels or values, through the saved scaling and the Keras model."""
+    """Raw inputs → original labels or values, through the saved scaling and the Keras model.
 
-    def __init__(self, model: Any, spec: dict, preprocessing: Preprocessing):
+    `scaled_inside`: the model's own `preprocessing` layer scales (a final model file); else the
+    scaling is applied here first (files saved before the scaling moved inside).
+    """
+
+    def __init__(self, model: Any, spec: dict, preprocessing: Preprocessing, scaled_inside: bool = False):
         self.model, self.spec, self.preprocessing = model, spec, preprocessing
+        self.scaled_inside = scaled_inside
+
+    def outputs(self, x: np.ndarray) -> np.ndarray:
+        if not self.scaled_inside:
+            return super().outputs(x)
+        x = np.asarray(x, dtype=np.float64)
+        n = self.preprocessing.n_features
+        if x.ndim != 2 or x.shape[1] != n:
+            raise ValueError(f"inputs must be rows of {n} numbers")
+        return self._forward(x)
 
     def _forward(self, scaled: np.ndarray) -> np.ndarray:
         return np.asarray(self.model.predict(scaled.astype(np.float32), batch_size=1024, verbose=0))
@@ -117,4 +198,8 @@ def load_predictor(data: bytes) -> KerasPredictor:
         spec = meta["spec"]
     except (KeyError, TypeError) as exc:
         raise ModelFileError(f"model file lacks its spec or preprocessing ({exc})") from None
-    return KerasPredictor(model, spec, preprocessing)
+    inside = meta.get("preprocessing_in_model") is True
+    has_layer = any(layer.name == PREPROCESSING_LAYER for layer in model.layers)
+    if inside != has_layer:
+        raise ModelFileError("the model file's preprocessing layer does not match its metadata")
+    return KerasPredictor(model, spec, preprocessing, scaled_inside=inside)

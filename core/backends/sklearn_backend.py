@@ -2,111 +2,46 @@
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
 from typing import Any
 
 import numpy as np
 
-from core.backends import sklearn_spec
+from core.backends import sklearn_modelfile, sklearn_spec
+from core.backends.sklearn_modelfile import FORMAT_VERSION, TRUSTED, dump_model  # noqa: F401  (re-exported)
 from core.backends.base import Callbacks, PreparedData, Preprocessing, TrainResult
-from core.errors import ZIP_READ_ERRORS, DatasetError, Diverged, ModelFileError, SpecError
+from core.errors import DatasetError, Diverged, SpecError
 from core.metrics import evaluate
-from core.spec import JobSpec, normalised
-
-FORMAT_VERSION = 1
-_MLP = "sklearn.neural_network._multilayer_perceptron"
-# The only types a trainyard skops file may hold. Everything else is refused before skops
-# builds anything, so a crafted file cannot make us import or call other code.
-TRUSTED = [f"{_MLP}.MLPClassifier", f"{_MLP}.MLPRegressor", "sklearn.preprocessing._label.LabelBinarizer"]
-_ALLOWED = {tuple(t.rsplit(".", 1)) for t in TRUSTED} | {
-    ("builtins", name) for name in ("dict", "list", "tuple", "str", "int", "float", "bool", "NoneType")
-} | {("numpy", name) for name in ("ndarray", "float64", "float32", "int64", "int32", "bool_")}
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot store {type(value).__name__} in a model file")
+from core.spec import JobSpec
 
 
 class SklearnPredictor:
-    """Raw inputs → original labels or values, with the scaling the model was trained with."""
+    """Raw inputs → original labels or values: the model file's Pipeline (scaler + MLP) as scikit-learn runs it."""
 
-    def __init__(self, estimator: Any, spec: dict, preprocessing: Preprocessing):
-        self.estimator, self.spec, self.preprocessing = estimator, spec, preprocessing
-        self._dtype = np.dtype(spec.get("backend_options", {}).get("dtype", "float64"))
+    def __init__(self, pipeline: Any, spec: dict, preprocessing: Preprocessing):
+        self.pipeline, self.spec, self.preprocessing = pipeline, spec, preprocessing
+        self.estimator = pipeline.named_steps["mlp"]  # its classes_ are the original labels
 
     def _inputs(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.preprocessing.n_features:
             raise ValueError(f"inputs must be rows of {self.preprocessing.n_features} numbers")
-        return self.preprocessing.transform(x).astype(self._dtype)
+        return x
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Raw (unscaled) inputs → original labels (classification) or values (regression)."""
-        out = self.estimator.predict(self._inputs(x))
-        if self.preprocessing.task == "classification":
-            return np.asarray(self.preprocessing.classes)[out.astype(np.int64)]
-        return out
+        return self.pipeline.predict(self._inputs(x))
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Raw inputs → class probabilities `(n, k)`."""
+        """Raw inputs → class probabilities `(n, k)`, columns in the order of `preprocessing.classes`."""
         if self.preprocessing.task != "classification":
             raise ValueError("probabilities exist for classification models only")
-        return self.estimator.predict_proba(self._inputs(x))
-
-
-def _audit(model: bytes) -> None:
-    """Refuse a file whose skops schema names any type outside `_ALLOWED` (checked before skops constructs)."""
-    try:
-        schema = json.loads(zipfile.ZipFile(io.BytesIO(model)).read("schema.json"))
-    except (KeyError, ValueError, *ZIP_READ_ERRORS) as exc:
-        raise ModelFileError(f"not a scikit-learn model file ({exc})") from None
-    stack = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if "__class__" in node and not (isinstance(node["__class__"], str) and isinstance(node.get("__module__"), str)
-                                            and (node["__module__"], node["__class__"]) in _ALLOWED):
-                raise ModelFileError(f"model file holds a type trainyard does not load: "
-                                     f"{node.get('__module__')}.{node['__class__']}")
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-
-
-def dump_model(estimator: Any, spec: JobSpec, preprocessing: Preprocessing, versions: dict) -> bytes:
-    """The skops model file: the plain estimator plus, as JSON, the normalised spec and preprocessing."""
-    import skops.io
-
-    meta = {"format": "trainyard-sklearn", "format_version": FORMAT_VERSION, "spec": normalised(spec),
-            "preprocessing": preprocessing.to_dict(), "versions": versions}
-    return skops.io.dumps({"trainyard": json.dumps(meta, default=_json_default), "estimator": estimator})
+        return self.pipeline.predict_proba(self._inputs(x))
 
 
 def load_model(model: bytes) -> SklearnPredictor:
     """Rebuild a predictor from skops bytes, trusting only `TRUSTED`; any problem is a ModelFileError."""
-    import skops.io
-    from sklearn.neural_network import MLPClassifier, MLPRegressor
-
-    _audit(model)
-    try:
-        content = skops.io.loads(model, trusted=TRUSTED)
-        meta = json.loads(content["trainyard"])
-        estimator = content["estimator"]
-        preprocessing = Preprocessing.from_dict(meta["preprocessing"])
-        spec = meta["spec"]
-    except Exception as exc:  # skops raises many kinds for a damaged file; all mean the same to a caller
-        raise ModelFileError(f"corrupt scikit-learn model file ({type(exc).__name__}: {exc})") from None
-    if meta.get("format") != "trainyard-sklearn" or meta.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(f"unsupported model file format {meta.get('format')!r} version {meta.get('format_version')!r}")
-    if type(estimator) not in (MLPClassifier, MLPRegressor):
-        raise ModelFileError("model file does not hold a scikit-learn MLP")
-    return SklearnPredictor(estimator, spec, preprocessing)
+    pipeline, spec, preprocessing = sklearn_modelfile.load(model)
+    return SklearnPredictor(pipeline, spec, preprocessing)
 
 
 class SklearnBackend:
