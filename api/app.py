@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from api import auth, catalog, datasets, docs, headers, health, jobs, metrics, params, results, throttle, workers
 from api.bodies import read_body
 from api.events import Feed
+from api import pins
 from api.context import State, close_session, read_sessionmaker, state
 from api.errors import register_error_handlers
 from api.jsonio import FiniteJSONProvider
@@ -63,6 +64,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> Flask:
     app.teardown_appcontext(close_session)
     for module in (jobs, results, datasets, catalog, workers, health, metrics, docs):
         app.register_blueprint(module.bp, url_prefix=PREFIX)
+    app.register_blueprint(pins.bp, url_prefix=PREFIX)  # retention (issue 14 item 4)
     metrics.install(app)
     throttle.install(app)
     headers.install(app)

@@ -186,6 +186,8 @@ def _store_error(exc: Exception) -> Response:
         return problem(404, str(exc), kind="not-found")
     if isinstance(exc, e.Conflict):
         return problem(409, str(exc), kind="conflict")
+    if isinstance(exc, e.Purged):
+        return problem(410, str(exc), kind="purged")
     if isinstance(exc, e.BlobCorrupt):
         # Stored bytes that fail their sha256 are never served; the job has no usable model (409, as documented).
         log.error("%s %s: %s", loggable(request.method), loggable(request.path), loggable(exc))
@@ -200,8 +202,8 @@ def _store_error(exc: Exception) -> Response:
 
 
 def register_store_errors(app: Flask) -> None:
-    """The store's NotFound → 404, Conflict and BlobCorrupt → 409 (with the store's message), BadCursor and
-    IdempotencyKeyReused → 422."""
+    """The store's NotFound → 404, Conflict and BlobCorrupt → 409 (with the store's message), Purged → 410,
+    BadCursor and IdempotencyKeyReused → 422."""
     from store.errors import StoreError
 
     app.register_error_handler(StoreError, _store_error)

@@ -8,7 +8,9 @@ from http import HTTPStatus
 
 from pydantic.json_schema import models_json_schema
 
-from api import schemas
+from api import pins, schemas
+from api.params import INT_MAX
+from core.spec import BACKENDS
 from core.spec import json_schema as spec_json_schema
 from store.jobs import HISTORY_PAGE, MAX_HISTORY_PAGE
 
@@ -115,6 +117,16 @@ ROUTES: dict[str, dict[str, tuple]] = {
     "/docs": {"get": ("A page that renders this document (works offline)", None,
                       {200: ("text/html", {"type": "string"})}, {"security": PUBLIC})},
 }
+
+
+HEADERS = {  # response headers by status
+    201: {"Location": {"description": "the new resource", "schema": {"type": "string"}}},
+    429: {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}},
+    503: {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}},
+}
+
+
+pins.document(ROUTES)  # POST/DELETE /jobs/{job_id}/pin, and 410 where retention purged what a route serves
 
 
 def _content(media: str, schema: str | dict) -> dict:

@@ -19,6 +19,7 @@ from core.backends import load_predictor
 from store import jobs as repo
 from store import matrices
 from store.models import SUCCEEDED
+from store.retention import ensure_kept
 
 bp = Blueprint("results", __name__)
 EXTENSIONS = {"npz": "npz", "skops": "skops", "keras": "keras"}
@@ -88,6 +89,7 @@ def predict(job_id: str):
     job = repo.get_job(session=db, owner=owner, job_id=job_id)
     if job.status != SUCCEEDED:
         raise no_model(job.status)
+    ensure_kept(job, "model")  # 410 once retention purged it (this process may still hold it in its cache)
     body = offload(parse_json, request.get_data(), st.settings, what='a JSON object {"inputs": [[...], ...]}')
 
     def load():  # once per process and job; building a Keras model (importing TensorFlow) takes seconds

@@ -23,6 +23,16 @@ class JobErrorOut(_Out):
     model_config = ConfigDict(extra="allow")
     code: str = Field(description="invalid_spec, dataset_error, diverged, timeout, worker_lost, cancelled or internal")
     message: str
+    epoch: int | None = Field(None, description="diverged: the epoch whose loss became non-finite")
+    errors: list[ErrorItem] | None = Field(None, description="invalid_spec: every error with its field path")
+
+
+class Purged(_Out):
+    """What retention removed from a finished job (its row, metrics and confusion matrices stay)."""
+
+    at: str = Field(description="when (ISO 8601 UTC)")
+    removed: list[Literal["history", "checkpoint", "model"]] = Field(
+        description="the parts removed; asking for one of them is a 410")
 
 
 class Job(_Out):
@@ -40,6 +50,8 @@ class Job(_Out):
     error: JobErrorOut | None
     attempts: int
     cancel_requested: bool
+    pinned: bool = Field(description="retention never purges a pinned job (POST/DELETE links.pin)")
+    purged: Purged | None = Field(description="what retention removed from this finished job and when; null: nothing")
     queue_position: int | None = Field(description="1 = next to be claimed on its queue; null unless queued")
     pending_reason: str | None = Field(description="why a queued job waits; null unless queued")
     worker: str | None

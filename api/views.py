@@ -27,7 +27,24 @@ def job_body(job: Job, *, queue_position: int | None = None, pending_reason: str
         "created_at": isoformat(job.created_at), "started_at": isoformat(job.started_at),
         "finished_at": isoformat(job.finished_at), "links": job_links(job.id),
     }
+    body.update(retention_fields(job))
+    body["links"]["pin"] = f"{PREFIX}/jobs/{job.id}/pin"
     return body
+
+
+def retention_fields(job: Job) -> dict:
+    """`pinned` (retention never purges it) and `purged`: what retention removed and when, or null."""
+    purged = None if job.purged_at is None else {"at": isoformat(job.purged_at), "removed": list(job.purged or [])}
+    return {"pinned": bool(job.pinned), "purged": purged}
+
+
+def api_spec(spec: dict) -> dict:
+    """The normalised spec as the API shows it: without `dataset.path`, which only local runs may use (the API
+    refuses it, and its OpenAPI document does not declare it)."""
+    dataset = spec.get("dataset")
+    if isinstance(dataset, dict) and "path" in dataset and dataset["path"] is None:
+        spec = {**spec, "dataset": {k: v for k, v in dataset.items() if k != "path"}}
+    return spec
 
 
 def job_summary(job: Job, *, queue_position: int | None = None, pending_reason: str | None = None) -> dict:

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from client import commands, resources, service
+from client import commands, resources, service, sweep_commands
 from client.client import Client
 from client.commands import InputError
 from client.errors import ApiError, Unauthorized
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     commands.add_parsers(sub, common)
     resources.add_parsers(sub, common)
+    sweep_commands.add_parsers(sub, common)
     service.add_parsers(sub)
     return parser
 

@@ -1,4 +1,4 @@
-"""The Python client for trainyard's HTTP API (DESIGN §6): jobs, datasets, catalog and workers."""
+"""The Python client for trainyard's HTTP API (DESIGN §6): jobs, datasets, catalog, workers and sweeps."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator
 
 from client.errors import ApiError, DatasetFileError
 from client.models import Job
+from client.sweeps import SweepCalls
 from client.transport import RetryCallback, Transport
 from client.waiting import ProgressArg, Waiter
 
@@ -53,7 +54,7 @@ def default_token() -> str | None:
     return find_token()[0]
 
 
-class Client:
+class Client(SweepCalls):
     """One service and one token; every method raises an `ApiError` subclass on an error answer.
 
     Args:

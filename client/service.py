@@ -40,6 +40,10 @@ def reconcile(args: argparse.Namespace) -> int:
     return call("worker.reconciler", "main")
 
 
+def gc(args: argparse.Namespace) -> int:
+    return call("store.gc", "gc_command", dry_run=args.dry_run, as_json=args.json)
+
+
 def migrate(args: argparse.Namespace) -> int:
     return call("store.migrate", "main")
 
@@ -81,6 +85,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("reconcile", help="run the reconciler loop (re-enqueues lost jobs)")
     p.set_defaults(handler=reconcile, service=True)
+
+    p = sub.add_parser("gc", help="purge finished jobs past TRAINYARD_RETENTION_DAYS and delete unreferenced blobs",
+                       description="Purge the history, checkpoint and model of finished, unpinned jobs older than "
+                                   "TRAINYARD_RETENTION_DAYS (0: none), then delete stored blobs nothing refers to "
+                                   "(older than TRAINYARD_GC_GRACE_SECONDS). Says what it removes and how many bytes.")
+    p.add_argument("--dry-run", action="store_true", help="change nothing; say what would be removed")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.set_defaults(handler=gc, service=True)
 
     p = sub.add_parser("migrate", help="create or upgrade the database schema")
     p.set_defaults(handler=migrate, service=True)

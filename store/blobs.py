@@ -19,7 +19,11 @@ def sha256_hex(data: bytes) -> str:
 def put_blob(*, session: Session, data: bytes) -> str:
     """Store `data` unless a blob with its sha256 exists; return the sha256."""
     digest = sha256_hex(data)
-    if session.scalar(select(Blob.sha256).where(Blob.sha256 == digest)) is None:
+    # FOR KEY SHARE (PostgreSQL): an existing blob cannot be deleted (store.orphans) until this transaction, which
+    # is about to refer to it, ends; one being deleted is waited for and then found gone (and inserted again).
+    # SQLite has no row locks: its transactions that write are serialised whole.
+    if session.scalar(select(Blob.sha256).where(Blob.sha256 == digest)
+                      .with_for_update(read=True, key_share=True)) is None:
         try:
             with session.begin_nested():  # another transaction may insert the same bytes first
                 session.add(Blob(sha256=digest, size_bytes=len(data), data=data))

@@ -35,6 +35,10 @@ class DatasetInUse(Conflict):
     """Deleting a dataset that a queued or running job uses."""
 
 
+class Purged(StoreError):
+    """A part of a job (history, model) that retention removed (HTTP 410 Gone): it will not come back."""
+
+
 class IdempotencyKeyReused(StoreError):
     """An Idempotency-Key the owner already used for a different request (HTTP 422 at `Idempotency-Key`)."""
 

@@ -21,6 +21,7 @@ from store import matrices, reuse
 from store.blobs import delete_blob_if_unreferenced, get_blob
 from store.errors import (BadCursor, DatasetNotFound, IdempotencyKeyReused, JobFinished, JobNotFinished,
                           ModelNotAvailable, NotFound)
+from store.retention import ensure_kept
 from store.models import (ACTIVE, CANCELLED, CANCELLED_ERROR, QUEUED, RUNNING, SUCCEEDED, Artifact, Dataset,
                           HistoryChunk, Job, utcnow)
 from store.workers import list_live_workers
@@ -175,7 +176,7 @@ def get_history(*, session: Session, owner: str, job_id: str, since: int = 0,
     pages never overlap and every epoch is on exactly one of them however the job runs on in between.
     `next_since` is where the next page starts; `has_more` says whether rows past this page exist now.
     """
-    get_job(session=session, owner=owner, job_id=job_id)
+    ensure_kept(get_job(session=session, owner=owner, job_id=job_id), "history")  # 410 once retention purged it
     until = min(since + limit, 2**31 - 1)  # an INTEGER column holds no larger epoch (PostgreSQL would refuse it)
     rows = history_rows(session=session, job_id=job_id, since=since, until=until)
     more = session.scalar(select(HistoryChunk.first_epoch).where(
@@ -198,6 +199,7 @@ def history_rows(*, session: Session, job_id: str, since: int = 0, until: int | 
 def get_model(*, session: Session, owner: str, job_id: str) -> tuple[bytes, str]:
     """The trained model file and its format (`npz`, `skops`, `keras`); ModelNotAvailable unless succeeded."""
     job = get_job(session=session, owner=owner, job_id=job_id)
+    ensure_kept(job, "model")  # 410 once retention purged it
     artifact = session.get(Artifact, (job_id, "model"))
     if job.status != SUCCEEDED or artifact is None:
         raise ModelNotAvailable(f"job {job_id} has no model: it is {job.status}")

@@ -168,11 +168,11 @@ class Job(Base):
     published_at: Mapped[datetime] = mapped_column(default=utcnow)  # last sent to the broker
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
-    # Retention (store.retention): a pinned job is never pruned; a pruned one lost `pruned` (e.g. ["history",
-    # "model"]) at `pruned_at`, and keeps its row and scalar metrics.
+    # Retention (store.retention): a pinned job is never purged; a purged one lost `purged` (e.g. ["history",
+    # "model"]) at `purged_at`, and keeps its row and scalar metrics.
     pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    pruned_at: Mapped[datetime | None]
-    pruned: Mapped[list | None]
+    purged_at: Mapped[datetime | None]
+    purged: Mapped[list | None]
 
     @property
     def progress(self) -> dict:

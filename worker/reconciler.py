@@ -21,6 +21,8 @@ from store.runs import jobs_to_republish, requeue_expired_jobs
 from store.settings import Settings, load_settings
 from store.workers import prune_workers
 from worker.app import create_celery
+from worker.controller import start_controller_thread
+from worker.collector import start_collector
 from worker.publish import publish_job
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,8 @@ def main() -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     log.info("reconciler: every %g s", settings.reconcile_interval_seconds)
+    controller = start_controller_thread(settings, factory, stopping)  # sweeps (worker/controller.py)
+    collector = start_collector(settings=settings, factory=factory, stopping=stopping)  # retention (issue 14)
     while not stopping.is_set():
         try:
             counts = reconcile_once(settings=settings, factory=factory, celery=celery)
@@ -65,6 +69,9 @@ def main() -> int:
         except Exception:  # the database may be briefly unreachable
             log.exception("reconciler: pass failed; retrying")
         stopping.wait(settings.reconcile_interval_seconds)
+    if collector is not None:
+        collector.join(timeout=settings.db_statement_timeout_seconds)
+    controller.join(timeout=settings.db_statement_timeout_seconds)
     engine.dispose()
     return 0
 

@@ -1,0 +1,182 @@
+"""Retention and gc (store.retention, store.orphans, store.gc) on SQLite and PostgreSQL: what is purged, what is
+never removed (live jobs' checkpoints, datasets' blobs, pinned jobs, models another job shares), and the re-check
+that keeps a blob referenced between the scan and the delete."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from core.validate import validate_spec
+from store import orphans
+from store.blobs import put_blob, sha256_hex
+from store.datasets import create_dataset
+from store.db import session_scope
+from store.errors import NotFound, Purged
+from store.gc import describe, run_gc
+from store.jobs import create_job, get_history, get_job, get_model, get_confusion_matrix
+from store.models import Artifact, Blob, HistoryChunk, Job, utcnow
+from store.retention import set_pinned
+from store.runs import claim_job, finish_job, heartbeat, record_epochs, save_checkpoint
+from store.tokens import get_or_create_user
+
+SPEC = {"dataset": {"builtin": "xor"}, "model": {"layers": [{"type": "dense", "units": 1, "activation": "sigmoid"}]},
+        "training": {"epochs": 3, "seed": 1}}
+OLD = timedelta(days=40)
+
+
+def make_job(factory, owner: str, *, finish: str | None = "succeeded", model: bytes | None = None,
+             checkpoint: bytes | None = None, age: timedelta = OLD, dataset_id: str | None = None) -> str:
+    """A job as a worker leaves it: 3 epochs of history, a checkpoint, and when finished its model; `age` ago."""
+    spec = {**SPEC, "dataset": {"id": dataset_id}} if dataset_id else SPEC
+    with session_scope(factory) as s:
+        job, _ = create_job(session=s, owner=owner, spec=validate_spec(spec))
+        job_id = job.id
+    with session_scope(factory) as s:
+        attempt = claim_job(session=s, job_id=job_id, worker="w", lease_seconds=600).attempts
+        record_epochs(session=s, job_id=job_id, rows=[{"epoch": e, "loss": 1.0 / e, "time": e} for e in (1, 2, 3)])
+        heartbeat(session=s, job_id=job_id, attempt=attempt, lease_seconds=600, epoch=3)
+        save_checkpoint(session=s, job_id=job_id, attempt=attempt, epoch=3,
+                        state=checkpoint or f"checkpoint of {job_id}".encode())
+    if finish:
+        with session_scope(factory) as s:
+            finish_job(session=s, job_id=job_id, attempt=attempt, status=finish,
+                       metrics={"loss": 0.5, "accuracy": 0.75, "confusion_matrix": [[1, 1], [0, 2]]},
+                       model=(model or f"model of {job_id}".encode()) if finish == "succeeded" else None,
+                       model_format="npz", epoch=3)
+    with session_scope(factory) as s:  # back-date it, and its blobs (older than the grace age)
+        then = utcnow() - age
+        s.execute(update(Job).where(Job.id == job_id).values(created_at=then, started_at=then,
+                                                            finished_at=then if finish else None))
+        s.execute(update(Blob).values(created_at=utcnow() - timedelta(days=400)))
+    return job_id
+
+
+def blob_shas(factory) -> set[str]:
+    with session_scope(factory) as s:
+        return set(s.scalars(select(Blob.sha256)))
+
+
+def kinds(factory, job_id: str) -> set[str]:
+    with session_scope(factory) as s:
+        return set(s.scalars(select(Artifact.kind).where(Artifact.job_id == job_id)))
+
+
+@pytest.fixture
+def settings(migrated_settings):
+    return migrated_settings.replace(retention_days=30.0, gc_grace_seconds=3600.0)
+
+
+def test_gc_purges_old_finished_jobs_keeps_their_rows_and_reclaims_what_the_dry_run_said(settings, session_factory,
+                                                                                          user_id):
+    old = make_job(session_factory, user_id, model=b"m" * 5000)
+    failed = make_job(session_factory, user_id, finish="failed")
+    recent = make_job(session_factory, user_id, age=timedelta(days=2))
+    model_sha = sha256_hex(b"m" * 5000)
+
+    dry = run_gc(settings=settings, factory=session_factory, dry_run=True)
+    assert [j.id for j in dry.jobs] == [old, failed] or [j.id for j in dry.jobs] == [failed, old]
+    assert {j.id: j.removed for j in dry.jobs} == {old: ["history", "model"], failed: ["history"]}
+    assert dry.blobs == 1 and dry.blob_bytes == 5000  # the model; both checkpoints went when the jobs finished
+    assert model_sha in blob_shas(session_factory) and kinds(session_factory, old) >= {"model"}  # nothing changed
+
+    done = run_gc(settings=settings, factory=session_factory)
+    same = {"dry_run": True, "jobs": None, "cutoff": None}
+    assert done.to_dict() | same == dry.to_dict() | same
+    assert done.bytes == 5000 + dry.history_bytes and dry.history_bytes > 0
+    assert model_sha not in blob_shas(session_factory)
+    with session_scope(session_factory) as s:
+        job = get_job(session=s, owner=user_id, job_id=old)
+        assert (job.status, job.metrics, job.purged) == ("succeeded", {"loss": 0.5, "accuracy": 0.75},
+                                                         ["history", "model"])
+        assert job.purged_at is not None
+        assert s.scalar(select(func.count()).select_from(HistoryChunk).where(HistoryChunk.job_id == old)) == 0
+        with pytest.raises(Purged, match=f"the history of job {old} was removed"):
+            get_history(session=s, owner=user_id, job_id=old)
+        with pytest.raises(Purged, match="model"):
+            get_model(session=s, owner=user_id, job_id=old)
+        # the confusion matrices stay (small results, like the metrics)
+        assert get_confusion_matrix(session=s, owner=user_id, job_id=old, split="train").tolist() == [[1, 1], [0, 2]]
+        assert get_history(session=s, owner=user_id, job_id=recent)[0][-1]["epoch"] == 3
+        assert get_model(session=s, owner=user_id, job_id=recent)[0] == f"model of {recent}".encode()
+    again = run_gc(settings=settings, factory=session_factory)
+    assert (again.jobs, again.blobs) == ([], 0)
+    assert "purge 0 jobs" in describe(again) and "reclaimed 0 B in all" in describe(again)
+
+
+def test_nothing_a_live_pinned_or_sharing_job_or_a_dataset_needs_is_removed(settings, session_factory, user_id):
+    with session_scope(session_factory) as s:
+        dataset = create_dataset(session=s, owner=user_id, name="d", format="csv", data=b"a,y\n0,0\n1,1\n",
+                                 task="classification", n_samples=2, n_features=1, n_classes=2, target="y")
+        dataset_id, dataset_sha = dataset.id, dataset.blob_sha256
+    used_dataset = make_job(session_factory, user_id, dataset_id=dataset_id)
+    running = make_job(session_factory, user_id, finish=None, checkpoint=b"live checkpoint")
+    pinned = make_job(session_factory, user_id, model=b"pinned model")
+    shared_old = make_job(session_factory, user_id, model=b"shared model")
+    shared_new = make_job(session_factory, user_id, model=b"shared model", age=timedelta(days=1))
+    with session_scope(session_factory) as s:
+        set_pinned(session=s, owner=user_id, job_id=pinned, pinned=True)
+
+    done = run_gc(settings=settings, factory=session_factory)
+    assert {j.id for j in done.jobs} == {used_dataset, shared_old}
+    assert done.blobs == 1  # only used_dataset's model; the shared model is still shared_new's
+    shas = blob_shas(session_factory)
+    assert {dataset_sha, sha256_hex(b"live checkpoint"), sha256_hex(b"pinned model"),
+            sha256_hex(b"shared model")} <= shas
+    assert kinds(session_factory, running) == {"checkpoint"}
+    assert kinds(session_factory, pinned) >= {"model"}
+    with session_scope(session_factory) as s:
+        assert get_model(session=s, owner=user_id, job_id=shared_new)[0] == b"shared model"
+        s.execute(update(Job).where(Job.id == shared_new).values(finished_at=utcnow() - OLD))
+        set_pinned(session=s, owner=user_id, job_id=pinned, pinned=False)
+    done = run_gc(settings=settings, factory=session_factory)
+    assert {j.id for j in done.jobs} == {shared_new, pinned}
+    assert done.blobs == 2 and sha256_hex(b"shared model") not in blob_shas(session_factory)
+    assert dataset_sha in blob_shas(session_factory)
+
+
+def test_retention_off_purges_no_job_but_orphans_past_the_grace_age_are_collected(settings, session_factory,
+                                                                                  user_id):
+    off = settings.replace(retention_days=0.0)
+    job = make_job(session_factory, user_id)
+    with session_scope(session_factory) as s:
+        old_orphan = put_blob(session=s, data=b"o" * 300)
+        young_orphan = put_blob(session=s, data=b"young")
+        s.execute(update(Blob).where(Blob.sha256 == old_orphan).values(created_at=utcnow() - timedelta(hours=2)))
+    dry = run_gc(settings=off, factory=session_factory, dry_run=True)
+    assert (dry.cutoff, dry.jobs, dry.blobs, dry.blob_bytes) == (None, [], 1, 300)
+    assert "retention is off" in describe(dry) and "would delete 1 unreferenced blobs" in describe(dry)
+    done = run_gc(settings=off, factory=session_factory)
+    assert (done.blobs, done.bytes) == (1, 300)
+    assert old_orphan not in blob_shas(session_factory) and young_orphan in blob_shas(session_factory)
+    assert kinds(session_factory, job) >= {"model"}
+    assert run_gc(settings=off.replace(gc_grace_seconds=0.0), factory=session_factory).blobs == 1  # the young one
+
+
+def test_a_blob_referenced_after_the_scan_is_not_deleted(settings, session_factory, user_id):
+    job = make_job(session_factory, user_id, finish=None)
+    with session_scope(session_factory) as s:
+        sha = put_blob(session=s, data=b"late")
+    cutoff = utcnow() + timedelta(seconds=1)
+    with session_scope(session_factory) as s:
+        scanned = [row.sha256 for row in s.execute(orphans.orphans(older_than=cutoff))]
+    assert sha in scanned
+    with session_scope(session_factory) as s:  # e.g. a worker's checkpoint that reuses these bytes, committed now
+        s.execute(update(Artifact).where(Artifact.job_id == job).values(blob_sha256=sha))
+    with session_scope(session_factory) as s:
+        assert orphans.delete_if_orphan(session=s, sha256=sha, older_than=cutoff) is False
+    assert sha in blob_shas(session_factory)
+
+
+def test_a_pin_is_the_owners_and_is_kept_across_the_purge_check(settings, session_factory, user_id):
+    job = make_job(session_factory, user_id)
+    with session_scope(session_factory) as s:
+        bob = get_or_create_user(session=s, name="bob").id
+    with session_scope(session_factory) as s, pytest.raises(NotFound):
+        set_pinned(session=s, owner=bob, job_id=job, pinned=True)
+    with session_scope(session_factory) as s:
+        assert set_pinned(session=s, owner=user_id, job_id=job, pinned=True).pinned is True
+    assert run_gc(settings=settings, factory=session_factory).jobs == []
+    assert kinds(session_factory, job) >= {"model"}
