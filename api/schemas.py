@@ -23,8 +23,6 @@ class JobErrorOut(_Out):
     model_config = ConfigDict(extra="allow")
     code: str = Field(description="invalid_spec, dataset_error, diverged, timeout, worker_lost, cancelled or internal")
     message: str
-    epoch: int | None = Field(None, description="diverged: the epoch whose loss became non-finite")
-    errors: list[ErrorItem] | None = Field(None, description="invalid_spec: every error with its field path")
 
 
 class Purged(_Out):

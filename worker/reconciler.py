@@ -21,7 +21,6 @@ from store.runs import jobs_to_republish, requeue_expired_jobs
 from store.settings import Settings, load_settings
 from store.workers import prune_workers
 from worker.app import create_celery
-from worker.controller import start_controller_thread
 from worker.collector import start_collector
 from worker.publish import publish_job
 
@@ -59,7 +58,6 @@ def main() -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     log.info("reconciler: every %g s", settings.reconcile_interval_seconds)
-    controller = start_controller_thread(settings, factory, stopping)  # sweeps (worker/controller.py)
     collector = start_collector(settings=settings, factory=factory, stopping=stopping)  # retention (issue 14)
     while not stopping.is_set():
         try:
@@ -71,7 +69,6 @@ def main() -> int:
         stopping.wait(settings.reconcile_interval_seconds)
     if collector is not None:
         collector.join(timeout=settings.db_statement_timeout_seconds)
-    controller.join(timeout=settings.db_statement_timeout_seconds)
     engine.dispose()
     return 0
 
