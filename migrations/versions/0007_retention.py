@@ -1,7 +1,7 @@
-"""retention: pinned jobs and what gc pruned (issue 14 item 4)
+"""retention: pinned jobs and what gc purged (issue 14 item 4)
 
-jobs.pinned (never pruned), jobs.pruned_at and jobs.pruned (the parts retention removed: history, checkpoint,
-model). Existing jobs are unpinned and unpruned. Downgrading drops the columns; what was pruned stays gone.
+jobs.pinned (never purged), jobs.purged_at and jobs.purged (the parts retention removed: history, checkpoint,
+model). Existing jobs are unpinned and unpurged. Downgrading drops the columns; what was purged stays gone.
 
 Revision ID: 0007
 Revises: 0006
@@ -22,10 +22,10 @@ def upgrade() -> None:
     # Plain ADD COLUMN (SQLite has it): a batch "move and copy" of jobs would DROP the old table, and with foreign
     # keys on, that deletes every history chunk and artifact through ON DELETE CASCADE.
     op.add_column('jobs', sa.Column('pinned', sa.Boolean(), server_default=sa.false(), nullable=False))
-    op.add_column('jobs', sa.Column('pruned_at', store.models.UTCDateTime(timezone=True), nullable=True))
-    op.add_column('jobs', sa.Column('pruned', sa.JSON(), nullable=True))
+    op.add_column('jobs', sa.Column('purged_at', store.models.UTCDateTime(timezone=True), nullable=True))
+    op.add_column('jobs', sa.Column('purged', sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
-    for name in ('pruned', 'pruned_at', 'pinned'):
+    for name in ('purged', 'purged_at', 'pinned'):
         op.drop_column('jobs', name)  # SQLite >= 3.35 drops a column in place (no copy, no cascade)
