@@ -5,14 +5,15 @@ from __future__ import annotations
 from flask import Flask, g, request
 from sqlalchemy import Engine
 
-from api import auth, catalog, datasets, docs, headers, health, jobs, metrics, params, results, throttle, workers
+from api import (auth, catalog, datasets, docs, headers, health, jobs, metrics, params, ratelimit, results, throttle,
+                 workers)
 from api.bodies import read_body
 from api.events import Feed
 from api import pins
+from api import sweeps
 from api.context import State, close_session, read_sessionmaker, state
 from api.errors import register_error_handlers
 from api.jsonio import FiniteJSONProvider
-from api.ratelimit import RateLimiter
 from store.db import make_engine, make_sessionmaker
 from store.settings import Settings
 
@@ -56,7 +57,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> Flask:
     read_sessions = read_sessionmaker(engine)
     app.extensions["trainyard"] = State(
         settings=settings, engine=engine, sessions=make_sessionmaker(engine), read_sessions=read_sessions,
-        limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst), feed=Feed(read_sessions),
+        feed=Feed(read_sessions),
     )
     register_error_handlers(app)
     app.before_request(_before_request)
@@ -65,8 +66,10 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> Flask:
     for module in (jobs, results, datasets, catalog, workers, health, metrics, docs):
         app.register_blueprint(module.bp, url_prefix=PREFIX)
     app.register_blueprint(pins.bp, url_prefix=PREFIX)  # retention (issue 14 item 4)
+    app.register_blueprint(sweeps.bp, url_prefix=PREFIX)  # hyperparameter sweeps (issue 9)
     metrics.install(app)
     throttle.install(app)
+    ratelimit.install(app)
     headers.install(app)
     params.install(app)
     return app

@@ -1,15 +1,20 @@
-"""Bearer-token auth (tokens are looked up hashed, through the store) and the per-token rate limit."""
+"""Bearer-token auth (tokens are looked up hashed, through the store), the token's scopes, and its rate limit."""
 
 from __future__ import annotations
 
-import hashlib
+import logging
 
 from flask import g, request
 
+from api import ratelimit, scopes
 from api.errors import ApiError
-from store.tokens import get_or_create_user, verify_token
+from api.tokencache import TokenInfo
+from store.db import DATABASE_UNAVAILABLE
+from store.models import utcnow
+from store.tokens import REVOKED, SCOPES, digest, find_token, get_or_create_user, token_state, touch_token
 
 LOCAL_USER = "local"  # everyone, when TRAINYARD_AUTH is off
+log = logging.getLogger(__name__)
 
 
 def _unauthorized(detail: str) -> ApiError:
@@ -17,34 +22,68 @@ def _unauthorized(detail: str) -> ApiError:
 
 
 def authenticate() -> None:
-    """Set `g.user_id` from the request's bearer token (401 otherwise), then apply the token's rate limit (429)."""
-    from api.context import session, state
+    """Set `g.user_id` and `g.scopes` from the request's bearer token (401 when it is missing, unknown, revoked
+    or expired), count the request against the token's rate limit (429), then check the scope the route needs
+    (403)."""
+    from api.context import state
 
     st = state()
     if not st.settings.auth:
-        g.user_id = st.tokens.get(LOCAL_USER) or _local_user_id()
-        st.tokens.put(LOCAL_USER, g.user_id)
-        return
+        info = st.tokens.get(LOCAL_USER)
+        if info is None:
+            info = TokenInfo(token_id=LOCAL_USER, user_id=_local_user_id(), scopes=frozenset(SCOPES), expires_at=None)
+            st.tokens.put(LOCAL_USER, info)
+    else:
+        info = _verified_token()
+    g.user_id, g.scopes = info.user_id, info.scopes
+    ratelimit.check(info.token_id)
+    scopes.check(info.scopes, request.endpoint or "", request.method)
+
+
+def _verified_token() -> TokenInfo:
+    from api.context import session, state
+
+    st = state()
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("send 'Authorization: Bearer TOKEN' (trainyard token create --user NAME makes one)")
-    digest = hashlib.sha256(token.encode()).hexdigest()
+    key = digest(token)
     g.token = token  # an event stream re-checks it while open (api.results)
-    g.user_id = st.tokens.get(digest)
-    if g.user_id is None:
-        user = verify_token(session=session(), token=token)
-        if user is None:
-            raise _unauthorized("the token is unknown or revoked")
-        st.tokens.put(digest, user.id)
-        g.user_id = user.id
-    wait = st.limiter.allow(digest)
-    if wait > 0:
-        raise ApiError(429, f"over the rate limit of {st.settings.rate_limit_per_second:g} requests per second per "
-                            f"token (rate_limit_per_second; bursts of {st.settings.rate_limit_burst}, "
-                            f"rate_limit_burst); retry in {wait:.2f} s",
-                       kind="rate-limited", headers={"Retry-After": str(max(1, round(wait + 0.5)))})
+    info = st.tokens.get(key)
+    if info is None:
+        row = find_token(session=session(), token=token)
+        if row is None:
+            raise _unauthorized("the token is unknown")
+        if token_state(row) == REVOKED:
+            raise _unauthorized(f"the token was revoked at {_when(row.revoked_at)}")
+        info = TokenInfo(token_id=row.id, user_id=row.user_id, scopes=frozenset(row.scopes.split()),
+                         expires_at=row.expires_at)
+        st.tokens.put(key, info)
+    now = utcnow()
+    if info.expires_at is not None and info.expires_at <= now:
+        raise _unauthorized(f"the token expired at {_when(info.expires_at)}; ask for a new one "
+                            f"(trainyard token create --user NAME --expires 30d)")
+    if st.tokens.due_for_touch(info.token_id):
+        _touch(info.token_id)
+    return info
+
+
+def _touch(token_id: str) -> None:
+    """Record the token's use (at most once a minute per token and process; see api.tokencache). Bookkeeping:
+    a database that cannot take the write now does not fail the request."""
+    from api.context import writing
+
+    try:
+        with writing() as db:
+            touch_token(session=db, token_id=token_id)
+    except DATABASE_UNAVAILABLE as exc:
+        log.warning("could not record the use of token %s: %s", token_id, type(exc).__name__)
+
+
+def _when(value) -> str:
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _local_user_id() -> str:

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.predicting import PredictorCache
-from api.ratelimit import RateLimiter, TokenCache
+from api.tokencache import TokenCache
 from store.db import make_sessionmaker, read_only, session_scope
 from store.settings import Settings
 
@@ -34,7 +34,6 @@ class State:
     engine: Engine
     sessions: sessionmaker[Session]  # writes: BEGIN IMMEDIATE on SQLite, so only inside `writing()`
     read_sessions: sessionmaker[Session]  # everything else
-    limiter: RateLimiter
     predictors: PredictorCache = field(default_factory=PredictorCache)
     tokens: TokenCache = field(default_factory=TokenCache)
     # Requests that run Python at once in this process, taken only once the body has arrived (api.app). Under

@@ -1,57 +1,80 @@
-"""Per-token state kept in this process (each gunicorn worker has its own): rate-limit buckets, verified tokens."""
+"""The per-token rate limit, on Flask-Limiter, counted in `rate_limit_storage_url` — so with Redis (the
+compose file's, or the broker's when that is a Redis) one limit holds across every API process, not one per
+process.
+
+The settings keep their meaning: `rate_limit_per_second` on average, bursts of `rate_limit_burst`. They
+become a moving window of `rate_limit_burst` requests in any `rate_limit_burst / rate_limit_per_second`
+seconds (rounded to whole seconds, at least 1; 200 in any 2 s by default): a fresh token may send its whole
+burst at once, and no token averages more than the rate over a window. Keys are token ids (never a token or
+its hash). With the storage unreachable each process counts on its own until it is back.
+"""
 
 from __future__ import annotations
 
-import threading
+import math
 import time
+from dataclasses import dataclass
+from typing import Callable
+
+from flask import Flask, current_app, g
+from flask_limiter import Limiter, RateLimitExceeded
+
+from api.errors import ApiError
+from store.settings import Settings
+
+EXTENSION = "trainyard.ratelimit"
+SCOPE = "token"
 
 
-class RateLimiter:
-    """`rate` requests per second on average, bursts of up to `burst`; `allow(key)` returns seconds to wait (0 = go)."""
-
-    def __init__(self, rate: float, burst: float | None = None, max_keys: int = 10_000):
-        self.rate = rate
-        self.burst = burst if burst is not None else max(1.0, 2 * rate)
-        self.max_keys = max_keys
-        self._buckets: dict[str, tuple[float, float]] = {}  # key → (tokens, last refill)
-        self._lock = threading.Lock()
-
-    def allow(self, key: str) -> float:
-        if self.rate <= 0:
-            return 0.0
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(key, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens >= 1:
-                self._buckets[key] = (tokens - 1, now)
-                return 0.0
-            self._buckets[key] = (tokens, now)
-            if len(self._buckets) > self.max_keys:  # forget idle keys rather than grow without bound
-                self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 60}
-            return (1 - tokens) / self.rate
+def window(settings: Settings) -> tuple[int, int]:
+    """(requests, seconds): the moving window the rate and burst settings become."""
+    seconds = max(1, round(settings.rate_limit_burst / settings.rate_limit_per_second))
+    return max(1, round(settings.rate_limit_per_second * seconds)), seconds
 
 
-# A verified token is remembered this long in each API process, saving a query per request;
-# so a revoked token keeps working for at most this long.
-TOKEN_CACHE_SECONDS = 5.0
-TOKEN_CACHE_SIZE = 10_000
+@dataclass(frozen=True)
+class TokenLimit:
+    settings: Settings
+    limiter: Limiter
+    guard: Callable[[], None]
 
 
-class TokenCache:
-    """token sha256 → user id, for TOKEN_CACHE_SECONDS (thread-safe, bounded)."""
+def _key() -> str:
+    return f"token:{g.rate_key}"
 
-    def __init__(self) -> None:
-        self._items: dict[str, tuple[str, float]] = {}
-        self._lock = threading.Lock()
 
-    def get(self, digest: str) -> str | None:
-        item = self._items.get(digest)
-        return item[0] if item is not None and item[1] > time.monotonic() else None
+def install(app: Flask) -> None:
+    """Give `app` the per-token limit; `create_app` calls it. `check(key)` applies it."""
+    settings: Settings = app.extensions["trainyard"].settings
+    limiter = Limiter(_key, app=app, storage_uri=settings.rate_limit_storage_url, strategy="moving-window",
+                      storage_options={"key_prefix": f"{settings.broker_namespace}limits"},
+                      in_memory_fallback_enabled=True)  # storage unreachable: count in this process meanwhile
+    requests, seconds = window(settings)
 
-    def put(self, digest: str, user_id: str) -> None:
-        with self._lock:
-            if len(self._items) >= TOKEN_CACHE_SIZE:
-                now = time.monotonic()
-                self._items = {k: v for k, v in self._items.items() if v[1] > now}
-            self._items[digest] = (user_id, time.monotonic() + TOKEN_CACHE_SECONDS)
+    @limiter.shared_limit(f"{requests} per {seconds} second", scope=SCOPE)
+    def guard() -> None:
+        """Does nothing itself: calling it makes the limiter count the request against the token's window."""
+
+    app.extensions[EXTENSION] = TokenLimit(settings=settings, limiter=limiter, guard=guard)
+
+
+def check(key: str) -> None:
+    """Count this request against `key`'s window (a token id); 429 problem+json with Retry-After when over."""
+    limit: TokenLimit = current_app.extensions[EXTENSION]
+    g.rate_key = key
+    try:
+        limit.guard()
+    except RateLimitExceeded:
+        raise _refusal(limit) from None
+
+
+def _refusal(limit: TokenLimit) -> ApiError:
+    s = limit.settings
+    requests, seconds = window(s)
+    current = limit.limiter.current_limit
+    # The moving window's reset_time is when its oldest request leaves it: one slot is free again then.
+    wait = max(1, math.ceil(current.window.reset_time - time.time())) if current else seconds
+    return ApiError(429, f"over the rate limit of {s.rate_limit_per_second:g} requests per second per token "
+                         f"(rate_limit_per_second; bursts of {s.rate_limit_burst}, rate_limit_burst: at most "
+                         f"{requests} requests in any {seconds} s, across every API process); retry in {wait} s",
+                    kind="rate-limited", headers={"Retry-After": str(wait)})

@@ -49,14 +49,22 @@ def migrate(args: argparse.Namespace) -> int:
 
 
 def token_create(args: argparse.Namespace) -> int:
-    return call("store.tokens", "create_token_cli", args.user)
+    return call("store.token_commands", "create_token_cli", args.user, name=args.name, scopes=args.scopes,
+                expires=args.expires, as_json=args.json)
+
+
+def token_list(args: argparse.Namespace) -> int:
+    return call("store.token_commands", "list_tokens_cli", args.user, as_json=args.json)
 
 
 def token_revoke(args: argparse.Namespace) -> int:
-    if not args.token and not args.user:
-        print("trainyard token revoke: give a TOKEN or --user NAME", file=sys.stderr)
+    if not (args.token or args.user or args.id):
+        print("trainyard token revoke: give a TOKEN, --id ID or --user NAME", file=sys.stderr)
+        if args.json:
+            print('{"error": {"status": 0, "title": "bad usage", "detail": "give a TOKEN, --id ID or --user NAME"}}')
         return 2
-    return call("store.tokens", "revoke_token_cli", args.token, args.user)
+    return call("store.token_commands", "revoke_token_cli", args.token, args.user, token_id=args.id, name=args.name,
+                as_json=args.json)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -97,12 +105,29 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("migrate", help="create or upgrade the database schema")
     p.set_defaults(handler=migrate, service=True)
 
-    p = sub.add_parser("token", help="create or revoke API tokens")
-    token_sub = p.add_subparsers(dest="token_command", metavar="create|revoke", required=True)
+    p = sub.add_parser("token", help="create, list or revoke API tokens")
+    token_sub = p.add_subparsers(dest="token_command", metavar="create|list|revoke", required=True)
+    as_json = dict(action="store_true", help="print one JSON object as the last line of stdout")
     t = token_sub.add_parser("create", help="create a token; printed on the last line")
     t.add_argument("--user", required=True, metavar="NAME")
+    t.add_argument("--name", help="a label to tell this token apart in `token list` (e.g. ci, dashboard)")
+    t.add_argument("--scopes", default="read,write",
+                   help="read (see jobs, results, models; predict) and/or write (also submit, cancel, delete, "
+                        "upload); default read,write")
+    t.add_argument("--expires", metavar="DURATION",
+                   help="30d, 12h, 2w… or never (default $TRAINYARD_TOKEN_DEFAULT_EXPIRY, 90d)")
+    t.add_argument("--json", **as_json)
     t.set_defaults(handler=token_create, service=True)
-    t = token_sub.add_parser("revoke", help="revoke one token, or all of a user's tokens")
+    t = token_sub.add_parser("list", help="every token's name, scopes, state, created, last used and expiry "
+                                          "(never the token)")
+    t.add_argument("--user", metavar="NAME", help="only this user's tokens")
+    t.add_argument("--json", **as_json)
+    t.set_defaults(handler=token_list, service=True)
+    t = token_sub.add_parser("revoke", help="revoke one token (by the token or its id), a user's tokens named "
+                                            "NAME, or all of a user's tokens")
     t.add_argument("token", nargs="?", metavar="TOKEN")
+    t.add_argument("--id", metavar="ID", help="the token's id, as `token list` shows it")
     t.add_argument("--user", metavar="NAME")
+    t.add_argument("--name", metavar="TOKEN_NAME", help="with --user: only that user's tokens with this name")
+    t.add_argument("--json", **as_json)
     t.set_defaults(handler=token_revoke, service=True)

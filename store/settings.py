@@ -78,8 +78,11 @@ class Settings:
     # within the window is answered 429 without a database lookup until the window ends.
     auth_failures_per_address: int = 30
     auth_failure_window_seconds: int = 60
-    rate_limit_storage_url: str = "memory://"  # where rate-limit counters live; redis://… shares them between processes
+    # Where rate-limit counters live (api/ratelimit.py, api/throttle.py): redis://… shares them between API
+    # processes. "" → the broker's Redis when the broker is Redis (one limit across processes), else memory://.
+    rate_limit_storage_url: str = ""
     trusted_proxies: int = 0  # reverse proxies in front of the API whose X-Forwarded-For/-Proto are believed
+    token_default_expiry: str = "90d"  # `trainyard token create` without --expires: 30d, 12h, 2w… or never
     operator_users: str = ""  # comma-separated user names who see every worker's hostname, pid and jobs
 
     # --- serving (api/serve.py): gevent workers, so an open connection costs a greenlet, not a thread ---
@@ -90,7 +93,12 @@ class Settings:
     stream_recheck_seconds: float = 5.0  # an open event stream re-checks its token this often
 
     # --- database and libraries ---
-    db_connect_timeout_seconds: float = 10.0
+    db_connect_timeout_seconds: float = 5.0
+    # A database that accepts but never answers (store/db.py): a statement waits at most this long without a byte
+    # from the server, then its connection is dropped and the caller sees the database as unavailable (API: 503).
+    db_response_timeout_seconds: float = 10.0
+    db_keepalive_seconds: float = 10.0  # TCP keepalive probes after this long idle (a peer gone without a word)
+    db_tcp_user_timeout_seconds: float = 10.0  # data sent but unacknowledged this long: the connection is dead
     db_statement_timeout_seconds: float = 30.0  # PostgreSQL statement_timeout; SQLite's busy wait
     db_pool_size: int = 5
     tf_intra_op_threads: int = 0  # 0: TensorFlow's default
@@ -104,6 +112,9 @@ class Settings:
             object.__setattr__(self, "database_url", f"sqlite:///{home / 'trainyard.db'}")
         if not self.broker_url:
             object.__setattr__(self, "broker_url", FILESYSTEM_BROKER)
+        if not self.rate_limit_storage_url:
+            shared = self.broker_url.partition("://")[0] in RATE_LIMIT_STORAGES[1:]  # the broker is a Redis
+            object.__setattr__(self, "rate_limit_storage_url", self.broker_url if shared else "memory://")
 
     @property
     def is_sqlite(self) -> bool:
@@ -202,12 +213,14 @@ def _check(s: Settings) -> None:
     positive += ("worker_memory_bytes", "max_classes", "max_layers", "max_spec_bytes",
                  "max_checkpoint_bytes_per_minute")
     positive += ("gc_interval_seconds",)
+    positive += ("db_response_timeout_seconds", "db_keepalive_seconds", "db_tcp_user_timeout_seconds")
     for name in ("retention_days", "gc_grace_seconds"):  # retention_days 0: off
         if getattr(s, name) < 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be >= 0, got {getattr(s, name)!r}")
     for name in positive:
         if not getattr(s, name) > 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be > 0, got {getattr(s, name)!r}")
+    _check_expiry(s)
     for name in ("tf_intra_op_threads", "tf_inter_op_threads", "trusted_proxies"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be >= 0, got {getattr(s, name)!r}")
@@ -218,3 +231,12 @@ def _check(s: Settings) -> None:
                             f"got {s.rate_limit_storage_url!r}")
     if not (s.database_url.startswith("sqlite") or s.database_url.startswith("postgresql")):
         raise SettingsError(f"{PREFIX}DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL")
+
+
+def _check_expiry(s: Settings) -> None:
+    from store.durations import parse_duration
+
+    try:
+        parse_duration(s.token_default_expiry)
+    except ValueError as exc:
+        raise SettingsError(f"{PREFIX}TOKEN_DEFAULT_EXPIRY: {exc}") from None

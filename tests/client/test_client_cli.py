@@ -151,8 +151,9 @@ def test_service_commands_call_their_owners(monkeypatch):
     calls = []
     for module, function in [("client.local_run", "run_command"), ("api.embedded", "up"), ("api.serve", "serve"),
                              ("worker.main", "run_worker"), ("worker.reconciler", "main"),
-                             ("store.migrate", "main"), ("store.tokens", "create_token_cli"),
-                             ("store.tokens", "revoke_token_cli")]:
+                             ("store.migrate", "main"), ("store.token_commands", "create_token_cli"),
+                             ("store.token_commands", "list_tokens_cli"),
+                             ("store.token_commands", "revoke_token_cli")]:
         fake_module = sys.modules.get(f"fake:{module}") or types.ModuleType(module)
         setattr(fake_module, function, lambda *a, _f=f"{module}.{function}", **k: calls.append((_f, a, k)) or 0)
         sys.modules[f"fake:{module}"] = fake_module
@@ -163,7 +164,11 @@ def test_service_commands_call_their_owners(monkeypatch):
     assert main(["worker", "--queues", "cpu,gpu", "--concurrency", "2"]) == 0
     assert main(["reconcile"]) == main(["migrate"]) == 0
     assert main(["token", "create", "--user", "alice"]) == 0
+    assert main(["token", "create", "--user", "ci", "--name", "ci", "--scopes", "read", "--expires", "30d",
+                 "--json"]) == 0
+    assert main(["token", "list", "--json"]) == 0
     assert main(["token", "revoke", "--user", "alice"]) == 0
+    assert main(["token", "revoke", "--id", "t1", "--json"]) == 0
     assert main(["token", "revoke"]) == 2
     for key in list(sys.modules):
         if key.startswith("fake:"):
@@ -174,7 +179,13 @@ def test_service_commands_call_their_owners(monkeypatch):
         ("api.serve.serve", (), {"host": "0.0.0.0", "port": 9000, "workers": 3}),
         ("worker.main.run_worker", (), {"queues": ["cpu", "gpu"], "concurrency": 2}),
         ("worker.reconciler.main", (), {}), ("store.migrate.main", (), {}),
-        ("store.tokens.create_token_cli", ("alice",), {}), ("store.tokens.revoke_token_cli", (None, "alice"), {}),
+        ("store.token_commands.create_token_cli", ("alice",),
+         {"name": None, "scopes": "read,write", "expires": None, "as_json": False}),
+        ("store.token_commands.create_token_cli", ("ci",),
+         {"name": "ci", "scopes": "read", "expires": "30d", "as_json": True}),
+        ("store.token_commands.list_tokens_cli", (None,), {"as_json": True}),
+        ("store.token_commands.revoke_token_cli", (None, "alice"), {"token_id": None, "name": None, "as_json": False}),
+        ("store.token_commands.revoke_token_cli", (None, None), {"token_id": "t1", "name": None, "as_json": True}),
     ]
 
 

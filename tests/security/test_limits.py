@@ -151,7 +151,7 @@ def test_requests_over_the_per_token_rate_are_429_with_retry_after(limited):
     body = problem(r, 429)
     names(body, "rate_limit_per_second", 1)
     names(body, "rate_limit_burst", 3)
-    assert 1 <= int(r.headers["Retry-After"]) <= 2
+    assert 1 <= int(r.headers["Retry-After"]) <= 3  # the moving window of 3 requests in 3 s frees its first slot
     assert api.bob.get("/jobs").status_code == 200  # each token has its own bucket
     assert problem(api.alice.post("/jobs", json=xor()), 429)  # every route, writes included
 

@@ -69,7 +69,7 @@ def test_tokens_verify_until_revoked(session_factory):
 
 
 def test_token_cli_prints_the_token_last_and_revokes(sqlite_settings, monkeypatch, capsys):
-    from store.tokens import create_token_cli, revoke_token_cli
+    from store.token_commands import create_token_cli, revoke_token_cli
 
     monkeypatch.setenv("TRAINYARD_HOME", str(sqlite_settings.home))
     assert create_token_cli("erin") == 0
