@@ -121,7 +121,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     p = sub.add_parser("sweeps", help="list, show, wait for, cancel or delete sweeps")
     sw = p.add_subparsers(dest="sweeps_command", metavar="list|show|wait|cancel|delete", required=True)
     s = sw.add_parser("list", parents=[common], help="your sweeps, newest first")
-    s.add_argument("--status", choices=["running", "succeeded", "failed", "cancelled"])
+    s.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])
     s.add_argument("--limit", type=int, default=20, help="at most this many sweeps (default 20)")
     s.set_defaults(handler=sweeps_list)
     s = sw.add_parser("show", parents=[common], help="one sweep and its trials")

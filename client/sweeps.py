@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -78,13 +77,13 @@ class SweepCalls:
     http: Any
     upload_local_dataset: Callable[..., tuple[dict[str, Any], dict[str, Any] | None]]
 
-    def create_sweep(self, request: dict[str, Any] | str | os.PathLike, *, idempotency_key: str | None = None,
-                     base_dir: str | os.PathLike | None = None,
+    def create_sweep(self, request: dict[str, Any] | str | os.PathLike, *, base_dir: str | os.PathLike | None = None,
                      on_upload: Callable[[str, dict[str, Any]], None] | None = None) -> Sweep:
-        """Start a sweep (a request dict or a JSON file's path); retried safely under one Idempotency-Key.
+        """Start a sweep (a request dict or a JSON file's path); the service queues its first trials at once.
 
-        A local `base.dataset.path` is uploaded first, as `submit` does for a job, and `on_upload(FILE,
-        record)` called; the upload is deleted again if the service refuses the sweep.
+        Not retried: the service takes no Idempotency-Key for sweeps, so a retry after a lost answer could start
+        a second sweep. A local `base.dataset.path` is uploaded first, as `submit` does for a job, and
+        `on_upload(FILE, record)` called; the upload is deleted again if the service refuses the sweep.
         """
         if not isinstance(request, dict):
             request, folder = read_sweep_file(request)
@@ -97,10 +96,8 @@ class SweepCalls:
             request = {**request, "base": base}
             if uploaded is not None and on_upload is not None:
                 on_upload(str(local), uploaded)
-        key = idempotency_key or str(uuid.uuid4())
         try:
-            return Sweep(self.http.json("POST", "/sweeps", json=request, retry=True,
-                                        headers={"Idempotency-Key": key}))
+            return Sweep(self.http.json("POST", "/sweeps", json=request, retry=False))
         except ApiError as exc:
             if uploaded is not None and 400 <= exc.status < 500:
                 try:
@@ -115,7 +112,8 @@ class SweepCalls:
 
     def list_sweeps(self, *, status: str | None = None, limit: int | None = None,
                     page_size: int | None = None) -> Iterator[Sweep]:
-        """The caller's sweeps, newest first, following `next_cursor` until `limit` sweeps (default all)."""
+        """The caller's sweeps (without their base spec), newest first, following `next_cursor` until `limit`
+        sweeps (default all); `status`: queued, running, succeeded, failed or cancelled (comma-separated)."""
         params: dict[str, Any] = {"status": status} if status else {}
         params["limit"] = page_size or min(limit or 100, 500)
         for n, item in enumerate(self._pages("/sweeps", params)):
@@ -125,7 +123,7 @@ class SweepCalls:
 
     def sweep_trials(self, sweep_id: str, *, sort: str = "trial", limit: int | None = None,
                      page_size: int | None = None) -> list[dict[str, Any]]:
-        """The sweep's trials `{trial, job_id, state, params, value, epoch, epochs}`, by trial number or best
+        """The sweep's trials `{trial, job_id, state, params, value, epoch, epochs, error}`, by trial number or best
         objective first (`sort="objective"`), following the pages until `limit` trials (default all)."""
         if sort not in TRIAL_SORTS:
             raise ValueError(f"sort must be one of {', '.join(TRIAL_SORTS)}, not {sort!r}")
