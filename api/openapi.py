@@ -87,9 +87,15 @@ ROUTES: dict[str, dict[str, tuple]] = {
                  {"parameters": [JOB_ID]}),
     },
     "/jobs/{job_id}/model": {
-        "get": ("The trained model file (.npz, .skops or .keras)", None,
+        "get": ("The trained model file: the backend's own (.npz, .skops or .keras, scaling inside), or with "
+                "`format=onnx` one ONNX graph (raw double rows `inputs` in; `predictions` and, for classifiers, "
+                "`probabilities` out)", None,
                 {200: ("application/octet-stream", {"type": "string", "format": "binary"}), 401: "Problem",
-                 404: "Problem", 409: "Problem"}, {"parameters": [JOB_ID]}),
+                 404: "Problem", 409: "Problem", 422: "Problem"},
+                {"parameters": [JOB_ID, {"name": "format", "in": "query",
+                                         "schema": {"type": "string", "enum": ["native", "onnx"],
+                                                    "default": "native"},
+                                         "description": "`native`: the backend's own file; `onnx`: one ONNX graph"}]}),
     },
     "/jobs/{job_id}/predict": {
         "post": ("Predict with a succeeded job's model", ("application/json", "PredictRequest"),

@@ -7,7 +7,7 @@ import re
 import numpy as np
 from flask import Blueprint, Response, g, request
 
-from api import events
+from api import events, model_export
 from api.context import session, state
 from api.auth import user_id
 from api.errors import invalid
@@ -49,13 +49,18 @@ def get_events(job_id: str):
 
 @bp.get("/jobs/<job_id>/model")
 def get_model(job_id: str):
-    """The model file as an attachment named after the job, with its format's extension."""
+    """The model file as an attachment named after the job: the backend's own file with its format's extension,
+    or (`format=onnx`) one ONNX graph with the scaling inside."""
+    wanted = model_export.requested_format(request.args.get("format"))
     db = session()
     job = repo.get_job(session=db, owner=user_id(), job_id=job_id)
     if job.status != SUCCEEDED:
         raise no_model(job.status)
     data, fmt = repo.get_model(session=db, owner=user_id(), job_id=job_id)
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", job.name or "").strip("._") or job.id  # a header-safe name
+    if wanted == "onnx":
+        db.close()  # the file is in memory; free the connection before the conversion
+        data, fmt = offload(model_export.onnx_model, data, stem), "onnx"
     filename = f"{stem}.{EXTENSIONS.get(fmt, fmt)}"
     return Response(data, mimetype="application/octet-stream",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})

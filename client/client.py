@@ -205,13 +205,15 @@ class Client(SweepCalls):
                 return rows
             params["since"] = after
 
-    def download_model(self, job_id: str, path: str | os.PathLike | None = None) -> Path:
+    def download_model(self, job_id: str, path: str | os.PathLike | None = None, format: str = "native") -> Path:
         """Save the trained model file to `path` (written whole, then renamed into place).
 
-        Without `path` the file is `<job id>.<extension of the server's file name>` (`.npz`, `.skops`,
-        `.keras`) in the working directory.
+        `format`: `native` (the backend's own file: `.npz`, `.skops` or `.keras`) or `onnx` (one ONNX
+        graph, `.onnx`). Without `path` the file is `<job id>.<extension of the server's file name>` in
+        the working directory.
         """
-        with self.http.request("GET", f"/jobs/{job_id}/model", retry=True, stream=True,
+        params = {"format": format} if format != "native" else None
+        with self.http.request("GET", f"/jobs/{job_id}/model", params=params, retry=True, stream=True,
                                headers={"Accept": "*/*"}) as response:
             target = Path(path) if path is not None else Path(f"{Path(job_id).name}{model_suffix(response)}")
             partial = target.with_name(target.name + ".part")

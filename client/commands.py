@@ -153,7 +153,7 @@ def history(args: argparse.Namespace, client: Client) -> Outcome:
 
 
 def download(args: argparse.Namespace, client: Client) -> Outcome:
-    path = client.download_model(args.id, args.output)
+    path = client.download_model(args.id, args.output, format=args.format)
     size = path.stat().st_size
     return Outcome(0, {"id": args.id, "path": str(path), "size_bytes": size}, f"wrote {path} ({size} bytes)")
 
@@ -280,6 +280,9 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     p.add_argument("id")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="where to write it (default: JOB_ID plus the model's extension, e.g. JOB_ID.npz)")
+    p.add_argument("--format", choices=("native", "onnx"), default="native",
+                   help="native (default): the backend's own file (.npz, .skops or .keras); onnx: one ONNX graph "
+                        "(.onnx) that onnxruntime runs, scaling inside")
     p.set_defaults(handler=download)
     p = sub.add_parser("predict", parents=[common], help="predict with a trained job's model")
     p.add_argument("id")
