@@ -17,6 +17,7 @@ from api.offload import offload
 from api.params import page_limit
 from api.schemas import JobStatus
 from api.submit import check_queue_limit, validate_submission
+from core.spec import BACKENDS
 from store import jobs as repo
 from store.errors import DatasetNotFound
 from store.models import QUEUED, Job
@@ -89,15 +90,17 @@ def submit_job():
 
 @bp.get("/jobs")
 def list_jobs():
-    """Summaries of the caller's jobs, newest first; filters status (comma-separated), backend, name; cursor
+    """Summaries of the caller's jobs, newest first; filters status (repeated or comma-separated), backend, name; cursor
     pagination. `GET /jobs/{id}` has the whole job."""
-    status = request.args.get("status")
-    statuses = status.split(",") if status else None
+    statuses = [s for value in request.args.getlist("status") for s in value.split(",") if s] or None
     for s in statuses or ():
         if s not in STATUSES:
             raise invalid([{"loc": "status", "msg": f"unknown status {s!r}; valid: {', '.join(STATUSES)}"}])
+    backend = request.args.get("backend")
+    if backend is not None and backend not in BACKENDS:
+        raise invalid([{"loc": "backend", "msg": f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}"}])
     db = session()
-    jobs, cursor = repo.list_jobs(session=db, owner=user_id(), status=statuses, backend=request.args.get("backend"),
+    jobs, cursor = repo.list_jobs(session=db, owner=user_id(), status=statuses, backend=backend,
                                   name=request.args.get("name"), limit=page_limit(50, repo.MAX_PAGE),
                                   cursor=request.args.get("cursor"))
     reasons: dict[str, str | None] = {}

@@ -1,4 +1,10 @@
-"""The OpenAPI 3.1 document, generated from the pydantic models in api.schemas and core.spec's JSON schema."""
+"""The OpenAPI 3.1 document, generated from the pydantic models in api.schemas and core.spec's JSON schema.
+
+ROUTES declares each operation once; what follows from its shape is added to every operation alike, so a new
+route is declared as precisely as the old ones: a tag (the path's first word), `Location` on a 201,
+`Retry-After` on a 429 or 503, 503 on every route that reads the database, and OpenAPI links from an
+operation that returns a resource (a body with `id`) to every operation on that resource's path.
+"""
 
 from __future__ import annotations
 
@@ -24,13 +30,32 @@ MODELS = [schemas.Job, schemas.JobList, schemas.History, schemas.ConfusionMatrix
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 DATASET_ID = {"name": "dataset_id", "in": "path", "required": True, "schema": {"type": "string"}}
 PUBLIC: list = []  # `security: []` — no token needed
-# OpenAPI 3.1 reads an event stream's `schema` as the schema of each event (3.2 calls it `itemSchema`).
-SSE_EVENT = {"type": "object", "description": "One event: `progress` (data: the epoch's history row with `status`, "
-                                              "`epoch`, `epochs`; id: the epoch) or `status` (data: the job)",
+# An integer query parameter is compared with an INTEGER column (api.params.int_param refuses larger ones).
+SINCE = {"type": "integer", "minimum": 0, "maximum": INT_MAX}
+# The stream is text that a client reads line by line (as EventSource does), and OpenAPI 3.1 tools that parse
+# event streams (schemathesis) read the schema as that of each event: so either. A generated client gets the text.
+SSE_EVENT = {"type": "object", "description": "One event, as an event-stream parser gives it",
              "properties": {"event": {"type": "string", "enum": ["progress", "status"]}, "id": {"type": "string"},
                             "data": {"type": "string", "contentMediaType": "application/json",
                                      "contentSchema": {"type": "object"}},
                             "retry": {"type": "integer", "minimum": 0}}}
+SSE_STREAM = {"anyOf": [{"type": "string"}, SSE_EVENT], "description": (
+    "text/event-stream: `event: progress` per epoch (`id:` the epoch; `data:` the epoch's history row with "
+    "`status`, `epoch`, `epochs`), then one `event: status` whose `data:` is the finished job (schema Job). "
+    "Reconnect with `Last-Event-ID` to resume.")}
+STATUS_FILTER = {"name": "status", "in": "query", "style": "form", "explode": True,
+                 "schema": {"type": "array", "items": {"type": "string", "enum": list(schemas.JobStatus.__args__)}},
+                 "description": "only jobs with one of these statuses (repeat it, or separate them with commas)"}
+# A request example per body schema: what the docs page shows and what a fuzzer starts from.
+EXAMPLE_SPEC = {"name": "xor-relu", "backend": "numpy", "device": "cpu", "dataset": {"builtin": "xor"},
+                "model": {"layers": [{"type": "dense", "units": 2, "activation": "relu",
+                                      "kernel_initializer": {"name": "normal", "mean": 0.75, "stddev": 0.01}},
+                                     {"type": "dense", "units": 1, "activation": "sigmoid"}]},
+                "training": {"loss": "mean_squared_error", "optimizer": {"name": "adam", "learning_rate": 0.01},
+                             "batch_size": 4, "epochs": 50, "seed": 20, "metrics": ["accuracy"]}}
+EXAMPLES = {"JobSpec": EXAMPLE_SPEC, "PredictRequest": {"inputs": [[0, 0], [0, 1], [1, 0], [1, 1]]},
+            "DatasetUpload": {"name": "cheese", "format": "csv", "target": "label",
+                              "file": "a,b,label\n0.1,2.0,0\n0.4,1.5,1\n"}}
 
 # path → method → (summary, request body, {status: response}, extra operation fields).
 # A response is a schema name, None (no body) or a (media type, schema) pair.
@@ -46,12 +71,13 @@ ROUTES: dict[str, dict[str, tuple]] = {
         "get": ("Summaries of the caller's jobs, newest first", None,
                 {200: "JobList", 401: "Problem", 422: "Problem"},
                 {"parameters": [
-                    {"name": "status", "in": "query", "schema": {"type": "string"}},
-                    {"name": "backend", "in": "query", "schema": {"type": "string"}},
+                    STATUS_FILTER,
+                    {"name": "backend", "in": "query", "schema": {"type": "string", "enum": list(BACKENDS)}},
                     {"name": "name", "in": "query", "schema": {"type": "string"}},
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500,
                                                                 "default": 50}},
-                    {"name": "cursor", "in": "query", "schema": {"type": "string"}}]}),
+                    {"name": "cursor", "in": "query", "schema": {"type": "string", "minLength": 1},
+                     "description": "`next_cursor` of the previous page"}]}),
     },
     "/jobs/{job_id}": {
         "get": ("One job", None, {200: "Job", 401: "Problem", 404: "Problem"}, {"parameters": [JOB_ID]}),
@@ -62,8 +88,7 @@ ROUTES: dict[str, dict[str, tuple]] = {
         "get": ("One page of the per-epoch history: the epochs after `since`, at most `limit`; follow `next_since` "
                 "while `has_more`", None,
                 {200: "History", 401: "Problem", 404: "Problem", 422: "Problem"},
-                {"parameters": [JOB_ID, {"name": "since", "in": "query",
-                                         "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                {"parameters": [JOB_ID, {"name": "since", "in": "query", "schema": {**SINCE, "default": 0}},
                                 {"name": "limit", "in": "query",
                                  "schema": {"type": "integer", "minimum": 1, "maximum": MAX_HISTORY_PAGE,
                                             "default": HISTORY_PAGE}}]}),
@@ -77,9 +102,10 @@ ROUTES: dict[str, dict[str, tuple]] = {
     },
     "/jobs/{job_id}/events": {
         "get": ("Server-Sent Events: `progress` per update, then one `status` event with the finished job", None,
-                {200: ("text/event-stream", SSE_EVENT), 401: "Problem", 404: "Problem", 422: "Problem"},
-                {"parameters": [JOB_ID, {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                                {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"},
+                {200: ("text/event-stream", SSE_STREAM), 401: "Problem", 404: "Problem", 422: "Problem"},
+                {"parameters": [JOB_ID, {"name": "since", "in": "query", "schema": SINCE},
+                                {"name": "Last-Event-ID", "in": "header",
+                                 "schema": {"type": "string", "pattern": "^[0-9]{1,10}$"},
                                  "description": "resume after this epoch (EventSource sends it on reconnect)"}]}),
     },
     "/jobs/{job_id}/cancel": {
@@ -139,31 +165,85 @@ def _content(media: str, schema: str | dict) -> dict:
     ref = {"$ref": REF.format(model=schema)} if isinstance(schema, str) else schema
     if media == "application/json" and isinstance(schema, str) and schema == "Problem":
         media = "application/problem+json"
-    return {media: {"schema": ref}}
+    content = {"schema": ref}
+    if isinstance(schema, str) and schema in EXAMPLES:
+        content["example"] = EXAMPLES[schema]
+    return {media: content}
 
 
 def _response(status: int, spec) -> dict:
-    if spec is None:
-        return {"description": HTTPStatus(status).phrase}
-    media, schema = ("application/json", spec) if isinstance(spec, str) else spec
-    return {"description": HTTPStatus(status).phrase, "content": _content(media, schema)}
+    response = {"description": HTTPStatus(status).phrase}
+    if status in HEADERS:
+        response["headers"] = dict(HEADERS[status])
+    if spec is not None:
+        media, schema = ("application/json", spec) if isinstance(spec, str) else spec
+        response["content"] = _content(media, schema)
+    return response
+
+
+def _api_spec_schemas(spec: dict) -> dict:
+    """core.spec's schema as the API takes it: `dataset.path` is for local runs only (the API refuses it), so it
+    is not declared. (That a dataset names exactly one of `builtin` and `id` is said, not declared: a `oneOf`
+    beside the properties makes generated clients drop the properties.)"""
+    defs = spec.pop("$defs", {})
+    dataset = defs["DatasetSpec"]
+    dataset["properties"].pop("path", None)
+    dataset["description"] = (dataset.get("description", "") + " Give exactly one of `builtin` and `id`.").strip()
+    return {**defs, "JobSpec": spec}
 
 
 def _components() -> dict:
     _, defs = models_json_schema([(m, "validation") for m in MODELS], ref_template=REF)
     components = dict(defs["$defs"])
     spec = json.loads(json.dumps(spec_json_schema()).replace('"#/$defs/', '"#/components/schemas/'))
-    for name, schema in spec.pop("$defs", {}).items():
+    for name, schema in _api_spec_schemas(spec).items():
         if name in components:
             raise RuntimeError(f"schema name clash in the OpenAPI document: {name}")
         components[name] = schema
-    components["JobSpec"] = spec
-    return components
+    for name, example in EXAMPLES.items():
+        components[name]["examples"] = [example]
+    return _refer(components)
+
+
+def _refer(node):
+    """`{"x-schema": NAME, …}` (a field the API models type loosely, e.g. `Job.spec`) → a `$ref` to NAME."""
+    if isinstance(node, dict):
+        if "x-schema" in node:
+            return {"$ref": REF.format(model=node["x-schema"])}
+        return {k: _refer(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_refer(v) for v in node]
+    return node
 
 
 def _operation_id(method: str, path: str) -> str:
     words = [w.strip("{}").replace(".", "_") for w in path.split("/") if w]
     return "_".join([method, *words])
+
+
+def _links(paths: dict, components: dict) -> None:
+    """OpenAPI links from each operation that answers one resource (a 200/201 body with an `id`) on a collection
+    path `/things` or `/things/{thing_id}` to every operation on `/things/{thing_id}…`, so a client (or a
+    fuzzer, statefully) can follow a created job to its history, events, model, predict, cancel and delete."""
+    for path, item in paths.items():
+        for method, op in item.items():
+            for code, response in op["responses"].items():
+                ref = response.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
+                if code not in ("200", "201") or "id" not in components.get(ref.rsplit("/", 1)[-1], {}).get(
+                        "properties", {}):
+                    continue
+                collection = path.rsplit("/{", 1)[0] if path.endswith("}") else path
+                links = {}
+                for target, target_item in paths.items():
+                    tail = target.removeprefix(collection + "/")
+                    if tail == target or not tail.startswith("{"):
+                        continue
+                    param = tail[1:tail.index("}")]
+                    for target_method, target_op in target_item.items():
+                        name = target_op["operationId"]
+                        links[name] = {"operationId": name, "parameters": {param: "$response.body#/id"}}
+                if links:
+                    response["links"] = links
 
 
 @lru_cache(maxsize=1)
@@ -172,21 +252,25 @@ def openapi_document() -> dict:
     paths: dict = {}
     for path, methods in ROUTES.items():
         for method, (summary, body, responses, extra) in methods.items():
-            if extra.get("security") != PUBLIC:  # any route behind a token can answer 401 and 429
-                responses = {**responses, 401: "Problem", 429: "Problem"}
-            op = {"summary": summary, "operationId": _operation_id(method, path),
+            if extra.get("security") != PUBLIC:  # any route behind a token can answer 401 and 429, and 503
+                responses = {**responses, 401: "Problem", 429: "Problem", 503: "Problem"}
+            op = {"summary": summary, "operationId": _operation_id(method, path), "tags": [path.split("/")[1]],
                   "responses": {str(code): _response(code, spec) for code, spec in sorted(responses.items())},
                   **extra}
             if body is not None:
                 op["requestBody"] = {"required": True, "content": _content(*body)}
+            if "201" in op["responses"] and "200" in op["responses"]:  # the earlier resource: also where it is
+                op["responses"]["200"]["headers"] = dict(HEADERS[201])
             paths.setdefault(PREFIX + path, {})[method] = op
+    components = _components()
+    _links(paths, components)
     return {
         "openapi": "3.1.0",
         "info": {"title": "trainyard", "version": "1",
                  "description": "Train neural networks from a JSON job spec. Errors are RFC 9457 problem+json."},
         "servers": [{"url": "/"}],
         "paths": paths,
-        "components": {"schemas": _components(),
+        "components": {"schemas": components,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
     }

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from core.spec import BACKENDS
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TERMINAL = ("succeeded", "failed", "cancelled")
+Backend = Annotated[str, WithJsonSchema({"type": "string", "enum": list(BACKENDS)})]
+Device = Literal["cpu", "gpu"]
+# Times are ISO 8601 in UTC with a `Z` (api.jsonio.isoformat): RFC 3339 `date-time`.
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+ErrorCode = Literal["invalid_spec", "dataset_error", "diverged", "timeout", "worker_lost", "cancelled", "internal"]
+# The normalised spec a job ran: the same schema as the request body (components/schemas/JobSpec), every
+# default filled in. Declared by reference, so a generated client has one JobSpec model for both.
+# (pydantic cannot refer to a schema it did not make: api.openapi turns the marker into the `$ref`.)
+NormalisedSpec = Annotated[dict[str, Any], WithJsonSchema({"type": "object", "x-schema": "JobSpec"})]
+Number = float | None  # non-finite numbers are sent as null
+Label = Annotated[int | float | str | bool, Field(description="an original class label")]
 
 
 class _Out(BaseModel):
@@ -19,10 +32,16 @@ class Progress(_Out):
     epochs: int = Field(description="epochs the spec asks for")
 
 
+class ErrorItem(_Out):
+    loc: str = Field(description='the field path, e.g. "model.layers[2].activation" ("" for the whole document)')
+    msg: str
+
+
 class JobErrorOut(_Out):
-    model_config = ConfigDict(extra="allow")
-    code: str = Field(description="invalid_spec, dataset_error, diverged, timeout, worker_lost, cancelled or internal")
+    code: ErrorCode = Field(description="the stable error code")
     message: str
+    epoch: int | None = Field(None, description="diverged: the epoch whose loss became non-finite")
+    errors: list[ErrorItem] | None = Field(None, description="invalid_spec: every error with its field path")
 
 
 class Purged(_Out):
@@ -39,12 +58,12 @@ class Job(_Out):
     id: str
     name: str | None
     status: JobStatus
-    backend: str
-    device: str
-    spec: dict[str, Any] = Field(description="the normalised spec: every default filled in (schema: JobSpec)")
+    backend: Backend
+    device: Device
+    spec: NormalisedSpec
     progress: Progress
-    metrics: dict[str, Any] | None = Field(description="the final model evaluated on train, val_ and test_ splits "
-                                                       "(confusion matrices: links.confusion_matrix)")
+    metrics: dict[str, Number] | None = Field(description="the final model evaluated on train, val_ and test_ "
+                                                          "splits (confusion matrices: links.confusion_matrix)")
     error: JobErrorOut | None
     attempts: int
     cancel_requested: bool
@@ -53,12 +72,12 @@ class Job(_Out):
     queue_position: int | None = Field(description="1 = next to be claimed on its queue; null unless queued")
     pending_reason: str | None = Field(description="why a queued job waits; null unless queued")
     worker: str | None
-    versions: dict[str, Any] | None = Field(description="library versions that produced the result")
+    versions: dict[str, str] | None = Field(description="library versions that produced the result")
     reused_from: str | None = Field(description="the earlier identical job whose results this one reuses (it did "
                                                 "not train); null when it trained")
-    created_at: str
-    started_at: str | None
-    finished_at: str | None
+    created_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
     links: dict[str, str]
 
 
@@ -68,17 +87,17 @@ class JobSummary(_Out):
     id: str
     name: str | None
     status: JobStatus
-    backend: str
-    device: str
+    backend: Backend
+    device: Device
     progress: Progress
-    metrics: dict[str, float | None] | None = Field(description="the final loss and metrics on each split")
-    error_code: str | None = Field(description="the failed job's error code (its message is in the job)")
+    metrics: dict[str, Number] | None = Field(description="the final loss and metrics on each split")
+    error_code: ErrorCode | None = Field(description="the failed job's error code (its message is in the job)")
     attempts: int
     queue_position: int | None = Field(description="1 = next to be claimed on its queue; null unless queued")
     pending_reason: str | None = Field(description="why a queued job waits; null unless queued")
-    created_at: str
-    started_at: str | None
-    finished_at: str | None
+    created_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
     links: dict[str, str]
 
 
@@ -87,8 +106,18 @@ class JobList(_Out):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
 
 
+class HistoryRow(_Out):
+    """One epoch: `loss` and each metric averaged over the epoch's batches; `val_*` at its end (null when not
+    finite)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": {"type": ["number", "null"]}})
+    epoch: int = Field(description="counts from 1")
+    loss: Number
+    time: float = Field(description="seconds since training started")
+
+
 class History(_Out):
-    epochs: list[dict[str, Any]] = Field(
+    epochs: list[HistoryRow] = Field(
         description='rows {"epoch": 1, "loss": ..., "<metric>": ..., "val_loss": ..., "time": ...} with '
                     '`since < epoch <= since + limit`')
     next_since: int = Field(description="pass as `since` for the next page (also to follow a running job)")
@@ -108,9 +137,11 @@ class PredictRequest(BaseModel):
 
 
 class PredictResponse(_Out):
-    predictions: list[Any] = Field(description="original class labels, numbers, or one list per row for several outputs")
+    predictions: list[Label | list[Number] | None] = Field(
+        description="original class labels, numbers, or one list per row for several outputs")
     probabilities: list[list[float]] | None = Field(description="classification: one row of k >= 2 class probabilities")
-    classes: list[Any] | None = Field(description="classification: the class label of each column of `probabilities`")
+    classes: list[Label] | None = Field(description="classification: the class label of each column of "
+                                                    "`probabilities`")
 
 
 class DatasetSummary(_Out):
@@ -127,12 +158,12 @@ class DatasetSummary(_Out):
     n_targets: int
     sha256: str
     size_bytes: int
-    created_at: str
+    created_at: Timestamp
     links: dict[str, str]
 
 
 class Dataset(DatasetSummary):
-    classes: list[Any] | None
+    classes: list[Label] | None
     feature_names: list[str] | None
 
 
@@ -145,12 +176,12 @@ class WorkerOut(_Out):
 
     name: str = Field(description="opaque; names neither the host nor the process")
     queues: list[str]
-    device: str
+    device: Device
     concurrency: int
     current_job: str | None = Field(description="the first of current_jobs")
     current_jobs: list[str] = Field(description="the caller's jobs it runs now (an operator's: everyone's)")
-    started_at: str | None
-    last_seen: str | None
+    started_at: Timestamp | None
+    last_seen: Timestamp | None
     hostname: str | None = Field(None, description="operators only (operator_users)")
     pid: int | None = Field(None, description="operators only (operator_users)")
 
@@ -169,17 +200,65 @@ class Health(_Out):
     checks: dict[str, Check]
 
 
-class Catalog(_Out):
-    model_config = ConfigDict(extra="allow")
-    backends: dict[str, Any]
-    datasets: dict[str, Any]
-    layers: dict[str, Any]
-    activations: dict[str, Any]
-    initializers: dict[str, Any]
+Param = float | bool | str | None  # a parameter's default value
+
+
+class CatalogBackend(_Out):
+    """What one backend can run: the names it accepts, why it refuses the rest, and its own defaults."""
+
+    layers: list[str]
+    activations: list[str]
+    hidden_activations: list[str]
+    output_activations: list[str]
+    initializers: list[str]
     losses: list[str]
-    optimizers: dict[str, Any]
-    metrics: dict[str, Any]
-    aliases: dict[str, str]
+    optimizers: list[str]
+    metrics: list[str]
+    options: list[str] = Field(description="the names `backend_options` may hold")
+    devices: list[Device]
+    why_not: dict[str, str] = Field(description="a refused name or device → why this backend refuses it")
+    rules: list[str] = Field(description="what else this backend requires of a spec")
+    defaults: dict[str, Any] = Field(description="the settings this backend fills where the spec is silent")
+
+
+class CatalogDataset(_Out):
+    """A builtin dataset: its shape and the spec options it takes."""
+
+    task: Literal["classification", "regression"]
+    n_features: int
+    n_classes: int | None
+    n_samples: int | None = Field(description="null for the generated datasets (`n_samples` option)")
+    n_targets: int
+    description: str
+    options: list[str] = Field(description="dataset options only this dataset takes")
+    default_test_split: float
+
+
+class LayerParam(_Out):
+    required: bool
+    default: Any = Field(description="the value an absent parameter takes")
+
+
+class CatalogMetrics(_Out):
+    classification: list[str]
+    regression: list[str]
+
+
+class Catalog(_Out):
+    """What a spec may name, with every parameter's default (read from the code that validates specs)."""
+
+    backends: dict[str, CatalogBackend]
+    datasets: dict[str, CatalogDataset]
+    layers: dict[str, dict[str, LayerParam]] = Field(description="layer type → its parameters")
+    activations: dict[str, dict[str, Param]] = Field(description="name → its parameters and their defaults")
+    initializers: dict[str, dict[str, Param]] = Field(description="name → its parameters and their defaults")
+    losses: list[str]
+    optimizers: dict[str, dict[str, Param]] = Field(description="name → its parameters and their defaults")
+    metrics: CatalogMetrics
+    default_losses: dict[str, str] = Field(description="output activation → the loss used when the spec gives none")
+    aliases: dict[str, str] = Field(description="an accepted other name (Keras, scikit-learn) → trainyard's name")
+    upload_formats: list[Literal["csv", "npz", "idx"]]
+    devices: list[Device]
 
 
 class Problem(_Out):
@@ -191,7 +270,8 @@ class Problem(_Out):
     status: int
     detail: str
     instance: str | None = None
-    errors: list[dict[str, str]] | None = Field(None, description='[{"loc": "model.layers[2].activation", "msg": ...}]')
+    errors: list[ErrorItem] | None = Field(None, description='[{"loc": "model.layers[2].activation", "msg": ...}]')
+    job_status: JobStatus | None = Field(None, description="no-model (409): the status of the job that has none")
 
 
 class DatasetUpload(BaseModel):

@@ -19,7 +19,7 @@ def job_body(job: Job, *, queue_position: int | None = None, pending_reason: str
     """One job as GET /jobs/{id} shows it."""
     body = {
         "id": job.id, "name": job.name, "status": job.status, "backend": job.backend, "device": job.device,
-        "spec": job.spec, "progress": {"epoch": job.epoch or 0, "epochs": job.epochs},
+        "spec": api_spec(job.spec), "progress": {"epoch": job.epoch or 0, "epochs": job.epochs},
         "metrics": finite(job.metrics), "error": job.error, "attempts": job.attempts or 0,
         "cancel_requested": bool(job.cancel_requested),
         "queue_position": queue_position, "pending_reason": pending_reason,
@@ -36,6 +36,15 @@ def retention_fields(job: Job) -> dict:
     """`pinned` (retention never purges it) and `purged`: what retention removed and when, or null."""
     purged = None if job.purged_at is None else {"at": isoformat(job.purged_at), "removed": list(job.purged or [])}
     return {"pinned": bool(job.pinned), "purged": purged}
+
+
+def api_spec(spec: dict) -> dict:
+    """The normalised spec as the API shows it: without `dataset.path`, which only local runs may use (the API
+    refuses it, and its OpenAPI document does not declare it)."""
+    dataset = spec.get("dataset")
+    if isinstance(dataset, dict) and "path" in dataset and dataset["path"] is None:
+        spec = {**spec, "dataset": {k: v for k, v in dataset.items() if k != "path"}}
+    return spec
 
 
 def api_spec(spec: dict) -> dict:

@@ -7,12 +7,24 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
-from core.spec.vocabulary import ACTIVATIONS, INITIALIZERS, OPTIMIZERS, fill, named
+from core.spec.vocabulary import ACTIVATIONS, ALIASES, INITIALIZERS, OPTIMIZERS, fill, named
+
+
+def names_schema(what: str, names) -> dict:
+    """The JSON schema of a name from the vocabulary `names`: its canonical names, then the aliases accepted for
+    them (matched without regard to case)."""
+    names = list(names)
+    aliases = sorted(alias for alias, name in ALIASES.items() if name in names and alias not in names)
+    return {"type": "string", "enum": names + aliases,
+            "description": f"{what}: one of the canonical names or an alias of one (any case)"}
+
 
 class _Strict(BaseModel):
     # Strict: "units": "2" or "epochs": true are mistakes, not numbers. NaN or infinity in a
-    # spec is never meaningful and would not survive a JSON round trip.
-    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False, strict=True)
+    # spec is never meaningful and would not survive a JSON round trip. A field's docstring is its
+    # description in the JSON schema (and so in the OpenAPI document).
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False, strict=True,
+                              use_attribute_docstrings=True)
 
 
 class _Named(_Strict):
@@ -37,8 +49,12 @@ class _Named(_Strict):
 
     @classmethod
     def __get_pydantic_json_schema__(cls, core_schema, handler):
-        return {"anyOf": [{"type": "string", "description": f"a {cls.__name__.lower()} name (parameters default)"},
-                          handler(core_schema)]}
+        kind = cls.__name__.lower()
+        what = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+        model = handler(core_schema)
+        handler.resolve_ref_schema(model)["properties"]["name"] = names_schema(what, cls._table)
+        return {"anyOf": [{**names_schema(what, cls._table), "description": f"{what} name (parameters default)"},
+                          model]}
 
 
 # --- named objects -----------------------------------------------------------------------
@@ -51,6 +67,7 @@ class Activation(_Named):
 
     name: str
     alpha: float | None = Field(None, ge=0)
+    """leaky_relu only: the slope below zero (default 0.01)."""
 
     @model_serializer
     def _serialise(self) -> str | dict:
@@ -65,10 +82,15 @@ class Initializer(_Named):
 
     name: str
     value: float | None = None
+    """constant only: the value (default 0)."""
     mean: float | None = None
+    """normal only: the mean (default 0)."""
     stddev: float | None = Field(None, gt=0)
+    """normal only: the standard deviation (default 0.05)."""
     minval: float | None = None
+    """uniform only: the lower bound (default -0.05)."""
     maxval: float | None = None
+    """uniform only: the upper bound (default 0.05)."""
 
     @model_validator(mode="after")
     def _check(self) -> "Initializer":
@@ -89,12 +111,19 @@ class Optimizer(_Named):
     name: str
     # Ranges on the fields, so an error names the parameter (`training.optimizer.momentum`).
     learning_rate: float | None = Field(None, gt=0)
+    """The step size (GET /catalog: optimizers has each optimizer's default)."""
     momentum: float | None = Field(None, ge=0, lt=1)
+    """sgd, rmsprop: momentum."""
     nesterov: bool | None = None
+    """sgd: Nesterov momentum."""
     beta_1: float | None = Field(None, ge=0, lt=1)
+    """adam: decay of the first-moment estimate."""
     beta_2: float | None = Field(None, ge=0, lt=1)
+    """adam: decay of the second-moment estimate."""
     epsilon: float | None = Field(None, gt=0)
+    """adam, rmsprop: added to the denominator for numerical stability."""
     rho: float | None = Field(None, ge=0, lt=1)
+    """rmsprop: decay of the moving average of squared gradients."""
 
     @model_validator(mode="wrap")
     @classmethod
@@ -111,4 +140,6 @@ class Regularizer(_Strict):
     """Per-layer weight penalties added to the loss: `l1 * sum|w| + l2 * sum w²` (Keras's `L1L2`)."""
 
     l1: float = Field(0.0, ge=0)
+    """Weight of the sum of absolute weights."""
     l2: float = Field(0.0, ge=0)
+    """Weight of the sum of squared weights."""

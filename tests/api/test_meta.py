@@ -41,7 +41,7 @@ def test_openapi_document_is_valid_and_lists_every_route(api):
               for method in rule.methods - {"HEAD", "OPTIONS"}}
     documented = {(path, method) for path, item in doc["paths"].items() for method in item}
     assert routes == documented
-    assert schemas["JobSpec"]["properties"]["model"] == {"$ref": "#/components/schemas/ModelSpec"}
+    assert schemas["JobSpec"]["properties"]["model"]["$ref"] == "#/components/schemas/ModelSpec"
     assert doc["paths"]["/api/v1/health"]["get"]["security"] == []
 
 
