@@ -224,3 +224,25 @@ def test_damaged_foreign_and_future_files_are_model_file_errors(xor_model):
         z.writestr("metadata.json", "{}")
     with pytest.raises(ModelFileError):
         load_predictor(foreign.getvalue())
+
+
+def test_files_saved_before_the_scaling_moved_inside_still_predict_the_same(tmp_path):
+    """An older final file: the model takes scaled rows and trainyard.json has no `preprocessing_in_model`."""
+    import keras
+
+    from core.backends import keras_modelfile
+
+    doc = {**xor_doc(), "dataset": {"builtin": "iris", "scale": "standard", "seed": 0}}
+    doc["model"]["layers"][-1] = {"type": "dense", "units": 3, "activation": "softmax"}
+    doc["training"] = {**doc["training"], "loss": "categorical_crossentropy", "epochs": 2}
+    current = load_predictor(train(doc)[2].model)
+    assert current.scaled_inside and current.model.layers[0].name == "preprocessing"
+    unscaled = keras.Sequential([keras.Input((4,)), *current.model.layers[1:]])
+    old = keras_modelfile.dump(unscaled, {"spec": current.spec, "preprocessing": current.preprocessing.to_dict()})
+    before = load_predictor(old)
+    raw = np.array([[5.1, 3.5, 1.4, 0.2], [6.3, 2.5, 5.0, 1.9], [0.0, 0.0, 0.0, 0.0]])
+    assert not before.scaled_inside
+    np.testing.assert_allclose(before.predict_proba(raw), current.predict_proba(raw), rtol=0, atol=1e-5)
+    # metadata that disagrees with the model's layers is refused, not double-scaled
+    with pytest.raises(ModelFileError, match="preprocessing layer"):
+        load_predictor(_rewrite(old, "trainyard.json", lambda m: m.update(preprocessing_in_model=True)))

@@ -403,3 +403,22 @@ def test_the_lowest_scikit_learn_allowed_is_the_one_tested_and_has_the_hooked_si
     ours = inspect.signature(HookedMLPClassifier._update_no_improvement_count)
     theirs = inspect.signature(MLPClassifier._update_no_improvement_count)
     assert len(ours.parameters) == len(theirs.parameters)  # called positionally; names may differ (X / x_val)
+
+
+def test_a_version_1_file_still_loads_as_the_same_pipeline():
+    """Files stored before the Pipeline layout (a dict of meta JSON and an MLP trained on class indices)."""
+    import copy
+
+    from sklearn.pipeline import Pipeline
+
+    current = load_predictor(_model_bytes())
+    mlp = copy.deepcopy(current.estimator)
+    mlp.classes_ = mlp._label_binarizer.classes_ = np.arange(2)
+    meta = {"format": "trainyard-sklearn", "format_version": 1, "spec": current.spec,
+            "preprocessing": current.preprocessing.to_dict(), "versions": {}}
+    old = load_predictor(skops.io.dumps({"trainyard": json.dumps(meta), "estimator": mlp}))
+    raw = np.array([[10.0, -5.0], [16.0, -5.5], [4.0, -4.0]])
+    assert type(old.pipeline) is Pipeline
+    assert old.predict(raw).tolist() == current.predict(raw).tolist()
+    assert set(current.predict(raw).tolist()) <= {"no", "yes"}
+    np.testing.assert_allclose(old.predict_proba(raw), current.predict_proba(raw), rtol=0, atol=1e-12)
