@@ -76,6 +76,10 @@ class Feed:
                 self._loading.pop(key, None)
         return answer
 
+    def ask(self, key: tuple, query: Callable[[Session], Any]) -> Any:
+        """`query(session)`'s answer, shared under `key` for the feed's ttl (for other resources' streams)."""
+        return self._ask(key, query)
+
     def progress(self, job_id: str) -> tuple[str, int, int] | None:
         """(status, epoch, epochs) of the job, or None once it is deleted."""
         def query(db):

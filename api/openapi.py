@@ -14,7 +14,7 @@ from http import HTTPStatus
 
 from pydantic.json_schema import models_json_schema
 
-from api import pins, schemas
+from api import pins, schemas, sweep_docs
 from api.params import INT_MAX
 from core.spec import BACKENDS
 from core.spec import json_schema as spec_json_schema
@@ -159,6 +159,7 @@ HEADERS = {  # response headers by status
 
 
 pins.document(ROUTES)  # POST/DELETE /jobs/{job_id}/pin, and 410 where retention purged what a route serves
+sweep_docs.document(ROUTES, MODELS, EXAMPLES)  # /sweeps (issue 9)
 
 
 def _content(media: str, schema: str | dict) -> dict:

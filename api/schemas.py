@@ -14,7 +14,8 @@ Backend = Annotated[str, WithJsonSchema({"type": "string", "enum": list(BACKENDS
 Device = Literal["cpu", "gpu"]
 # Times are ISO 8601 in UTC with a `Z` (api.jsonio.isoformat): RFC 3339 `date-time`.
 Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
-ErrorCode = Literal["invalid_spec", "dataset_error", "diverged", "timeout", "worker_lost", "cancelled", "internal"]
+ErrorCode = Literal["invalid_spec", "dataset_error", "diverged", "timeout", "worker_lost", "cancelled", "internal",
+                    "pruned"]  # pruned: a sweep's trial its pruner stopped (status cancelled)
 # The normalised spec a job ran: the same schema as the request body (components/schemas/JobSpec), every
 # default filled in. Declared by reference, so a generated client has one JobSpec model for both.
 # (pydantic cannot refer to a schema it did not make: api.openapi turns the marker into the `$ref`.)
@@ -40,7 +41,8 @@ class ErrorItem(_Out):
 class JobErrorOut(_Out):
     code: ErrorCode = Field(description="the stable error code")
     message: str
-    epoch: int | None = Field(None, description="diverged: the epoch whose loss became non-finite")
+    epoch: int | None = Field(None, description="diverged: the epoch whose loss became non-finite; pruned: the last "
+                                                "epoch the pruner saw")
     errors: list[ErrorItem] | None = Field(None, description="invalid_spec: every error with its field path")
 
 
@@ -75,6 +77,9 @@ class Job(_Out):
     versions: dict[str, str] | None = Field(description="library versions that produced the result")
     reused_from: str | None = Field(description="the earlier identical job whose results this one reuses (it did "
                                                 "not train); null when it trained")
+    sweep_id: str | None = Field(description="the sweep this job is a trial of; null for a job submitted alone")
+    trial: int | None = Field(description="its trial number in the sweep, from 0")
+    params: dict[str, Any] | None = Field(description="the parameters the sweep's sampler chose: {path: value}")
     created_at: Timestamp
     started_at: Timestamp | None
     finished_at: Timestamp | None
@@ -95,6 +100,8 @@ class JobSummary(_Out):
     attempts: int
     queue_position: int | None = Field(description="1 = next to be claimed on its queue; null unless queued")
     pending_reason: str | None = Field(description="why a queued job waits; null unless queued")
+    sweep_id: str | None = Field(description="the sweep this job is a trial of")
+    trial: int | None = Field(description="its trial number in the sweep")
     created_at: Timestamp
     started_at: Timestamp | None
     finished_at: Timestamp | None

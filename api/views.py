@@ -28,8 +28,14 @@ def job_body(job: Job, *, queue_position: int | None = None, pending_reason: str
         "finished_at": isoformat(job.finished_at), "links": job_links(job.id),
     }
     body.update(retention_fields(job))
+    body.update(trial_fields(job))
     body["links"]["pin"] = f"{PREFIX}/jobs/{job.id}/pin"
     return body
+
+
+def trial_fields(job: Job) -> dict:
+    """A sweep's trial says so: `sweep_id`, its `trial` number and the `params` its sampler chose (null otherwise)."""
+    return {"sweep_id": job.sweep_id, "trial": job.trial, "params": job.params}
 
 
 def retention_fields(job: Job) -> dict:
@@ -64,6 +70,7 @@ def job_summary(job: Job, *, queue_position: int | None = None, pending_reason: 
         "progress": {"epoch": job.epoch or 0, "epochs": job.epochs}, "metrics": scalar_metrics(job.metrics),
         "error_code": (job.error or {}).get("code"), "attempts": job.attempts or 0,
         "queue_position": queue_position, "pending_reason": pending_reason,
+        "sweep_id": job.sweep_id, "trial": job.trial,
         "created_at": isoformat(job.created_at), "started_at": isoformat(job.started_at),
         "finished_at": isoformat(job.finished_at), "links": job_links(job.id),
     }

@@ -1,4 +1,4 @@
-"""The tables: users, API tokens, blobs, datasets, jobs, history chunks, artifacts, workers.
+"""The tables: users, API tokens, blobs, datasets, sweeps, jobs, history chunks, artifacts, workers.
 
 Times are timezone-aware UTC (`UTCDateTime` stores naive UTC on SQLite). Ids are
 opaque random strings. Blobs are content-addressed (primary key = sha256 of the
@@ -28,6 +28,11 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded"
 ACTIVE = (QUEUED, RUNNING)
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
 CANCELLED_ERROR = {"code": "cancelled", "message": "cancelled on request"}  # the error of every cancelled job
+
+
+def pruned_error(epoch: int) -> dict:
+    """The error of a sweep trial its pruner stopped (a cancel that is not the user's)."""
+    return {"code": "pruned", "message": f"stopped by the sweep's pruner after epoch {epoch}", "epoch": epoch}
 
 
 def utcnow() -> datetime:
@@ -130,6 +135,31 @@ class Dataset(Base):
         return self.blob_sha256
 
 
+class Sweep(Base):
+    """A hyperparameter sweep (store.sweeps): the request as validated, and the trial counter its controller advances.
+
+    Its trials are jobs with `sweep_id` (core.sweeps, worker.controller). `status` is `running` until every
+    trial finished and the budget is spent, then succeeded, failed (`error`) or cancelled.
+    """
+
+    __tablename__ = "sweeps"
+    __table_args__ = (Index("ix_sweeps_owner_created", "owner_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str | None] = mapped_column(String(200))
+    request: Mapped[dict]  # the validated request: normalised base spec, space, objective, sampler, pruner
+    status: Mapped[str] = mapped_column(String(16), default=RUNNING, index=True)
+    trials: Mapped[int] = mapped_column(Integer)  # the budget
+    parallel: Mapped[int] = mapped_column(Integer)
+    next_trial: Mapped[int] = mapped_column(Integer, default=0)  # trials created so far (the next trial's number)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # kept by retention
+    error: Mapped[dict | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
 class Job(Base):
     """One training job; the row every process agrees on (DESIGN §5)."""
 
@@ -138,6 +168,7 @@ class Job(Base):
         UniqueConstraint("owner_id", "idempotency_key", name="uq_jobs_owner_id_idempotency_key"),
         Index("ix_jobs_owner_created", "owner_id", "created_at", "id"),
         Index("ix_jobs_status_device_created", "status", "device", "created_at"),
+        Index("uq_jobs_sweep_id_trial", "sweep_id", "trial", unique=True),  # a sweep's trial number is used once
         Index("ix_jobs_owner_fingerprint", "owner_id", "fingerprint"),  # store.reuse: one indexed lookup per submit
     )
 
@@ -161,6 +192,10 @@ class Job(Base):
     error: Mapped[dict | None]  # {"code", "message", ...} (DESIGN §5)
     versions: Mapped[dict | None]
     stopped_early: Mapped[bool] = mapped_column(Boolean, default=False)
+    sweep_id: Mapped[str | None] = mapped_column(ForeignKey("sweeps.id"))  # the sweep of a trial (store.sweeps deletes both)
+    trial: Mapped[int | None] = mapped_column(Integer)  # its number in the sweep, from 0
+    params: Mapped[dict | None]  # {path: value} the sweep's sampler chose
+    sweep_pruned_epoch: Mapped[int | None] = mapped_column(Integer)  # the sweep's pruner stopped it after this epoch
     fingerprint: Mapped[str | None] = mapped_column(String(64))  # store.reuse: what the result depends on
     reused_from: Mapped[str | None] = mapped_column(String(32))  # the job whose results this one copied (no FK:
     # the record stays true when that job is deleted)
@@ -181,6 +216,11 @@ class Job(Base):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def cancel_error(self) -> dict:
+        """The error a cancelled job records: a user's cancel, or the sweep's pruner (code `pruned`)."""
+        return CANCELLED_ERROR if self.sweep_pruned_epoch is None else pruned_error(self.sweep_pruned_epoch)
 
 
 class HistoryChunk(Base):

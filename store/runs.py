@@ -19,8 +19,8 @@ from store import matrices
 from store.blobs import delete_blob_if_unreferenced, get_blob, put_blob
 from store.errors import LeaseLost
 from store.reuse import refresh_fingerprint
-from store.models import (CANCELLED, CANCELLED_ERROR, FAILED, QUEUED, RUNNING, SUCCEEDED, Artifact, HistoryChunk, Job,
-                          Worker, utcnow)
+from store.models import (CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Artifact, HistoryChunk, Job, Worker,
+                          pruned_error, utcnow)
 
 WORKER_LOST = "worker_lost"
 
@@ -134,6 +134,10 @@ def finish_job(*, session: Session, job_id: str, attempt: int, status: str, metr
                               "lease_expires_at": None}
     if epoch is not None:
         values["epoch"] = epoch
+    if status == CANCELLED:  # stopped by its sweep's pruner (store.sweeps), not by its owner: say so
+        pruned_after = session.scalar(select(Job.sweep_pruned_epoch).where(Job.id == job_id))
+        if pruned_after is not None:
+            values["error"] = pruned_error(pruned_after)
     if status == SUCCEEDED:  # from the versions it really ran with: only a submit in the same environment reuses it
         values.update(refresh_fingerprint(session=session, job_id=job_id, versions=versions))
     if session.execute(update(Job).where(*_own(job_id, attempt)).values(**values)).rowcount != 1:
@@ -156,7 +160,7 @@ def requeue_expired_jobs(*, session: Session, max_attempts: int) -> tuple[list[J
     requeued, failed = [], []
     for job in expired:
         if job.cancel_requested:
-            values = {"status": CANCELLED, "finished_at": now, "error": CANCELLED_ERROR}
+            values = {"status": CANCELLED, "finished_at": now, "error": job.cancel_error}
         elif job.attempts >= max_attempts:
             values = {"status": FAILED, "finished_at": now, "error": {
                 "code": WORKER_LOST,

@@ -72,6 +72,11 @@ class Settings:
     max_spec_items: int = 100_000  # values (objects, arrays, numbers, strings…) in one spec, before it is validated
     max_checkpoint_bytes_per_minute: int = 64 * 2**20  # a job's checkpoints, on average (worker/runner.py)
     max_queued_per_user: int = 1000
+    # Sweeps (core/sweeps, worker/controller.py): a sweep's budget, parallelism and grid, checked at submit.
+    max_sweep_trials: int = 1000
+    max_sweep_parallel: int = 64
+    max_sweep_grid_points: int = 10_000
+    sweep_interval_seconds: float = 1.0  # the controller's pass (a finishing trial also starts the next at once)
     rate_limit_per_second: float = 100.0
     rate_limit_burst: int = 200
     # Before authentication (api/throttle.py): an address whose requests failed authentication this many times
@@ -208,6 +213,7 @@ def _check(s: Settings) -> None:
     positive += ("api_max_connections", "header_timeout_seconds", "body_timeout_seconds", "stream_max_seconds",
                  "stream_recheck_seconds")
     positive += ("max_predict_values",)
+    positive += ("max_sweep_trials", "max_sweep_parallel", "max_sweep_grid_points", "sweep_interval_seconds")
     positive += ("max_decompressed_bytes", "max_dataset_bytes_per_user")
     positive += ("max_json_depth", "max_json_digits", "max_spec_items")
     positive += ("worker_memory_bytes", "max_classes", "max_layers", "max_spec_bytes",

@@ -1,0 +1,216 @@
+"""The sweep controller: one locked step per sweep creates trials, prunes running ones and ends the sweep.
+
+`step` is the only place a sweep changes. It locks the sweep's row, reads its trials (jobs with `sweep_id`),
+asks the sweep's pruner (core.sweeps.search) about each running trial from the epochs its worker recorded, asks
+the sampler for new trials while fewer than `parallel` are queued or running and the budget is not spent
+(`sweeps.next_trial` counts them; the unique (sweep_id, trial) index backs it up), and ends the sweep when
+every trial finished. New trials are published after the commit; a publish lost to a crash is re-sent by the
+reconciler, as for any queued job. So any number of processes may run steps at once, and killing one loses
+nothing.
+
+Who runs it: the worker that finishes a trial, right after committing (`after_trial`: the next trial starts
+within milliseconds); the API once when a sweep is created or cancelled; and `run_controller`, a loop every
+`sweep_interval_seconds` in the reconciler process (pruning, and the safety net), also runnable alone as
+`python -m worker.controller`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.errors import SpecError
+from core.sweeps.paths import apply
+from core.sweeps.search import next_params, should_prune
+from core.validate import validate_spec
+from store import sweeps as repo
+from store.db import make_engine, make_sessionmaker, session_scope
+from store.models import ACTIVE, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, Sweep
+from store.settings import Settings, load_settings
+from worker.app import create_celery
+from worker.publish import publish_job
+
+log = logging.getLogger(__name__)
+_celery: dict[tuple[int, str], Celery] = {}
+
+
+@dataclass
+class Step:
+    """What one step did."""
+
+    created: list[tuple[str, str]] = field(default_factory=list)  # (job id, device) to publish
+    pruned: list[int] = field(default_factory=list)
+    finished: str | None = None
+
+
+def celery_for(settings: Settings) -> Celery:
+    """This process's Celery app for publishing trials."""
+    key = (os.getpid(), settings.broker_url)
+    if key not in _celery:
+        _celery[key] = create_celery(settings)
+    return _celery[key]
+
+
+def step(*, settings: Settings, factory: sessionmaker[Session], sweep_id: str, celery: Celery | None = None,
+         prune: bool = True) -> Step:
+    """One decision round for the sweep (see the module docstring); publishes what it created."""
+    done = Step()
+    with session_scope(factory) as session:
+        sweep = repo.lock_sweep(session=session, sweep_id=sweep_id)
+        if sweep is None or sweep.status != RUNNING:
+            return done
+        jobs = repo.trial_jobs(session=session, sweep_id=sweep_id)
+        if prune and not sweep.cancel_requested and sweep.request["pruner"]["name"] != "none":
+            done.pruned = _prune(session, sweep, jobs)
+        if not sweep.cancel_requested:
+            _create(session, settings, sweep, jobs, done)
+        if not any(j.status in ACTIVE for j in jobs) and (sweep.cancel_requested or sweep.next_trial >= sweep.trials):
+            done.finished = _finish(session, sweep, jobs)
+    for job_id, device in done.created:
+        try:
+            publish_job(celery=celery or celery_for(settings), job_id=job_id, device=device)
+        except Exception:  # the broker may be down: the trial stays queued and the reconciler sends it
+            log.warning("sweep %s: could not publish trial job %s; the reconciler will", sweep_id, job_id,
+                        exc_info=True)
+    return done
+
+
+def _rows(session: Session, sweep: Sweep, jobs: list[Job], history: bool) -> list:
+    """The trials as the search sees them; with `history`, the epochs they reported (else only pruned ones')."""
+    metric = sweep.request["objective"]["metric"]
+    rows = []
+    for job in jobs:
+        state = repo.trial_state(job)
+        wanted = state == "pruned" or (history and state in ("succeeded", "running"))
+        ivs = repo.intermediate_values(session=session, job_id=job.id, metric=metric) if wanted else None
+        rows.append(repo.trial_row(job, metric, ivs))
+    return rows
+
+
+def _prune(session: Session, sweep: Sweep, jobs: list[Job]) -> list[int]:
+    candidates = [j for j in jobs if j.status == RUNNING and not j.cancel_requested and (j.epoch or 0) > 0]
+    if not candidates:
+        return []
+    rows = _rows(session, sweep, jobs, history=True)
+    by_number = {r.number: r for r in rows}
+    pruned = []
+    for job in candidates:
+        target = by_number[job.trial]
+        if target.intermediate and should_prune(sweep.request, rows, target, sweep.id):
+            if repo.prune_trial(session=session, job_id=job.id, epoch=max(target.intermediate)):
+                pruned.append(job.trial)
+                log.info("sweep %s: trial %d pruned after epoch %d", sweep.id, job.trial, max(target.intermediate))
+    return pruned
+
+
+def _create(session: Session, settings: Settings, sweep: Sweep, jobs: list[Job], done: Step) -> None:
+    active = sum(j.status in ACTIVE for j in jobs)
+    rows = None
+    while active < sweep.parallel and sweep.next_trial < sweep.trials:
+        if repo.count_queued(session=session, owner=sweep.owner_id) >= settings.max_queued_per_user:
+            log.info("sweep %s: its owner has max_queued_per_user jobs queued; the next trial waits", sweep.id)
+            return
+        rows = rows if rows is not None else _rows(session, sweep, jobs, history=False)
+        number = sweep.next_trial
+        params = next_params(sweep.request, rows, number)
+        document = apply(sweep.request["base"], params)
+        try:
+            job = repo.insert_trial(session=session, sweep=sweep, spec=validate_spec(document), params=params)
+        except SpecError as exc:  # a combination inside the space that no corner showed: recorded, the sweep goes on
+            job = repo.insert_failed_trial(session=session, sweep=sweep, document=document, params=params,
+                                           error=exc.to_dict())
+        jobs.append(job)
+        rows.append(repo.trial_row(job, sweep.request["objective"]["metric"]))
+        if job.status == QUEUED:
+            done.created.append((job.id, job.device))
+            active += 1
+
+
+def _finish(session: Session, sweep: Sweep, jobs: list[Job]) -> str:
+    """End the sweep: cancelled on request, succeeded with a trial that reported the objective, else failed."""
+    metric = sweep.request["objective"]["metric"]
+    if sweep.cancel_requested:
+        repo.finish_sweep(session=session, sweep=sweep, status=CANCELLED)
+        return CANCELLED
+    if any(repo.trial_row(j, metric).value is not None for j in jobs):
+        repo.finish_sweep(session=session, sweep=sweep, status=SUCCEEDED)
+        return SUCCEEDED
+    codes = Counter((j.error or {}).get("code", j.status) if j.status != SUCCEEDED else f"no finite {metric}"
+                    for j in jobs)
+    first = next((j for j in jobs if j.error), None)
+    message = (f"no trial succeeded with a finite {metric}: "
+               + ", ".join(f"{n} {code}" for code, n in codes.most_common())
+               + (f"; trial {first.trial}: {first.error.get('message', '')}" if first is not None else ""))
+    repo.finish_sweep(session=session, sweep=sweep, status=FAILED,
+                      error={"code": "all_trials_failed", "message": message[:2000]})
+    return FAILED
+
+
+def after_trial(*, settings: Settings, factory: sessionmaker[Session], sweep_id: str) -> None:
+    """A worker finished one of the sweep's trials: start the next at once (never fails the task)."""
+    try:
+        step(settings=settings, factory=factory, sweep_id=sweep_id, prune=False)
+    except Exception:  # the periodic controller will do it
+        log.exception("sweep %s: step after a trial failed; the controller will retry", sweep_id)
+
+
+def control_once(*, settings: Settings, factory: sessionmaker[Session], celery: Celery | None = None) -> int:
+    """One step for every running sweep; how many trials were created or pruned."""
+    with session_scope(factory) as session:
+        ids = repo.active_sweep_ids(session=session)
+    changed = 0
+    for sweep_id in ids:
+        try:
+            done = step(settings=settings, factory=factory, sweep_id=sweep_id, celery=celery)
+            changed += len(done.created) + len(done.pruned)
+        except Exception:
+            log.exception("sweep %s: step failed; retrying next pass", sweep_id)
+    return changed
+
+
+def run_controller(settings: Settings, factory: sessionmaker[Session], stopping: threading.Event) -> None:
+    """`control_once` every `sweep_interval_seconds` until `stopping` is set."""
+    celery = create_celery(settings)
+    while not stopping.is_set():
+        started = time.monotonic()
+        try:
+            control_once(settings=settings, factory=factory, celery=celery)
+        except Exception:  # the database may be briefly unreachable
+            log.exception("controller: pass failed; retrying")
+        stopping.wait(max(0.0, settings.sweep_interval_seconds - (time.monotonic() - started)))
+
+
+def start_controller_thread(settings: Settings, factory: sessionmaker[Session],
+                            stopping: threading.Event) -> threading.Thread:
+    """The controller loop as a daemon thread of the calling process (the reconciler runs it so)."""
+    thread = threading.Thread(target=run_controller, args=(settings, factory, stopping), name="sweep-controller",
+                              daemon=True)
+    thread.start()
+    return thread
+
+
+def main() -> int:
+    """`python -m worker.controller`: the controller loop alone, until SIGTERM/SIGINT."""
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    engine = make_engine(settings)
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    log.info("controller: every %g s", settings.sweep_interval_seconds)
+    run_controller(settings, make_sessionmaker(engine), stopping)
+    engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
