@@ -4,6 +4,7 @@ Running jobs whose lease expired go back to the queue (or fail with `worker_lost
 after `max_attempts`); queued jobs that a free worker has not claimed for a while are
 published again (their message was lost). Both are decided in the database first and
 published after the commit; a duplicate message is harmless (the claim drops it).
+The process also runs the sweep controller's loop in a thread (worker/controller.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from store.runs import jobs_to_republish, requeue_expired_jobs
 from store.settings import Settings, load_settings
 from store.workers import prune_workers
 from worker.app import create_celery
+from worker.controller import start_controller_thread
 from worker.collector import start_collector
 from worker.publish import publish_job
 
@@ -58,6 +60,7 @@ def main() -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     log.info("reconciler: every %g s", settings.reconcile_interval_seconds)
+    controller = start_controller_thread(settings, factory, stopping)  # sweeps (worker/controller.py)
     collector = start_collector(settings=settings, factory=factory, stopping=stopping)  # retention (issue 14)
     while not stopping.is_set():
         try:
@@ -69,6 +72,7 @@ def main() -> int:
         stopping.wait(settings.reconcile_interval_seconds)
     if collector is not None:
         collector.join(timeout=settings.db_statement_timeout_seconds)
+    controller.join(timeout=settings.db_statement_timeout_seconds)
     engine.dispose()
     return 0
 

@@ -169,6 +169,7 @@ def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, 
             log.info("job %s: not claimable (claimed, cancelled or gone); message dropped", job_id)
             return "skipped"
         attempt, document, dataset_id = job.attempts, job.spec, job.dataset_id
+        sweep_id = job.sweep_id  # a sweep's trial: its sweep takes a step once it ends
         checkpoint = latest_checkpoint(session=session, job_id=job_id)
         truncate_history(session=session, job_id=job_id, after_epoch=checkpoint[0] if checkpoint else 0)
     log.info("job %s: attempt %d on %s%s", job_id, attempt, worker,
@@ -196,7 +197,12 @@ def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, 
         log.exception("job %s: internal error", job_id)
         outcome = {"status": FAILED, "error": {"code": "internal", "message": f"{type(exc).__name__}: {exc}"}}
     reporter.stop()
-    return _finish(reporter, outcome)
+    status = _finish(reporter, outcome)
+    if sweep_id is not None and status != "lost":  # a sweep's trial: its next one starts now, not at the next pass
+        from worker.controller import after_trial
+
+        after_trial(settings=settings, factory=factory, sweep_id=sweep_id)
+    return status
 
 
 def _finish(reporter: JobReporter, outcome: dict) -> str:
