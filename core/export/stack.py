@@ -75,16 +75,17 @@ _SKLEARN_ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "ta
 
 
 def from_mlp(mlp: Any, preprocessing: Preprocessing) -> DenseStack:
-    """The stack of a fitted MLPClassifier / MLPRegressor: hidden layers share `activation`, the last uses
-    `out_activation_`."""
+    """The stack of a fitted MLPClassifier / MLPRegressor (hidden layers share `activation`, the last uses
+    `out_activation_`), computed in float64 as the model file's Pipeline computes it."""
     layers: list[DenseLayer | BatchNormLayer] = []
     last = len(mlp.coefs_) - 1
     for i, (w, b) in enumerate(zip(mlp.coefs_, mlp.intercepts_)):
         name = mlp.out_activation_ if i == last else mlp.activation
         if name not in _SKLEARN_ACTIVATIONS:
             raise ModelFileError(f"scikit-learn activation {name!r} has no export")
-        layers.append(DenseLayer(np.asarray(w), np.asarray(b), _SKLEARN_ACTIVATIONS[name]))
-    return DenseStack(preprocessing, np.dtype(mlp.coefs_[0].dtype), layers, "sklearn")
+        # float64 whatever the weights' dtype: the Pipeline's float64 rows promote a float32 model's products
+        layers.append(DenseLayer(np.asarray(w, np.float64), np.asarray(b, np.float64), _SKLEARN_ACTIVATIONS[name]))
+    return DenseStack(preprocessing, np.dtype(np.float64), layers, "sklearn")
 
 
 def _numpy_stack(model: bytes) -> DenseStack:

@@ -130,3 +130,13 @@ def test_a_keras_file_without_its_numpy_copy_cannot_be_exported():
                 dst.writestr(name, src.read(name))
     with pytest.raises(ModelFileError, match="older trainyard"):
         read_stack(out.getvalue())
+
+
+def test_a_float32_scikit_learn_model_is_exported_as_its_pipeline_computes_it():
+    doc = iris("relu")
+    doc["backend"], doc["backend_options"] = "sklearn", {"dtype": "float32"}
+    del doc["model"]["layers"][1:3]
+    result, predictor = trained(doc)
+    assert predictor.estimator.coefs_[0].dtype == np.float32
+    out = agree(result, predictor, X_IRIS)
+    np.testing.assert_allclose(out["probabilities"], predictor.predict_proba(X_IRIS), rtol=0, atol=1e-12)
