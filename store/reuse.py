@@ -51,10 +51,16 @@ def fingerprint(*, spec: dict, dataset: Dataset | None, versions: dict | None) -
 
 
 def find_reusable(*, session: Session, owner: str, fingerprint: str) -> Job | None:
-    """The owner's succeeded job with this fingerprint (one that trained in preference to a copy), or None."""
+    """The owner's succeeded, unpurged job with this fingerprint (one that trained in preference to a copy), or None.
+
+    The row is share-locked until the caller commits (FOR SHARE on PostgreSQL; SQLite's write lock is held
+    anyway), so a concurrent delete or retention purge of it waits until the copies reference its blobs, and one
+    that came first makes this find nothing.
+    """
     return session.scalar(
-        select(Job).where(Job.owner_id == owner, Job.fingerprint == fingerprint, Job.status == SUCCEEDED)
-        .order_by(Job.reused_from.is_not(None), Job.finished_at).limit(1))
+        select(Job).where(Job.owner_id == owner, Job.fingerprint == fingerprint, Job.status == SUCCEEDED,
+                          Job.purged_at.is_(None))
+        .order_by(Job.reused_from.is_not(None), Job.finished_at).limit(1).with_for_update(read=True))
 
 
 def reuse_results(*, session: Session, job: Job, source: Job) -> None:

@@ -6,6 +6,7 @@ import contextlib
 import io
 
 import pytest
+from sqlalchemy import update
 from apitest import XOR_FIT, XOR_INPUTS, make_api, start_worker, stop_process, train, wait_for
 
 import api.jobs
@@ -13,7 +14,7 @@ from core.provenance import backend_versions
 from core.validate import validate_spec
 from core.job import train_job
 from store.db import session_scope
-from store.models import Artifact, Blob, HistoryChunk, Job
+from store.models import Artifact, Blob, HistoryChunk, Job, utcnow
 
 # A labelled CSV whose class is `a XOR b`, 3 copies of the truth table; ANOTHER differs in one row's label.
 CSV = "a,b,label\n" + "".join(f"{a},{b},{int(a != b)}\n" for a, b in [(0, 0), (0, 1), (1, 0), (1, 1)] * 3)
@@ -191,6 +192,16 @@ def test_a_job_that_ran_with_other_library_versions_is_not_reused(api_both):
     with session_scope(api_both.sessions) as s:
         assert s.get(Job, other["id"]).fingerprint != s.get(Job, job["id"]).fingerprint
     assert alice.submit(spec(seed=17))["status"] == "queued"
+
+
+def test_a_purged_job_is_not_reused(api_both):
+    """Retention (store.retention) took its model or history: a copy would lack them."""
+    alice = api_both.alice
+    job = alice.submit(spec(seed=18))
+    train(api_both, job["id"], alice.get(f"/jobs/{job['id']}").get_json()["spec"])
+    with session_scope(api_both.sessions) as s:
+        s.execute(update(Job).where(Job.id == job["id"]).values(purged_at=utcnow(), purged=["history"]))
+    assert alice.submit(spec(seed=18))["status"] == "queued"
 
 
 @pytest.mark.parametrize("backend", ["numpy", "sklearn"])
