@@ -32,7 +32,7 @@ def read_request(path: str) -> dict[str, Any]:
 def finished(client: Client, sweep: Sweep, sort: str = "trial") -> Outcome:
     """A finished sweep: every trial, then its best; exit 0 only if it succeeded."""
     trials = client.sweep_trials(sweep.id, sort=sort)
-    lines = [trials_table(sweep, trials), "", headline(sweep)]
+    lines = [trials_table(sweep, trials), "", headline(sweep, with_best=False)]
     if sweep.best:
         lines.append(best_text(sweep))
     if isinstance(sweep.error, dict):

@@ -74,14 +74,14 @@ def counts_text(sweep: Sweep) -> str:
     return ", ".join(f"{counts.get(s, 0)} {s}" for s in STATES if counts.get(s))
 
 
-def headline(sweep: Sweep) -> str:
+def headline(sweep: Sweep, with_best: bool = True) -> str:
     """`sweep ID (name): running, 12/40 trials: 2 running, 9 succeeded, 1 pruned; best val_accuracy 0.97 (trial 5)`."""
     counts = sweep.counts
     made = sum(counts.get(s, 0) for s in STATES)
     text = f"sweep {sweep.id}{f' ({sweep.name})' if sweep.name else ''}: {sweep.status}, {made}/{sweep.trials} trials"
     if counts_text(sweep):
         text += f": {counts_text(sweep)}"
-    return text + (f"; {best_text(sweep)}" if sweep.best else "")
+    return text + (f"; {best_text(sweep)}" if sweep.best and with_best else "")
 
 
 def best_text(sweep: Sweep) -> str:
@@ -122,15 +122,19 @@ def sweep_rows(sweeps: list[Sweep]) -> list[dict[str, Any]]:
 class LiveView:
     """Draws a sweep as `wait_sweep` reports it: redrawn in place on a terminal, one line per change elsewhere."""
 
-    def __init__(self, stream: TextIO | None = None):
+    def __init__(self, stream: TextIO | None = None, clear_at_end: bool | None = None):
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
+        # The final table goes to stdout: on the same terminal the live one is erased, not left above it.
+        self.clear_at_end = sys.stdout.isatty() if clear_at_end is None else clear_at_end
         self.drawn_lines = 0
         self.seen: dict[int, str] = {}  # trial → last state printed (pipes)
         self.last_headline = ""
 
     def __call__(self, sweep: Sweep, trials: list[dict[str, Any]]) -> None:
-        if self.tty:
+        if self.tty and sweep.done and self.clear_at_end:
+            self._clear()
+        elif self.tty:
             self._redraw(sweep, trials)
         else:
             self._log_changes(sweep, trials)
@@ -140,10 +144,14 @@ class LiveView:
         size = shutil.get_terminal_size((100, 24))
         text = headline(sweep) + "\n" + trials_table(sweep, trials, last=max(3, size.lines - 5))
         lines = [line[:size.columns - 1] for line in text.splitlines()]  # a wrapped line would break the redraw
-        if self.drawn_lines:
-            self.stream.write(f"\x1b[{self.drawn_lines}F\x1b[J")  # back to the top of the last drawing, clear below
+        self._clear()
         self.stream.write("\n".join(lines) + "\n")
         self.drawn_lines = len(lines)
+
+    def _clear(self) -> None:
+        if self.drawn_lines:
+            self.stream.write(f"\x1b[{self.drawn_lines}F\x1b[J")  # back to the top of the last drawing, clear below
+        self.drawn_lines = 0
 
     def _log_changes(self, sweep: Sweep, trials: list[dict[str, Any]]) -> None:
         rows, columns, _ = trial_rows(sweep, trials)
