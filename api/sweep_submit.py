@@ -79,16 +79,20 @@ def raise_corner_errors(request: SweepRequest, *, db: Session, owner: str, setti
     errors, seen = [], set()
     for path, params in corners(request):
         spec, found = _spec_errors(apply(request.base, params), db=db, owner=owner, settings=settings)
-        shown = ", ".join(f"{p} = {v!r}" for p, v in params.items()) if path is None else f"{params[path]!r}"
+        everything = ", ".join(f"{p} = {v!r}" for p, v in params.items())
+        shown = everything if path is None else f"{params[path]!r}"
         for e in found:
             culprit = path or next((d.path for d in request.space if _within(e.get("loc", ""), d.path)), None)
             loc = space_loc(culprit) if culprit else "space"
+            if culprit:
+                others = ", ".join(f"{p} = {v!r}" for p, v in params.items() if p != culprit)
+                shown = f"{params[culprit]!r}" + (f" (with {others})" if others else "")
             msg = f"at {shown} the trial's spec is invalid: {e['loc'] + ': ' if e.get('loc') else ''}{e['msg']}"
             if (loc, e.get("loc"), e["msg"]) not in seen:
                 seen.add((loc, e.get("loc"), e["msg"]))
                 errors.append({"loc": loc, "msg": msg})
         if spec is not None:
-            for e in _metric_errors(request, normalised(spec), f" at {shown}"):
+            for e in _metric_errors(request, normalised(spec), f" at {everything}"):
                 if e["msg"] not in seen:
                     seen.add(e["msg"])
                     errors.append(e)

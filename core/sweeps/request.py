@@ -283,7 +283,8 @@ def _budget(doc: dict, request: SweepRequest, errors: list[dict], *, max_trials:
         if size and size > max_grid:
             errors.append({"loc": "space", "msg": f"the grid has {size:,} points; the limit is {max_grid:,} "
                                                   "(max_sweep_grid_points)"})
-    trials = doc.get("trials", size if grid else None)
+    trials = doc.get("trials")
+    trials = size if trials is None and grid else trials
     if trials is None:
         errors.append({"loc": "trials", "msg": "required: how many trials to run (the budget)"})
     elif not _number(trials, True) or not 1 <= trials <= max_trials:
@@ -292,7 +293,7 @@ def _budget(doc: dict, request: SweepRequest, errors: list[dict], *, max_trials:
         errors.append({"loc": "trials", "msg": f"the grid has only {size} points; a grid visits each once"})
     else:
         request.trials = int(trials)
-    parallel = doc.get("parallel", 1)
+    parallel = 1 if doc.get("parallel") is None else doc["parallel"]
     if not _number(parallel, True) or not 1 <= parallel <= max_parallel:
         errors.append({"loc": "parallel", "msg": f"must be an integer from 1 to {max_parallel} (max_sweep_parallel)"})
     else:
