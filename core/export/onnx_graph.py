@@ -25,15 +25,13 @@ ONNX_TYPES = {np.dtype("float32"): 1, np.dtype("float64"): 11}  # TensorProto.FL
 
 
 class _Graph:
-    """Nodes and constants collected under unique names."""
+    """Nodes and constants written straight into one ModelProto's graph (each weight is copied once)."""
 
-    def __init__(self, dtype: np.dtype):
+    def __init__(self, model, dtype: np.dtype):
         from onnx import helper, numpy_helper
 
         self.helper, self.numpy_helper = helper, numpy_helper
-        self.dtype = dtype
-        self.nodes: list = []
-        self.constants: list = []
+        self.graph, self.dtype = model.graph, dtype
         self._count = 0
 
     def name(self, stem: str) -> str:
@@ -45,12 +43,12 @@ class _Graph:
         if array.dtype.kind == "U":
             array = array.astype(object)
         name = self.name(stem)
-        self.constants.append(self.numpy_helper.from_array(array, name))
+        self.graph.initializer.add().CopyFrom(self.numpy_helper.from_array(array, name))
         return name
 
     def op(self, op_type: str, inputs: list[str], stem: str | None = None, output: str | None = None, **attrs) -> str:
         out = output or self.name(stem or op_type.lower())
-        self.nodes.append(self.helper.make_node(op_type, inputs, [out], **attrs))
+        self.graph.node.append(self.helper.make_node(op_type, inputs, [out], **attrs))
         return out
 
 
@@ -121,13 +119,39 @@ def _labels(g: _Graph, out: str, units: int, classes: list) -> tuple[str, int]:
     return g.op("Gather", [g.const(labels, "classes", dtype=labels.dtype), index], axis=0, output="predictions"), elem
 
 
+def _outputs(g: _Graph, out: str, stack: DenseStack) -> list:
+    """The predict API's fields as graph outputs: `predictions` and, for classifiers, `probabilities`."""
+    from onnx import TensorProto, helper
+
+    pre, units, rows = stack.preprocessing, stack.n_outputs, "n"
+    if pre.task == "classification":
+        probs = g.op("Cast", [_probabilities(g, out, units)], to=TensorProto.DOUBLE, output="probabilities")
+        _, elem = _labels(g, out, units, list(pre.classes))
+        return [helper.make_tensor_value_info("predictions", elem, [rows]),
+                helper.make_tensor_value_info(probs, TensorProto.DOUBLE, [rows, len(pre.classes)])]
+    values = g.op("Cast", [out], to=TensorProto.DOUBLE, stem="values")
+    if units == 1:
+        g.op("Squeeze", [values, g.const([1], dtype=np.int64)], output="predictions")
+        return [helper.make_tensor_value_info("predictions", TensorProto.DOUBLE, [rows])]
+    g.op("Identity", [values], output="predictions")
+    return [helper.make_tensor_value_info("predictions", TensorProto.DOUBLE, [rows, units])]
+
+
 def to_onnx(stack: DenseStack, name: str = "trainyard") -> bytes:
-    """The serialised ONNX model of `stack` (checked by onnx.checker)."""
+    """The serialised ONNX model of `stack` (checked by onnx.checker).
+
+    Built in place in one ModelProto and serialised once, so the peak is about three times the
+    weights (the stack, the proto, the bytes) where helper.make_graph / make_model would copy twice more.
+    """
     import onnx
     from onnx import TensorProto, helper
 
     pre = stack.preprocessing
-    g = _Graph(np.dtype(stack.dtype))
+    model = onnx.ModelProto()
+    model.ir_version, model.producer_name, model.graph.name = IR_VERSION, "trainyard", name
+    model.doc_string = "raw feature rows in; predictions (and class probabilities) out"
+    model.opset_import.append(helper.make_opsetid("", OPSET))
+    g = _Graph(model, np.dtype(stack.dtype))
     x = "inputs"
     if pre.scaler is not None:
         x = g.op("Sub", [x, g.const(pre.offset, "offset", np.float64)])
@@ -135,29 +159,12 @@ def to_onnx(stack: DenseStack, name: str = "trainyard") -> bytes:
     if g.dtype != np.float64:
         x = g.op("Cast", [x], to=ONNX_TYPES[g.dtype])
     out = _layers(g, x, stack)
-    units = stack.n_outputs
-    rows = "n"
-    if pre.task == "classification":
-        probs = g.op("Cast", [_probabilities(g, out, units)], to=TensorProto.DOUBLE, output="probabilities")
-        _, elem = _labels(g, out, units, list(pre.classes))
-        outputs = [helper.make_tensor_value_info("predictions", elem, [rows]),
-                   helper.make_tensor_value_info(probs, TensorProto.DOUBLE, [rows, len(pre.classes)])]
-    else:
-        values = g.op("Cast", [out], to=TensorProto.DOUBLE, stem="values")
-        if units == 1:
-            g.op("Squeeze", [values, g.const([1], dtype=np.int64)], output="predictions")
-            shape = [rows]
-        else:
-            g.op("Identity", [values], output="predictions")
-            shape = [rows, units]
-        outputs = [helper.make_tensor_value_info("predictions", TensorProto.DOUBLE, shape)]
-    inputs = [helper.make_tensor_value_info("inputs", TensorProto.DOUBLE, [rows, pre.n_features])]
-    graph = helper.make_graph(g.nodes, name, inputs, outputs, initializer=g.constants)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="trainyard",
-                              doc_string="raw feature rows in; predictions (and class probabilities) out")
-    model.ir_version = IR_VERSION
+    model.graph.output.extend(_outputs(g, out, stack))
+    model.graph.input.append(helper.make_tensor_value_info("inputs", TensorProto.DOUBLE, ["n", pre.n_features]))
     meta = {"task": pre.task, "classes": json.dumps(pre.classes), "feature_names": json.dumps(pre.feature_names),
             "target_names": json.dumps(pre.target_names), "backend": stack.source}
     helper.set_model_props(model, meta)
-    onnx.checker.check_model(model, full_check=True)
-    return model.SerializeToString()
+    data = model.SerializeToString()
+    del model, g
+    onnx.checker.check_model(data, full_check=True)
+    return data

@@ -168,8 +168,8 @@ def test_keras_file_scales_inside_and_onnx_needs_no_tensorflow(api_both, tmp_pat
     path = tmp_path / "model.keras"
     path.write_bytes(download(api_both, job_id))
     model = keras.saving.load_model(path)  # Keras alone, safe mode, no custom objects
-    assert model.layers[0].name == "preprocessing"
     np.testing.assert_allclose(model.predict(ROWS, verbose=0), answer["probabilities"], rtol=0, atol=TOLERANCE)
+    assert model.layers[0].name == "preprocessing"
     meta = json.loads(zipfile.ZipFile(path).read("trainyard.json"))
     assert meta["classes"] == answer["classes"] == NAMES.tolist()
     assert NAMES[model.predict(ROWS, verbose=0).argmax(axis=1)].tolist() == answer["predictions"]
