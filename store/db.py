@@ -63,20 +63,26 @@ def read_only(engine: Engine) -> Engine:
 
 
 def make_engine(settings: Settings) -> Engine:
-    """An engine for `settings.database_url`: pre-pinged pool and timeouts on PostgreSQL, WAL on SQLite."""
+    """An engine for `settings.database_url`: pre-pinged pool and timeouts on PostgreSQL (store.pgtimeouts: never
+    a wait without end), WAL on SQLite."""
     if settings.is_sqlite:
         return _sqlite_engine(settings)
-    statement_ms = int(settings.db_statement_timeout_seconds * 1000)
-    return create_engine(
+    from store import pgtimeouts
+
+    engine = create_engine(
         settings.database_url,
         pool_pre_ping=True,
         pool_size=settings.db_pool_size,
         json_serializer=json_dumps,
-        connect_args={
-            "connect_timeout": max(1, int(settings.db_connect_timeout_seconds)),
-            "options": f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}",
-        },
+        connect_args=pgtimeouts.connect_args(settings),  # connect, keepalive and server-side timeouts
     )
+    connection_class = pgtimeouts.connection_class(settings)
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect, _record, cargs, cparams):  # a hung server is an error, not a stall
+        return connection_class.connect(*cargs, **cparams)
+
+    return engine
 
 
 def _sqlite_engine(settings: Settings) -> Engine:

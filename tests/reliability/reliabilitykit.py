@@ -306,11 +306,15 @@ class RedisServer:
 
 
 class TcpProxy:
-    """A loopback TCP proxy to `target`; `cut()` closes every connection and refuses new ones until `restore()`."""
+    """A loopback TCP proxy to `target`; `cut()` closes every connection and refuses new ones until `restore()`;
+    `hang()` keeps every connection open and accepts new ones but forwards nothing either way (a database that
+    hangs instead of refusing: the kernel still acknowledges every byte) until `forward()`."""
 
     def __init__(self, target: tuple[str, int]):
         self.target, self.port = target, free_port()
         self.lock = threading.Lock()
+        self.forwarding = threading.Event()
+        self.forwarding.set()
         self.sockets: set[socket.socket] = set()
         self.listener: socket.socket | None = None
         self.accepting: threading.Thread | None = None
@@ -352,6 +356,7 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self.forwarding.wait()  # hung: hold what arrived, send nothing, close nothing
                 sink.sendall(data)
         except OSError:
             pass
@@ -381,5 +386,14 @@ class TcpProxy:
     def restore(self) -> None:
         self.start()
 
+    def hang(self) -> None:
+        """Stop forwarding without closing anything: open connections go silent, new ones connect and go silent."""
+        self.forwarding.clear()
+
+    def forward(self) -> None:
+        """Forward again (what was held is delivered)."""
+        self.forwarding.set()
+
     def stop(self) -> None:
+        self.forwarding.set()  # let held pumps run into the closed sockets and end
         self.cut()

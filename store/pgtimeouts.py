@@ -1,0 +1,87 @@
+"""PostgreSQL connections that never wait forever: a database that refuses, hangs or vanishes is an error within
+seconds (the API answers 503, a worker retries), not a request or a worker stalled for good.
+
+- connecting: libpq's `connect_timeout` (`db_connect_timeout_seconds`) bounds the whole handshake, also when a
+  server (or a proxy in front of it) accepts the TCP connection and then says nothing;
+- a peer gone without a word (host down, network partition): TCP keepalives after `db_keepalive_seconds` idle,
+  and `tcp_user_timeout` (`db_tcp_user_timeout_seconds`) drops a connection whose sent data goes unacknowledged;
+- a server that keeps the connection open but stops answering (hung, or a proxy that stopped forwarding, where
+  the kernel still acknowledges every byte, so neither TCP option fires): `ResponseLimitedConnection` gives up on
+  a statement once the server has been silent for `db_response_timeout_seconds`, closes the connection (its
+  state is unknown) and raises OperationalError; SQLAlchemy then discards it from the pool;
+- a server that answers but is slow or blocked on a lock: `statement_timeout` and `lock_timeout`
+  (`db_statement_timeout_seconds`), enforced by the server itself.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Generator
+
+import psycopg
+from psycopg import errors
+from psycopg.waiting import Ready
+
+from store.settings import Settings
+
+KEEPALIVE_PROBES = 3  # unanswered probes before the kernel gives up on the connection
+
+
+def connect_args(settings: Settings) -> dict[str, Any]:
+    """libpq parameters for every connection: connect timeout, keepalives, tcp_user_timeout, server-side timeouts."""
+    statement_ms = int(settings.db_statement_timeout_seconds * 1000)
+    keepalive = max(1, round(settings.db_keepalive_seconds))
+    return {
+        "connect_timeout": max(1, round(settings.db_connect_timeout_seconds)),
+        "keepalives": 1,
+        "keepalives_idle": keepalive,
+        "keepalives_interval": max(1, keepalive // KEEPALIVE_PROBES),
+        "keepalives_count": KEEPALIVE_PROBES,
+        "tcp_user_timeout": int(settings.db_tcp_user_timeout_seconds * 1000),
+        "options": f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}",
+    }
+
+
+class ServerSilent(Exception):
+    """The server sent nothing for the connection's response limit."""
+
+
+def _limited(gen: Generator, seconds: float) -> Generator:
+    """`gen` (a psycopg wait generator), failing with ServerSilent once the socket has been idle `seconds`.
+
+    psycopg's wait functions wake every interval and send Ready.NONE when nothing happened; any other value means
+    the socket made progress (a statement that streams a large result or a large upload never counts as silent).
+    """
+    deadline = time.monotonic() + seconds
+    try:
+        state = next(gen)
+        while True:
+            ready = yield state
+            if ready != Ready.NONE:
+                deadline = time.monotonic() + seconds
+            elif time.monotonic() >= deadline:
+                raise ServerSilent
+            state = gen.send(ready)
+    except StopIteration as done:
+        return done.value
+
+
+class ResponseLimitedConnection(psycopg.Connection):
+    """A psycopg connection whose every statement gives up after `response_timeout` seconds of server silence."""
+
+    response_timeout: float = 10.0
+
+    def wait(self, gen, interval: float = 0.1, timeout: float | None = None):  # type: ignore[override]
+        try:
+            return super().wait(_limited(gen, self.response_timeout), interval=interval, timeout=timeout)
+        except ServerSilent:
+            self.pgconn.finish()  # mid-protocol: the connection can never be used again
+            raise errors.OperationalError(
+                f"the database sent nothing for {self.response_timeout:g} s (db_response_timeout_seconds); "
+                "the connection was closed") from None
+
+
+def connection_class(settings: Settings) -> type[ResponseLimitedConnection]:
+    """The connection class for `settings` (its response limit as a class attribute: one class per limit)."""
+    return type("ResponseLimitedConnection", (ResponseLimitedConnection,),
+                {"response_timeout": settings.db_response_timeout_seconds})

@@ -1,0 +1,91 @@
+"""Issue 14 item 6 in the store: a PostgreSQL that accepts connections and then says nothing is an
+OperationalError (the API's 503) within the configured limits, never a wait without end; it works again as soon
+as the database answers. The hang is a loopback proxy that stops forwarding without closing anything."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from store.db import DATABASE_UNAVAILABLE, make_engine
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
+from reliabilitykit import TcpProxy  # noqa: E402
+
+BOUND = 60  # seconds a call may take before the test calls it a hang (the limits below are 1-2 s)
+
+
+def bounded(call):
+    """`call()` in a thread: its result or exception; fails the test (instead of hanging it) after BOUND s."""
+    out: dict = {}
+
+    def run():
+        try:
+            out["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 — handed to the test
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(BOUND)
+    assert not thread.is_alive(), f"still waiting after {BOUND} s: the database hang was not detected"
+    return out
+
+
+@pytest.fixture
+def hung(postgres_settings):
+    """(engine through a proxy, the proxy): connect 2 s, silence 1 s."""
+    url = make_url(postgres_settings.database_url)
+    proxy = TcpProxy((url.host, url.port or 5432))
+    proxy.start()
+    settings = postgres_settings.replace(
+        database_url=url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+        db_connect_timeout_seconds=2, db_response_timeout_seconds=1, db_keepalive_seconds=5,
+        db_tcp_user_timeout_seconds=4)
+    engine = make_engine(settings)
+    yield engine, proxy
+    proxy.stop()
+    engine.dispose()
+
+
+def select_one(engine):
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT 1")).scalar()
+
+
+def test_connections_carry_the_timeouts(hung):
+    engine, _ = hung
+    with engine.connect() as conn:
+        params = conn.connection.dbapi_connection.info.get_parameters()
+        assert {k: params[k] for k in ("connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
+                                       "keepalives_count", "tcp_user_timeout")} == {
+            "connect_timeout": "2", "keepalives": "1", "keepalives_idle": "5", "keepalives_interval": "1",
+            "keepalives_count": "3", "tcp_user_timeout": "4000"}
+        assert conn.execute(text("SHOW statement_timeout")).scalar() == "30s"
+        assert conn.execute(text("SHOW lock_timeout")).scalar() == "30s"
+
+
+def test_a_silent_server_is_an_error_for_pooled_and_new_connections_then_works_again(hung):
+    engine, proxy = hung
+    assert select_one(engine) == 1  # one connection in the pool, open through the proxy
+    with engine.connect() as held:  # a connection in use when the database goes silent
+        proxy.hang()
+        out = bounded(lambda: held.execute(text("SELECT 2")).scalar())
+        assert isinstance(out.get("error"), DATABASE_UNAVAILABLE), out
+        assert "sent nothing for 1 s (db_response_timeout_seconds)" in str(out["error"])
+    for _ in range(2):  # the pool's connection (pre-ping) and a new one (connect timeout) both give up
+        out = bounded(lambda: select_one(engine))
+        assert isinstance(out.get("error"), DATABASE_UNAVAILABLE), out
+    proxy.forward()
+    assert bounded(lambda: select_one(engine)) == {"value": 1}
+
+
+def test_a_long_silent_statement_within_the_limit_is_not_cut(hung):
+    engine, _ = hung
+    with engine.connect() as conn:  # the server is silent 0.5 s of the 1 s allowed, then answers
+        assert conn.execute(text("SELECT 7 FROM pg_sleep(0.5)")).scalar() == 7
