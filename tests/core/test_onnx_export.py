@@ -118,12 +118,17 @@ def test_the_graph_is_a_plain_opset_17_model_with_its_classes():
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
 
 
-def test_a_keras_file_without_its_numpy_copy_cannot_be_exported():
+@pytest.fixture(scope="module")
+def keras_model() -> bytes:
+    """One small Keras model file for the tests below (TensorFlow is slow to start)."""
+    return trained({**iris("relu", epochs=1), "backend": "keras", "backend_options": {}})[0].model
+
+
+def test_a_keras_file_without_its_numpy_copy_cannot_be_exported(keras_model):
     """Files saved before the copy existed: the service still predicts with them; ONNX export says why not."""
     from core.backends import keras_modelfile
 
-    result, _ = trained({**iris("relu", epochs=2), "backend": "keras", "backend_options": {}})
-    src, out = zipfile.ZipFile(io.BytesIO(result.model)), io.BytesIO()
+    src, out = zipfile.ZipFile(io.BytesIO(keras_model)), io.BytesIO()
     with zipfile.ZipFile(out, "w") as dst:
         for name in src.namelist():
             if name != keras_modelfile.WEIGHTS_MEMBER:
@@ -140,3 +145,24 @@ def test_a_float32_scikit_learn_model_is_exported_as_its_pipeline_computes_it():
     assert predictor.estimator.coefs_[0].dtype == np.float32
     out = agree(result, predictor, X_IRIS)
     np.testing.assert_allclose(out["probabilities"], predictor.predict_proba(X_IRIS), rtol=0, atol=1e-12)
+
+
+def test_a_pickle_in_a_keras_files_weights_copy_is_refused_unread(keras_model, tmp_path):
+    """The copy is read as the numpy engine's own files are: allow_pickle=False, every member checked."""
+    from core.backends import keras_modelfile
+
+    canary = tmp_path / "canary"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(canary), "w"))
+
+    hostile = io.BytesIO()
+    np.savez(hostile, trainyard=np.array([Payload()], dtype=object), allow_pickle=True)
+    src, out = zipfile.ZipFile(io.BytesIO(keras_model)), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, hostile.getvalue() if name == keras_modelfile.WEIGHTS_MEMBER else src.read(name))
+    with pytest.raises(ModelFileError):
+        read_stack(out.getvalue())
+    assert not canary.exists()
