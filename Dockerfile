@@ -1,11 +1,15 @@
-# One image for the API, the CPU workers, the reconciler and `trainyard migrate` (target `cpu`, the default),
-# and one for GPU workers (target `gpu`: TensorFlow with its CUDA libraries, which stay out of the CPU extras).
-#   docker build -t trainyard .                      # CPU: numpy, scikit-learn and tensorflow-cpu (Keras jobs)
-#   docker build -t trainyard-gpu --target gpu .     # GPU worker: tensorflow[and-cuda]
-# The NVIDIA driver comes from the host (NVIDIA Container Toolkit); CUDA and cuDNN come as pip wheels.
+# The trainyard image: the API, the workers, the reconciler and `trainyard migrate`.
+#   docker build -t trainyard .                                  # CPU: numpy, scikit-learn and tensorflow-cpu (Keras)
+#   docker build -t trainyard-gpu --build-arg EXTRAS=gpu .        # GPU workers: tensorflow[and-cuda]
+#   docker build -t trainyard-proxy -f deploy/proxy.Dockerfile .  # the nginx in front of the API
+# EXTRAS picks pyproject.toml's extras: "keras" (default) lets CPU workers train Keras jobs and the API answer
+# predict for them; "" gives numpy and scikit-learn only (half the size); "gpu" brings CUDA and cuDNN as pip
+# wheels (the NVIDIA driver comes from the host, through the NVIDIA Container Toolkit).
+# One stage on purpose: the classic builder (no BuildKit) builds every stage that comes before its target, so a
+# CPU build next to a GPU stage used to build the GPU stage too.
 ARG PYTHON_VERSION=3.11
-
-FROM python:${PYTHON_VERSION}-slim AS base
+FROM python:${PYTHON_VERSION}-slim
+ARG EXTRAS=keras
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -14,7 +18,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 10001 trainyard \
     && mkdir -p /var/lib/trainyard && chown trainyard /var/lib/trainyard
 WORKDIR /app
+# The dependencies first, from pyproject.toml alone, so that a change to the code reuses this layer.
 COPY pyproject.toml README.md ./
+RUN python -c "import sys, tomllib; p = tomllib.load(open('pyproject.toml', 'rb')); \
+extras = [e for e in sys.argv[1].split(',') if e]; \
+print(*p['build-system']['requires'], *p['project']['dependencies'], \
+      *[d for e in extras for d in p['project']['optional-dependencies'][e]], sep='\n')" "$EXTRAS" \
+    > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
 COPY api ./api
 COPY client ./client
 COPY core ./core
@@ -22,27 +34,8 @@ COPY migrations ./migrations
 COPY store ./store
 COPY worker ./worker
 COPY examples ./examples
-
-# The reverse proxy in front of the API (docker-compose.yml's `proxy`): Debian's nginx on the same Debian
-# as the other images, run unprivileged on port 8080 (8443 for TLS); deploy/nginx.conf says why each setting.
-FROM python:${PYTHON_VERSION}-slim AS proxy
-RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx-light \
-    && rm -rf /var/lib/apt/lists/*
-COPY deploy/nginx.conf /etc/nginx/nginx.conf
-USER www-data
-EXPOSE 8080 8443
-CMD ["nginx", "-e", "stderr", "-g", "daemon off;"]
-
-FROM base AS gpu
 # Editable, so migrations/ stays beside store/ (store.migrate finds it there).
-RUN pip install -e ".[gpu]"
-USER trainyard
-CMD ["trainyard", "worker", "--queues", "gpu"]
-
-FROM base AS cpu
-ARG EXTRAS=keras
-RUN pip install -e ".[${EXTRAS}]"
+RUN pip install --no-deps --no-build-isolation -e .
 USER trainyard
 EXPOSE 8000
 CMD ["trainyard", "api", "--host", "0.0.0.0", "--port", "8000"]

@@ -67,6 +67,10 @@ def token_revoke(args: argparse.Namespace) -> int:
                 as_json=args.json)
 
 
+def celery(args: argparse.Namespace) -> int:
+    return call("worker.celerycli", "run_celery", args.celery_args)
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register the service commands on the top-level parser's subcommands."""
     p = sub.add_parser("run", help="train a spec locally in this process (no service)")
@@ -104,6 +108,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("migrate", help="create or upgrade the database schema")
     p.set_defaults(handler=migrate, service=True)
+
+    p = sub.add_parser("celery", help="Celery's own tools on trainyard's broker: inspect ping, status, flower…",
+                       description="Celery's command line on the app the workers run (TRAINYARD_* settings), e.g. "
+                                   "`trainyard celery inspect ping` or `trainyard celery flower --port=5555`. "
+                                   "Workers answer only with TRAINYARD_CELERY_MONITORING=true.")
+    p.add_argument("celery_args", nargs=argparse.REMAINDER, metavar="ARGS", help="celery's arguments")
+    p.set_defaults(handler=celery, service=True)
 
     p = sub.add_parser("token", help="create, list or revoke API tokens")
     token_sub = p.add_subparsers(dest="token_command", metavar="create|list|revoke", required=True)

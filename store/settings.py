@@ -109,6 +109,9 @@ class Settings:
     tf_intra_op_threads: int = 0  # 0: TensorFlow's default
     tf_inter_op_threads: int = 0
     log_level: str = "INFO"
+    # Celery's own monitoring (README "Monitoring"): workers answer remote control (`trainyard celery inspect ping`)
+    # and send task and heartbeat events (Flower). Off: workers report in through the database (GET /workers) only.
+    celery_monitoring: bool = False
 
     def __post_init__(self) -> None:
         home = Path(self.home).expanduser().absolute()

@@ -67,8 +67,10 @@ def create_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         worker_disable_prefetch=not settings.uses_filesystem_broker,  # Redis only: no message waits on a busy worker
         worker_cancel_long_running_tasks_on_connection_loss=True,  # cancels late-acked tasks only: none (no warning)
-        worker_enable_remote_control=False,  # workers report in through the database (store.workers)
-        worker_send_task_events=False,
+        # Workers report in through the database (store.workers); Celery's remote control and events (celery
+        # inspect, Flower) only where an operator turns them on: a pidbox subscription per worker, and events.
+        worker_enable_remote_control=settings.celery_monitoring,
+        worker_send_task_events=settings.celery_monitoring,
         worker_hijack_root_logger=False,
         task_queues=[job_queue(d) for d in DEVICES],
         task_default_queue="cpu",

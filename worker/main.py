@@ -85,7 +85,9 @@ def run_worker(*, queues: list[str], concurrency: int) -> int:
     try:
         celery.worker_main(["worker", "--queues", ",".join(queues), "--concurrency", str(concurrency),
                             "--hostname", name, "--pool", "prefork", "--loglevel", settings.log_level,
-                            "--without-mingle", "--without-gossip", "--without-heartbeat"])
+                            "--without-mingle", "--without-gossip",
+                            # Flower counts a worker online from its heartbeat events (celery_monitoring)
+                            *([] if settings.celery_monitoring else ["--without-heartbeat"])])
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     finally:
