@@ -10,17 +10,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from store import orphans, retention
-from store.db import session_scope
+from store.db import make_sessionmaker, read_only, session_scope
 from store.models import utcnow
 from store.settings import Settings
 
 PAGE = 200  # jobs read per query
+JOBS_PER_WRITE = 20  # jobs purged per transaction
+# After each write transaction on SQLite: its busy handler polls every 100 ms, so back-to-back transactions would
+# keep a worker or the API waiting for the write lock until their timeout ("database is locked").
+SQLITE_PAUSE = 0.1
 SHOWN = 20  # jobs listed one per line in the text output (--json lists all)
 
 
@@ -62,34 +67,39 @@ def run_gc(*, settings: Settings, factory: sessionmaker[Session], dry_run: bool 
     cutoff = now - timedelta(days=settings.retention_days) if settings.retention_days > 0 else None
     older_than = now - timedelta(seconds=settings.gc_grace_seconds)
     report = GcReport(dry_run, settings.retention_days, cutoff, settings.gc_grace_seconds)
+    reads = make_sessionmaker(read_only(factory.kw["bind"]))  # reads never take SQLite's write lock
+    pause = SQLITE_PAUSE if settings.is_sqlite else 0.0
     if cutoff is not None:
-        report.jobs = list(_purge(factory, cutoff, now, dry_run))
+        report.jobs = _purge(factory, reads, cutoff, now, dry_run, pause)
     if dry_run:
-        with session_scope(factory) as session:
+        with session_scope(reads) as session:
             purged = retention.purged_artifacts(cutoff) if cutoff is not None else None
             report.blobs, report.blob_bytes = orphans.count_orphans(session=session, older_than=older_than,
                                                                     exclude_artifacts=purged)
     else:
-        collected = orphans.collect_orphans(factory=factory, older_than=older_than)
+        collected = orphans.collect_orphans(factory=factory, read_factory=reads, older_than=older_than, pause=pause)
         report.blobs, report.blob_bytes = collected.blobs, collected.bytes
     return report
 
 
-def _purge(factory: sessionmaker[Session], cutoff: datetime, now: datetime, dry_run: bool):
-    """The jobs purged (dry: that would be), oldest first, a page of candidates at a time."""
+def _purge(factory: sessionmaker[Session], reads: sessionmaker[Session], cutoff: datetime, now: datetime,
+           dry_run: bool, pause: float) -> list[retention.PurgedJob]:
+    """The jobs purged (dry: that would be), oldest first: a page of candidates at a time, read without a write
+    lock, then purged JOBS_PER_WRITE per transaction (each job re-checked by purge_job), pausing after each."""
+    done: list[retention.PurgedJob] = []
     after = None
     while True:
-        with session_scope(factory) as session:
+        with session_scope(reads) as session:
             page = retention.candidates(session=session, cutoff=cutoff, limit=PAGE, after=after)
-        for job in page:
-            if dry_run:
-                yield job
-                continue
-            with session_scope(factory) as session:  # one short transaction per job
-                if retention.purge_job(session=session, job=job, cutoff=cutoff, now=now):
-                    yield job
+        if dry_run:
+            done += page
+        for start in range(0, 0 if dry_run else len(page), JOBS_PER_WRITE):
+            with session_scope(factory) as session:
+                done += [job for job in page[start:start + JOBS_PER_WRITE]
+                         if retention.purge_job(session=session, job=job, cutoff=cutoff, now=now)]
+            time.sleep(pause)
         if len(page) < PAGE:
-            return
+            return done
         after = (page[-1].finished_at, page[-1].id)
 
 
@@ -135,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def gc_command(*, dry_run: bool, as_json: bool) -> int:
     """Run one pass with the environment's settings and print its report (text, or one JSON object)."""
-    from store.db import DATABASE_UNAVAILABLE, make_engine, make_sessionmaker
+    from store.db import DATABASE_UNAVAILABLE, make_engine
     from store.settings import SettingsError, load_settings
 
     try:

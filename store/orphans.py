@@ -8,6 +8,7 @@ is older than the grace age and, in the same statement, still unreferenced; the 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -73,21 +74,26 @@ class Collected:
     bytes: int = 0
 
 
-def collect_orphans(*, factory, older_than: datetime) -> Collected:
+def collect_orphans(*, factory, read_factory, older_than: datetime, pause: float = 0.0) -> Collected:
     """Delete every orphan older than `older_than`, BATCH per transaction; what was deleted.
 
     Args:
-        factory: a sessionmaker (each batch is its own short transaction).
+        factory, read_factory: sessionmakers for writes and for reads (a read takes no SQLite write lock).
+        pause: seconds to sleep after each write transaction, so that on SQLite other processes waiting for the
+            write lock get it (its busy handler polls every 100 ms; back-to-back transactions would starve them).
     """
     from store.db import session_scope
 
     done, after = Collected(), ""
     while True:
-        with session_scope(factory) as session:
+        with session_scope(read_factory) as session:
             batch = session.execute(orphans(older_than=older_than).where(Blob.sha256 > after).limit(BATCH)).all()
-            for sha, size in batch:
-                if delete_if_orphan(session=session, sha256=sha, older_than=older_than):
-                    done.blobs, done.bytes = done.blobs + 1, done.bytes + size
+        if batch:
+            with session_scope(factory) as session:
+                for sha, size in batch:
+                    if delete_if_orphan(session=session, sha256=sha, older_than=older_than):
+                        done.blobs, done.bytes = done.blobs + 1, done.bytes + size
+            time.sleep(pause)
         if len(batch) < BATCH:
             return done
         after = batch[-1][0]
