@@ -1,7 +1,8 @@
-"""/jobs/{id}/pin: POST pins a job (retention never purges it), DELETE unpins it; both answer the job.
+"""/jobs/{id}/pin and /sweeps/{id}/pin: POST pins (retention never purges the job, or any trial of the sweep),
+DELETE unpins; both answer the job or sweep as GET shows it.
 
-A pin is an ordinary write (a job's owner may pin it at any status: a queued job is kept when it finishes). It
-does not bring back what retention already purged; the job's `purged` says what that was.
+A pin is an ordinary write (an owner may pin at any status: a queued job is kept when it finishes). It does not
+bring back what retention already purged; the job's `purged` says what that was.
 """
 
 from __future__ import annotations
@@ -34,13 +35,41 @@ def unpin_job(job_id: str):
     return _pin(job_id, False)
 
 
+@bp.post("/sweeps/<sweep_id>/pin")
+def pin_sweep(sweep_id: str):
+    """200 with the sweep, now pinned: retention purges none of its trials."""
+    return _pin_sweep(sweep_id, True)
+
+
+@bp.delete("/sweeps/<sweep_id>/pin")
+def unpin_sweep(sweep_id: str):
+    """200 with the sweep, now unpinned: its finished trials older than retention_days may be purged (unless pinned
+    one by one) once the sweep has finished."""
+    return _pin_sweep(sweep_id, False)
+
+
+def _pin_sweep(sweep_id: str, pinned: bool):
+    from api.sweeps import view
+
+    with writing() as w:
+        sweep = retention.set_sweep_pinned(session=w, owner=user_id(), sweep_id=sweep_id, pinned=pinned)
+    return view(session(), sweep)
+
+
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+SWEEP_ID = {"name": "sweep_id", "in": "path", "required": True, "schema": {"type": "string"}}
 ROUTES = {
     "/jobs/{job_id}/pin": {
         "post": ("Pin a job: retention never purges its history, checkpoint or model", None,
                  {200: "Job", 401: "Problem", 404: "Problem"}, {"parameters": [JOB_ID]}),
         "delete": ("Unpin a job: retention may purge it once it is older than retention_days", None,
                    {200: "Job", 401: "Problem", 404: "Problem"}, {"parameters": [JOB_ID]}),
+    },
+    "/sweeps/{sweep_id}/pin": {
+        "post": ("Pin a sweep: retention purges none of its trials", None,
+                 {200: "Sweep", 401: "Problem", 404: "Problem"}, {"parameters": [SWEEP_ID]}),
+        "delete": ("Unpin a sweep: its trials may be purged once it has finished and they are older than "
+                   "retention_days", None, {200: "Sweep", 401: "Problem", 404: "Problem"}, {"parameters": [SWEEP_ID]}),
     },
 }
 # Operations that answer 410 Gone once retention purged what they serve.

@@ -12,30 +12,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Text, and_, cast, delete, func, select, tuple_, update
+from sqlalchemy import ColumnElement, Text, and_, cast, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from store.errors import Purged
-from store.models import FINISHED, Artifact, HistoryChunk, Job, User
+from store.models import FINISHED, Artifact, HistoryChunk, Job, Sweep, User
 
 PURGED_KINDS = ("model", "checkpoint")  # artifacts retention removes; confusion matrices stay (small results)
 PARTS = ("history", "checkpoint", "model")  # what `jobs.purged` may list
 
 
 def purgeable(cutoff: datetime) -> ColumnElement[bool]:
-    """The jobs retention purges: finished before `cutoff`, not purged yet, not pinned (nor in a pinned sweep)."""
+    """The jobs retention purges: finished before `cutoff`, not purged yet, not pinned, not a trial of a pinned or
+    running sweep."""
     return and_(Job.status.in_(FINISHED), Job.finished_at < cutoff, Job.purged_at.is_(None), Job.pinned.is_(False),
-                *_sweep_not_pinned())
+                *_sweep_keeps())
 
 
-def _sweep_not_pinned() -> list[ColumnElement[bool]]:
-    """A sweep's pin keeps all its trials (once the sweeps table exists)."""
-    sweep_id = getattr(Job, "sweep_id", None)
-    if sweep_id is None:
-        return []
-    from store.models import Sweep
-
-    return [~select(Sweep.id).where(Sweep.id == sweep_id, Sweep.pinned.is_(True)).exists()]
+def _sweep_keeps() -> list[ColumnElement[bool]]:
+    """A sweep keeps all its trials while it is pinned, and while it runs (its pruner reads their histories)."""
+    return [~select(Sweep.id).where(Sweep.id == Job.sweep_id,
+                                   or_(Sweep.pinned.is_(True), Sweep.status.not_in(FINISHED))).exists()]
 
 
 def purged_artifacts(cutoff: datetime) -> ColumnElement[bool]:
@@ -100,7 +97,13 @@ def _parts(history: bool, kinds: list[str]) -> list[str]:
 
 
 def purge_job(*, session: Session, job: PurgedJob, cutoff: datetime, now: datetime) -> bool:
-    """Purge one job in the caller's transaction if it is still purgeable; fills in `job`; True if purged."""
+    """Purge one job in the caller's transaction if it is still purgeable; fills in `job`; True if purged.
+
+    Its sweep's row is share-locked first (PostgreSQL), so a sweep pin being committed is waited for and then seen
+    by the conditional UPDATE below, or waits for this transaction.
+    """
+    session.execute(select(Sweep.id).where(Sweep.id == select(Job.sweep_id).where(Job.id == job.id)
+                                           .scalar_subquery()).with_for_update(read=True))
     if session.execute(update(Job).where(Job.id == job.id, purgeable(cutoff)).values(purged_at=now, purged=[])
                        .execution_options(synchronize_session=False)).rowcount != 1:
         return False  # pinned, purged or deleted meanwhile
@@ -135,3 +138,13 @@ def set_pinned(*, session: Session, owner: str, job_id: str, pinned: bool) -> Jo
     session.execute(update(Job).where(Job.id == job_id).values(pinned=pinned)
                     .execution_options(synchronize_session=False))
     return get_job(session=session, owner=owner, job_id=job_id)
+
+
+def set_sweep_pinned(*, session: Session, owner: str, sweep_id: str, pinned: bool) -> Sweep:
+    """Pin or unpin the owner's sweep, and with it every trial (NotFound otherwise); the sweep as it is now."""
+    from store.sweeps import get_sweep
+
+    get_sweep(session=session, owner=owner, sweep_id=sweep_id)
+    session.execute(update(Sweep).where(Sweep.id == sweep_id).values(pinned=pinned)
+                    .execution_options(synchronize_session=False))
+    return get_sweep(session=session, owner=owner, sweep_id=sweep_id)

@@ -74,3 +74,30 @@ def test_a_purged_job_answers_410_for_history_model_and_predict(api_both):
     r = api.alice.post(f"/jobs/{job['id']}/pin")
     assert r.get_json()["pinned"] is True and r.get_json()["purged"]["removed"] == ["history", "model"]
     assert api.alice.delete(f"/jobs/{job['id']}").status_code == 204  # and a purged job can still be deleted
+
+
+def test_a_sweep_keeps_its_trials_while_it_runs_or_is_pinned(api_both):
+    from test_sweeps import advance, create, sweep, trials
+
+    api = api_both
+    body = create(api.alice, sweep(trials=2, parallel=2))
+    ids = [t["job_id"] for t in trials(api.alice, body["id"])["items"]]
+    for job_id in ids:
+        train(api, job_id, api.alice.get(f"/jobs/{job_id}").get_json()["spec"])
+        age(api, job_id, 31)
+    assert gc(api).jobs == []  # the sweep has not finished: its pruner may still read these trials' histories
+
+    r = api.alice.post(f"/sweeps/{body['id']}/pin")
+    assert r.status_code == 200 and r.get_json()["pinned"] is True and r.get_json()["id"] == body["id"]
+    problem(api.bob.post(f"/sweeps/{body['id']}/pin"), 404)
+    problem(api.alice.delete("/sweeps/nope/pin"), 404)
+    advance(api, body["id"])
+    assert api.alice.get(f"/sweeps/{body['id']}").get_json()["status"] == "succeeded"
+    assert gc(api).jobs == []  # pinned
+
+    r = api.alice.delete(f"/sweeps/{body['id']}/pin")
+    assert r.status_code == 200 and r.get_json()["pinned"] is False
+    assert sorted(j.id for j in gc(api).jobs) == sorted(ids)
+    for job_id in ids:
+        assert problem(api.alice.get(f"/jobs/{job_id}/history"), 410)["type"].endswith(":purged")
+    assert api.alice.get(f"/sweeps/{body['id']}").get_json()["best"] is not None  # metrics stay
