@@ -180,3 +180,35 @@ def test_a_pin_is_the_owners_and_is_kept_across_the_purge_check(settings, sessio
         assert set_pinned(session=s, owner=user_id, job_id=job, pinned=True).pinned is True
     assert run_gc(settings=settings, factory=session_factory).jobs == []
     assert kinds(session_factory, job) >= {"model"}
+
+
+def test_trainyard_gc_says_what_it_removes_and_dry_run_changes_nothing(settings, session_factory, user_id):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    job = make_job(session_factory, user_id, model=b"x" * 2000)
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(root)}
+
+    def gc_cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "client.cli", "gc", *args], env=env, cwd=root,
+                              capture_output=True, text=True, timeout=60)
+
+    dry = gc_cli("--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    report = json.loads(dry.stdout.splitlines()[-1])
+    assert (report["dry_run"], report["jobs_purged"], report["blobs"], report["blob_bytes"]) == (True, 1, 1, 2000)
+    assert report["jobs"][0]["id"] == job and report["jobs"][0]["removed"] == ["history", "model"]
+    assert report["bytes"] == 2000 + report["history_bytes"] and report["history_epochs"] == 3
+    assert kinds(session_factory, job) >= {"model"}
+    text = gc_cli()
+    assert text.returncode == 0, text.stderr
+    assert "purge 1 jobs finished before" in text.stdout and f"job {job} (alice" in text.stdout
+    assert "delete 1 unreferenced blobs" in text.stdout and "reclaimed 2.1 kB in all" in text.stdout
+    assert "model" not in kinds(session_factory, job)
+    bad = subprocess.run([sys.executable, "-m", "client.cli", "gc"], env={**env, "TRAINYARD_RETENTION_DAYS": "-1"},
+                         cwd=root, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "TRAINYARD_RETENTION_DAYS must be >= 0" in bad.stderr
