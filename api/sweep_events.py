@@ -7,6 +7,7 @@ import time
 from typing import Iterator
 
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from api.events import KEEPALIVE_SECONDS, POLL_SECONDS, Feed, event
 from store import sweeps as repo
@@ -27,7 +28,8 @@ def snapshot(feed: Feed, sweep_id: str) -> tuple[dict, list[dict]] | None:
         trials = [{"trial": j.trial, "job_id": j.id, "state": repo.trial_state(j), "params": j.params,
                    "value": repo.trial_row(j, metric).value, "epoch": j.epoch or 0, "epochs": j.epochs,
                    "error": j.error}
-                  for j in db.scalars(select(Job).where(Job.sweep_id == sweep_id).order_by(Job.trial))]
+                  for j in db.scalars(select(Job).options(defer(Job.spec), defer(Job.versions))
+                                      .where(Job.sweep_id == sweep_id).order_by(Job.trial))]
         return sweep_body(sweep, counts, repo.best_trial(session=db, sweep=sweep), full=False), trials
     return feed.ask(("sweep", sweep_id), query)
 

@@ -14,7 +14,7 @@ import json
 import math
 
 from sqlalchemy import and_, case, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from core.spec import JobSpec
 from core.sweeps.search import TrialRow
@@ -200,7 +200,9 @@ def active_sweep_ids(*, session: Session) -> list[str]:
 
 
 def trial_jobs(*, session: Session, sweep_id: str) -> list[Job]:
-    return list(session.scalars(select(Job).where(Job.sweep_id == sweep_id).order_by(Job.trial)
+    """The sweep's trials, without their specs (a step reads only their states, parameters and metrics)."""
+    return list(session.scalars(select(Job).options(defer(Job.spec), defer(Job.versions))
+                                .where(Job.sweep_id == sweep_id).order_by(Job.trial)
                                 .execution_options(populate_existing=True)))
 
 

@@ -155,12 +155,14 @@ def _finish(session: Session, sweep: Sweep, jobs: list[Job]) -> str:
     return FAILED
 
 
-def after_trial(*, settings: Settings, factory: sessionmaker[Session], sweep_id: str) -> None:
-    """A worker finished one of the sweep's trials: start the next at once (never fails the task)."""
+def after_trial(*, settings: Settings, factory: sessionmaker[Session], sweep_id: str) -> list[tuple[str, str]]:
+    """A worker finished one of the sweep's trials: queue the next at once; `(job id, device)` of what it queued
+    (published too, so any worker may take it). Never fails the task."""
     try:
-        step(settings=settings, factory=factory, sweep_id=sweep_id, prune=False)
+        return step(settings=settings, factory=factory, sweep_id=sweep_id, prune=False).created
     except Exception:  # the periodic controller will do it
         log.exception("sweep %s: step after a trial failed; the controller will retry", sweep_id)
+        return []
 
 
 def control_once(*, settings: Settings, factory: sessionmaker[Session], celery: Celery | None = None) -> int:

@@ -56,8 +56,16 @@ def _exit_process() -> None:
 
 def run_job_in_worker(*, settings: Settings, job_id: str, worker: str) -> str:
     """The train task's body in a pool child: `run_job` with a hard stop for calls that never return."""
-    return run_job(settings=settings, factory=session_factory_for(settings), job_id=job_id, worker=worker,
-                   on_hard_timeout=_exit_process)
+    factory = session_factory_for(settings)
+    while True:
+        queued: list[tuple[str, str]] = []
+        status = run_job(settings=settings, factory=factory, job_id=job_id, worker=worker,
+                         on_hard_timeout=_exit_process, queued=queued)
+        # A sweep's trial ended and its sweep queued the next trial: this process, free now, takes it at once
+        # instead of waiting for the broker to hand it the message (which any other worker may take too).
+        job_id = next((j for j, _device in queued), None)
+        if job_id is None:
+            return status
 
 
 class JobReporter:
@@ -161,7 +169,7 @@ class JobReporter:
 
 
 def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, worker: str,
-            on_hard_timeout: Callable[[], None] | None = None) -> str:
+            on_hard_timeout: Callable[[], None] | None = None, queued: list | None = None) -> str:
     """Claim and run one job; returns its final status, `skipped` (not claimable) or `lost` (lease lost)."""
     with session_scope(factory) as session:
         job = claim_job(session=session, job_id=job_id, worker=worker, lease_seconds=settings.lease_seconds)
@@ -201,7 +209,9 @@ def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, 
     if sweep_id is not None and status != "lost":  # a sweep's trial: its next one starts now, not at the next pass
         from worker.controller import after_trial
 
-        after_trial(settings=settings, factory=factory, sweep_id=sweep_id)
+        created = after_trial(settings=settings, factory=factory, sweep_id=sweep_id)
+        if queued is not None:  # (job id, device) of the trials it queued: see run_job_in_worker
+            queued.extend(created)
     return status
 
 

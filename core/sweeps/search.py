@@ -5,10 +5,11 @@ in-memory study (`optuna.storages.InMemoryStorage`, never Optuna's RDB storage) 
 describe them — finished ones with their objective value, pruned ones with the epochs they reported, queued and
 running ones as RUNNING — and asks Optuna.
 
-- Parameters: trial `n` is asked of a study holding trials 0..n-1, with a sampler seeded `seed + n` (random, TPE;
-  so a random sweep's parameters depend only on its seed, and a TPE sweep's also on the results it had then) or,
-  for a grid, `GridSampler(seed=seed)`, which gives trial `n` the n-th point of its seeded shuffle of the grid:
-  every point exactly once, in an order fixed by the seed.
+- Parameters: trial `n` is asked of a sampler seeded `seed + n` — TPE's study holds trials 0..n-1 as the rows
+  say, a random sampler's none (it looks at no history): so a random sweep's parameters depend only on its seed,
+  and a TPE sweep's also on the results it had when it asked — or, for a grid, of `GridSampler(seed=seed)` in a
+  study of n placeholder trials: it gives trial `n` the n-th point of its seeded shuffle of the grid, so every
+  point exactly once, in an order fixed by the seed.
 - Pruning: the trial under review is RUNNING with the epochs it reported (`intermediate_values`); the pruner's
   `prune` answers. Successive halving and Hyperband keep each trial's value at each rung it reached as a system
   attribute (`completed_rung_<r>`); those of the other trials are rebuilt from their history (the value at the
@@ -154,11 +155,16 @@ def next_params(request: dict, rows: list[TrialRow], number: int) -> dict:
     dims, grid = dimensions(request), request["sampler"]["name"] == "grid"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study = _study(optuna, request, sampler=_sampler(optuna, request, dims, number))
-        for row in _numbered(rows, number):
-            study.add_trial(_frozen(optuna, row, dims, grid))
+        sampler = _sampler(optuna, request, dims, number)
+        study = _study(optuna, request, sampler=sampler)
+        if request["sampler"]["name"] == "grid":
+            # GridSampler gives trial n (n < the grid's size) the n-th point of its seeded shuffle, whatever the
+            # other trials hold: n placeholders number the asked trial n without rebuilding every trial.
+            study.add_trials([optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL)] * number)
+        elif request["sampler"]["name"] == "tpe":  # TPE learns from the trials; a random sampler looks at none
+            for row in _numbered(rows, number):
+                study.add_trial(_frozen(optuna, row, dims, grid))
         trial = study.ask()
-        assert trial.number == number, (trial.number, number)
         for d in dims:
             dist = _distribution(optuna, d, grid)
             if isinstance(dist, optuna.distributions.CategoricalDistribution):

@@ -12,6 +12,7 @@ import copy
 import itertools
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,7 +30,28 @@ from store.models import Job  # noqa: E402
 from store.settings import Settings  # noqa: E402
 from store.workers import list_live_workers  # noqa: E402
 
-from conftest import start_process, stop_process  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_process(settings: Settings, module: str, *args: str, log: Path) -> subprocess.Popen:
+    """`python -m module args` with `settings` in its environment (its own process group), output to `log`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINYARD_")}
+    env.update(settings.to_env(), PYTHONPATH=str(ROOT))
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", module, *args], env=env, cwd=ROOT, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL the process group if it lingers."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 pytestmark = pytest.mark.timeout(240)
 XOR = {"name": "xor", "dataset": {"builtin": "xor"},
