@@ -37,7 +37,7 @@ def authenticate() -> None:
         info = _verified_token()
     g.user_id, g.scopes = info.user_id, info.scopes
     ratelimit.check(info.token_id)
-    scopes.check(info.scopes, request.endpoint or "", request.method)
+    scopes.check(info.scopes)
 
 
 def _verified_token() -> TokenInfo:

@@ -14,7 +14,7 @@ from http import HTTPStatus
 
 from pydantic.json_schema import models_json_schema
 
-from api import pins, schemas, sweep_docs
+from api import pins, schemas, scopes, sweep_docs
 from api.params import INT_MAX
 from core.spec import BACKENDS
 from core.spec import json_schema as spec_json_schema
@@ -255,6 +255,8 @@ def openapi_document() -> dict:
         for method, (summary, body, responses, extra) in methods.items():
             if extra.get("security") != PUBLIC:  # any route behind a token can answer 401 and 429, and 503
                 responses = {**responses, 401: "Problem", 429: "Problem", 503: "Problem"}
+                if scopes.required_scope(method, path) == scopes.WRITE:  # a read-only token is refused
+                    responses[403] = "Problem"
             op = {"summary": summary, "operationId": _operation_id(method, path), "tags": [path.split("/")[1]],
                   "responses": {str(code): _response(code, spec) for code, spec in sorted(responses.items())},
                   **extra}

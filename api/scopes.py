@@ -2,11 +2,14 @@
 
 The rule: a request that only reads (GET, HEAD, OPTIONS) needs `read`; anything else needs `write` —
 submit, cancel, delete, upload, pin and whatever route is added later — unless EXCEPTIONS says
-otherwise for its endpoint (a POST that changes nothing). A read-only token (`trainyard token create
+otherwise for its path (a POST that changes nothing). The OpenAPI document lists 403 on each operation
+that needs `write`, from the same function. A read-only token (`trainyard token create
 --scopes read`) is what dashboards and CI should hold.
 """
 
 from __future__ import annotations
+
+import re
 
 from flask import Flask, request
 
@@ -14,23 +17,31 @@ from api.errors import ApiError
 from store.tokens import READ, SCOPES, WRITE
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# endpoint → scope, where the method alone would say otherwise.
-EXCEPTIONS: dict[str, str] = {
-    "results.predict": READ,  # computes from a finished model; stores nothing
+PREFIX = "/api/v1"
+# (method, path as the OpenAPI document writes it) → scope, where the method alone would say otherwise.
+EXCEPTIONS: dict[tuple[str, str], str] = {
+    ("POST", "/jobs/{job_id}/predict"): READ,  # computes from a finished model; stores nothing
 }
 
 
-def required_scope(endpoint: str, method: str) -> str:
-    """The scope a request to `endpoint` with `method` needs."""
-    if endpoint in EXCEPTIONS:
-        return EXCEPTIONS[endpoint]
-    return READ if method.upper() in READ_METHODS else WRITE
+def required_scope(method: str, path: str) -> str:
+    """The scope a `method` request to `path` (OpenAPI form: `/jobs/{job_id}`, no /api/v1) needs."""
+    method = method.upper()
+    if (method, path) in EXCEPTIONS:
+        return EXCEPTIONS[(method, path)]
+    return READ if method in READ_METHODS else WRITE
 
 
-def check(scopes: frozenset[str], endpoint: str, method: str) -> None:
+def openapi_path(rule: str) -> str:
+    """A Flask rule (`/api/v1/jobs/<job_id>`) as the OpenAPI document's path (`/jobs/{job_id}`)."""
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.removeprefix(PREFIX))
+
+
+def check(scopes: frozenset[str]) -> None:
     """403 problem+json naming the missing scope (RFC 6750's insufficient_scope), unless `scopes` hold the one
     the request needs."""
-    needed = required_scope(endpoint, method)
+    method = request.method
+    needed = required_scope(method, openapi_path(request.url_rule.rule if request.url_rule else request.path))
     if needed not in scopes:
         held = " ".join(s for s in SCOPES if s in scopes) or "none"
         raise ApiError(403, f"this token lacks the {needed!r} scope that {method} {request.path} needs (its scopes: "
@@ -45,5 +56,5 @@ def route_scopes(app: Flask) -> dict[tuple[str, str], str]:
     out = {}
     for rule in app.url_map.iter_rules():
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            out[(method, rule.rule)] = required_scope(rule.endpoint, method)
+            out[(method, rule.rule)] = required_scope(method, openapi_path(rule.rule))
     return out

@@ -159,3 +159,13 @@ def test_last_used_at_is_written_once_a_minute_per_token_not_per_request(api):
     assert third.get("/jobs").status_code == 200
     assert last_used() > first
     event.remove(api.engine, "before_cursor_execute", count)
+
+
+def test_the_openapi_document_lists_403_where_write_is_needed():
+    from api.openapi import openapi_document
+
+    paths = openapi_document()["paths"]
+    assert "403" in paths["/api/v1/jobs"]["post"]["responses"]
+    assert "403" in paths["/api/v1/jobs/{job_id}"]["delete"]["responses"]
+    assert "403" not in paths["/api/v1/jobs"]["get"]["responses"]
+    assert "403" not in paths["/api/v1/jobs/{job_id}/predict"]["post"]["responses"]
