@@ -15,7 +15,7 @@ from api.jsonio import dumps, parse_json
 from api.offload import offload
 from api.params import int_param, page_limit
 from api.predicting import no_model, outputs, parse_inputs, predict_body
-from core.backends import load_predictor
+from core.backends import load_serving_predictor
 from store import jobs as repo
 from store import matrices
 from store.models import SUCCEEDED
@@ -97,8 +97,8 @@ def predict(job_id: str):
     ensure_kept(job, "model")  # 410 once retention purged it (this process may still hold it in its cache)
     body = offload(parse_json, request.get_data(), st.settings, what='a JSON object {"inputs": [[...], ...]}')
 
-    def load():  # once per process and job; building a Keras model (importing TensorFlow) takes seconds
-        return offload(load_predictor, repo.get_model(session=db, owner=owner, job_id=job_id)[0])
+    def load():  # once per process and job (a Keras file saved before its numpy copy existed imports TensorFlow)
+        return offload(load_serving_predictor, repo.get_model(session=db, owner=owner, job_id=job_id)[0])
 
     predictor = st.predictors.get(job_id, load)
     db.close()  # the model is in memory; free the connection (and SQLite's lock) before computing

@@ -43,3 +43,15 @@ def sniff_format(model: bytes) -> str:
 def load_predictor(model: bytes) -> Predictor:
     """Rebuild a predictor from model-file bytes of any backend, without unpickling."""
     return get_backend(FORMATS[sniff_format(model)]).load(model)
+
+
+def load_serving_predictor(model: bytes) -> Predictor:
+    """What the API predicts with: `load_predictor`, except that a Keras file answers through its numpy copy
+    (`keras_modelfile.WEIGHTS_MEMBER`), so an API process never imports TensorFlow for it; a Keras file saved
+    before the copy existed still loads with Keras."""
+    if sniff_format(model) == "keras":
+        from core.backends import keras_modelfile
+
+        if keras_modelfile.has_numpy_copy(model):
+            return keras_modelfile.numpy_copy(model)
+    return load_predictor(model)

@@ -99,6 +99,14 @@ def export(model: Any, spec: JobSpec, preprocessing: Preprocessing, versions: di
     return dump(_serving_model(model, preprocessing), meta, {WEIGHTS_MEMBER: copy})
 
 
+def has_numpy_copy(data: bytes) -> bool:
+    """Whether a `.keras` file carries the numpy copy of its weights (final files since trainyard recorded it)."""
+    try:
+        return WEIGHTS_MEMBER in zipfile.ZipFile(io.BytesIO(data)).namelist()
+    except (ValueError, *ZIP_READ_ERRORS):
+        return False
+
+
 def numpy_copy(data: bytes) -> Any:
     """The numpy-engine predictor of a final `.keras` file's weights (`core.modelfile.NumpyPredictor`), without
     TensorFlow; ModelFileError for a file saved without one (before trainyard recorded it) or a damaged one."""

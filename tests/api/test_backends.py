@@ -1,4 +1,4 @@
-"""Predicting with scikit-learn and Keras models in the API process; TensorFlow loads only on the first Keras predict."""
+"""Predicting with scikit-learn and Keras models in the API process (a Keras file through its numpy copy: no TensorFlow)."""
 
 from __future__ import annotations
 

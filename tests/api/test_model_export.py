@@ -200,21 +200,31 @@ def test_format_is_checked_and_named(api):
     problem(api.bob.get(f"/jobs/{job['id']}/model?format=onnx"), 404)
 
 
-def test_the_onnx_export_of_a_keras_file_never_loads_tensorflow(tmp_path):
-    """The export reads a Keras file's numpy copy of its weights: a process without TensorFlow serves it."""
+def test_the_api_predicts_and_exports_keras_models_without_tensorflow(tmp_path):
+    """The API reads a Keras file's numpy copy of its weights, to predict and to export: a process serving
+    both never imports TensorFlow, and answers as Keras itself does within 1e-5."""
+    import keras
+
     keras_model = _result("keras", {**CASES["keras"][0], "dataset": {**CASES["keras"][0]["dataset"], "id": "x"}},
                           CASES["keras"][1]).model
     blob = tmp_path / "m.keras"
     blob.write_bytes(keras_model)
+    expected = keras.saving.load_model(blob).predict(ROWS, verbose=0)
     code = f"""
-import sys
+import json, sys
+import numpy as np
 from api.model_export import onnx_model
-data = onnx_model(open({str(blob)!r}, "rb").read(), "m")
-print(len(data) > 0, sorted(m for m in ("tensorflow", "keras") if m in sys.modules))
+from core.backends import load_serving_predictor
+data = open({str(blob)!r}, "rb").read()
+exported = onnx_model(data, "m")
+proba = load_serving_predictor(data).predict_proba(np.array({ROWS.tolist()!r}))
+print(json.dumps([len(exported) > 0, sorted(m for m in ("tensorflow", "keras") if m in sys.modules), proba.tolist()]))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["True", "[]"]
+    exported, imported, proba = json.loads(out.stdout.splitlines()[-1])
+    assert exported and imported == []
+    np.testing.assert_allclose(proba, expected, rtol=0, atol=TOLERANCE)
 
 
 def test_the_npz_loader_imports_without_core():
