@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from client import commands, resources, service, sweep_commands
+from client import commands, pin_commands, resources, service, sweep_commands
 from client.client import Client
 from client.commands import InputError
 from client.errors import ApiError, Unauthorized
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parsers(sub, common)
     resources.add_parsers(sub, common)
     sweep_commands.add_parsers(sub, common)
+    pin_commands.add_parsers(sub, common)
     service.add_parsers(sub)
     return parser
 

@@ -192,6 +192,14 @@ class Client(SweepCalls):
         """Delete a finished job and its artifacts."""
         self.http.json("DELETE", f"/jobs/{job_id}", retry=True)
 
+    def pin(self, job_id: str, pinned: bool = True) -> Job:
+        """Pin the job (retention never purges it), or unpin it with `pinned=False`; the job afterwards."""
+        return Job(self.http.json("POST" if pinned else "DELETE", f"/jobs/{job_id}/pin", retry=True))
+
+    def pin_sweep(self, sweep_id: str, pinned: bool = True) -> dict[str, Any]:
+        """Pin the sweep (retention purges none of its trials), or unpin it; the sweep afterwards."""
+        return self.http.json("POST" if pinned else "DELETE", f"/sweeps/{sweep_id}/pin", retry=True)
+
     def history(self, job_id: str, since: int | None = None) -> list[dict[str, Any]]:
         """Every epoch's row so far (or those after epoch `since`), following the service's pages."""
         rows: list[dict[str, Any]] = []

@@ -61,6 +61,10 @@ class Conflict(ApiError):
     """409: the resource is in the wrong state (e.g. cancelling a finished job)."""
 
 
+class Gone(ApiError):
+    """410: retention purged what was asked for (a job's history or model); the job and its metrics remain."""
+
+
 class PayloadTooLarge(ApiError):
     """413: the body or upload exceeds a size limit."""
 
@@ -106,7 +110,7 @@ class WaitTimeout(Exception):
 
 
 _BY_STATUS: dict[int, type[ApiError]] = {
-    400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 413: PayloadTooLarge,
+    400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 410: Gone, 413: PayloadTooLarge,
     415: UnsupportedMediaType, 422: ValidationFailed, 429: RateLimited,
     502: ServiceUnavailable, 503: ServiceUnavailable, 504: ServiceUnavailable,
 }
