@@ -20,6 +20,7 @@ from api.submit import check_queue_limit, validate_submission
 from core.spec import BACKENDS
 from store import jobs as repo
 from store.errors import DatasetNotFound
+from store.fairshare import QueueView
 from store.models import QUEUED, Job
 
 bp = Blueprint("jobs", __name__)
@@ -28,22 +29,22 @@ STATUSES = JobStatus.__args__
 MAX_KEY = 200
 
 
-def job_view(db, job: Job, reasons: dict[str, str | None] | None = None, shape=views.job_body) -> dict:
+def job_view(db, job: Job, queue: QueueView | None = None, shape=views.job_body) -> dict:
     """The job's body (or another `shape` of it, e.g. `views.job_summary`), with its queue position and pending
-    reason while queued.
+    reason while queued (store.fairshare).
 
-    `reasons` memoises the pending reason per device across a page of jobs (it depends only on the queue).
+    `queue` reads each queue's state once across a page of jobs.
     """
-    position = repo.queue_position(session=db, job=job)
-    reasons = {} if reasons is None else reasons
-    if job.status != "queued":
-        reason = None
-    elif job.device in reasons:
-        reason = reasons[job.device]
-    else:
-        reason = reasons[job.device] = repo.pending_reason(session=db, job=job,
-                                                           live_seconds=state().settings.worker_live_seconds)
-    return shape(job, queue_position=position, pending_reason=reason)
+    if queue is None:
+        queue = queue_view(db)
+    return shape(job, queue_position=queue.position(job), pending_reason=queue.reason(job))
+
+
+def queue_view(db) -> QueueView:
+    """Queue positions and pending reasons as this service's settings define them."""
+    settings = state().settings
+    return QueueView(db, live_seconds=settings.worker_live_seconds,
+                     max_running_per_user=settings.max_running_per_user)
 
 
 def _publish(job: Job) -> None:
@@ -103,8 +104,8 @@ def list_jobs():
     jobs, cursor = repo.list_jobs(session=db, owner=user_id(), status=statuses, backend=backend,
                                   name=request.args.get("name"), limit=page_limit(50, repo.MAX_PAGE),
                                   cursor=request.args.get("cursor"))
-    reasons: dict[str, str | None] = {}
-    return {"items": [job_view(db, j, reasons, views.job_summary) for j in jobs], "next_cursor": cursor}
+    queue = queue_view(db)
+    return {"items": [job_view(db, j, queue, views.job_summary) for j in jobs], "next_cursor": cursor}
 
 
 @bp.get("/jobs/<job_id>")

@@ -19,12 +19,12 @@ from core.provenance import backend_versions
 from core.spec import JobSpec, normalised
 from store import matrices, reuse
 from store.blobs import delete_blob_if_unreferenced, get_blob
+from store.fairshare import QueueView, priority_value
 from store.errors import (BadCursor, DatasetNotFound, IdempotencyKeyReused, JobFinished, JobNotFinished,
                           ModelNotAvailable, NotFound)
 from store.retention import ensure_kept
 from store.models import (ACTIVE, CANCELLED, CANCELLED_ERROR, QUEUED, RUNNING, SUCCEEDED, Artifact, Dataset,
                           HistoryChunk, Job, utcnow)
-from store.workers import list_live_workers
 
 MAX_PAGE = 500
 HISTORY_PAGE, MAX_HISTORY_PAGE = 1000, 10_000  # epochs per history page: the default and the most
@@ -66,7 +66,8 @@ def create_job(*, session: Session, owner: str, spec: JobSpec, idempotency_key: 
     job = Job(owner_id=owner, name=spec.name, backend=spec.backend, device=spec.device, spec=document,
               dataset_id=dataset_id, idempotency_key=idempotency_key, request_sha256=request_sha256,
               epochs=spec.training.epochs, fingerprint=reuse.fingerprint(spec=document, dataset=dataset,
-                                                                         versions=versions))
+                                                                         versions=versions),
+              priority=priority_value(spec.priority))
     source = (reuse.find_reusable(session=session, owner=owner, fingerprint=job.fingerprint)
               if spec.reuse and job.fingerprint else None)
     try:
@@ -146,26 +147,14 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     return created_at, job_id
 
 
-def queue_position(*, session: Session, job: Job) -> int | None:
-    """1 for the next job its queue will run, 2 for the one after…; None unless queued."""
-    if job.status != QUEUED:
-        return None
-    ahead = select(func.count()).select_from(Job).where(
-        Job.status == QUEUED, Job.device == job.device,
-        or_(Job.created_at < job.created_at, and_(Job.created_at == job.created_at, Job.id < job.id)))
-    return session.scalar(ahead) + 1
+def queue_position(*, session: Session, job: Job, max_running_per_user: int = 0) -> int | None:
+    """1 for the next job its queue will run, 2 for the one after… in the fair-share order; None unless queued."""
+    return QueueView(session, live_seconds=0, max_running_per_user=max_running_per_user).position(job)
 
 
-def pending_reason(*, session: Session, job: Job, live_seconds: float) -> str | None:
-    """Why a queued job waits, e.g. "no live worker listens on queue gpu"; None unless queued."""
-    if job.status != QUEUED:
-        return None
-    workers = [w for w in list_live_workers(session=session, live_seconds=live_seconds) if job.device in w.queues]
-    if not workers:
-        return f"no live worker listens on queue {job.device}"
-    if all(len(w.current_jobs) >= w.concurrency for w in workers):
-        return f"every worker on queue {job.device} is busy"
-    return f"waiting for a worker on queue {job.device}"
+def pending_reason(*, session: Session, job: Job, live_seconds: float, max_running_per_user: int = 0) -> str | None:
+    """Why a queued job waits, e.g. "no live worker listens on queue gpu"; None unless queued (store.fairshare)."""
+    return QueueView(session, live_seconds=live_seconds, max_running_per_user=max_running_per_user).reason(job)
 
 
 def get_history(*, session: Session, owner: str, job_id: str, since: int = 0,

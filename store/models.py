@@ -201,6 +201,8 @@ class Job(Base):
     # the record stays true when that job is deleted)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime] = mapped_column(default=utcnow)  # last sent to the broker
+    # Order among the owner's queued jobs on a queue (store.fairshare.PRIORITIES: low 0, normal 1, high 2).
+    priority: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     # Retention (store.retention): a pinned job is never purged; a purged one lost `purged` (e.g. ["history",
@@ -221,6 +223,12 @@ class Job(Base):
     def cancel_error(self) -> dict:
         """The error a cancelled job records: a user's cancel, or the sweep's pruner (code `pruned`)."""
         return CANCELLED_ERROR if self.sweep_pruned_epoch is None else pruned_error(self.sweep_pruned_epoch)
+
+
+# The fair-share claim (store.fairshare): the queued owners of a queue by a skip scan, and one owner's next job
+# (highest priority, then oldest) by one seek; an owner's latest start on a queue (the round robin's tie-break).
+Index("ix_jobs_fair_order", Job.status, Job.device, Job.owner_id, Job.priority.desc(), Job.created_at, Job.id)
+Index("ix_jobs_owner_device_started", Job.owner_id, Job.device, Job.started_at)
 
 
 class HistoryChunk(Base):

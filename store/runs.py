@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from core.metrics import split_confusion_matrices
-from store import matrices
+from store import fairshare, matrices
 from store.blobs import delete_blob_if_unreferenced, get_blob, put_blob
 from store.errors import LeaseLost
 from store.reuse import refresh_fingerprint
@@ -41,6 +41,36 @@ def claim_job(*, session: Session, job_id: str, worker: str, lease_seconds: floa
         .execution_options(synchronize_session=False)
     ).rowcount
     return session.get(Job, job_id, populate_existing=True) if claimed == 1 else None
+
+
+def claim_next_job(*, session: Session, device: str, worker: str, lease_seconds: float,
+                   max_running_per_user: int = 0) -> Job | None:
+    """Claim for `worker` the job the fair-share policy picks on queue `device` (store.fairshare); None when no
+    queued job there may start (none queued, or only jobs of users at `max_running_per_user`).
+
+    A user whose jobs are all being claimed by other workers at this moment is passed over for the next one.
+    With a quota, each user is tried in a savepoint that holds the user's lock (fairshare.under_quota): passing
+    a user over rolls it back, which releases that lock, so a claimer waits for a user's lock holding no other
+    and two claimers can never wait for each other.
+    """
+    passed: list[str] = []
+    while True:
+        owner = fairshare.next_owner(session=session, device=device, max_running_per_user=max_running_per_user,
+                                     passed=passed)
+        if owner is None:
+            return None
+        passed.append(owner)
+        savepoint = session.begin_nested() if max_running_per_user else None
+        job = None
+        if not max_running_per_user or fairshare.under_quota(session=session, owner=owner,
+                                                             max_running_per_user=max_running_per_user):
+            job_id = fairshare.next_job(session=session, device=device, owner=owner)
+            if job_id is not None:
+                job = claim_job(session=session, job_id=job_id, worker=worker, lease_seconds=lease_seconds)
+        if savepoint is not None:
+            (savepoint.commit if job is not None else savepoint.rollback)()
+        if job is not None:
+            return job
 
 
 def _own(job_id: str, attempt: int):
@@ -177,23 +207,35 @@ def requeue_expired_jobs(*, session: Session, max_attempts: int) -> tuple[list[J
     return requeued, failed
 
 
-def jobs_to_republish(*, session: Session, unclaimed_seconds: float, live_seconds: float) -> list[Job]:
-    """Queued jobs sent over `unclaimed_seconds` ago on a queue where a live worker has a free slot.
+def jobs_to_republish(*, session: Session, unclaimed_seconds: float, live_seconds: float,
+                      max_running_per_user: int = 0) -> list[Job]:
+    """Queued jobs sent over `unclaimed_seconds` ago on a queue where a live worker has a free slot, at most as
+    many per queue as it has free slots, oldest first.
 
     Their message was most likely lost (a broker restart, the file broker's read-is-remove).
-    Marks them published now; the caller commits, then publishes them. Workers that are
-    all busy explain the wait, so their queues are left alone (no duplicate messages pile up).
+    Marks them published now; the caller commits, then publishes them. A worker that takes a
+    message claims the job the fair-share policy picks, so one message per free slot is enough;
+    the rest are sent on later passes if slots are still free. Workers that are all busy explain
+    the wait, and so does a quota: jobs of users at `max_running_per_user` are not sent.
     """
     now = utcnow()
     live = list(session.scalars(select(Worker).where(Worker.last_seen >= now - timedelta(seconds=live_seconds))))
     running = dict(session.execute(select(Job.worker, func.count()).where(Job.status == RUNNING)
                                    .group_by(Job.worker)).all())
-    idle_queues = {q for w in live if running.get(w.name, 0) < w.concurrency for q in w.queues}
-    if not idle_queues:
-        return []
-    jobs = list(session.scalars(select(Job).where(
-        Job.status == QUEUED, Job.device.in_(idle_queues),
-        Job.published_at < now - timedelta(seconds=unclaimed_seconds)).order_by(Job.created_at)))
+    free: dict[str, int] = {}
+    for w in live:
+        for queue in w.queues:
+            free[queue] = free.get(queue, 0) + max(0, w.concurrency - running.get(w.name, 0))
+    at_quota = list(session.scalars(select(Job.owner_id).where(Job.status == RUNNING).group_by(Job.owner_id)
+                                    .having(func.count() >= max_running_per_user))) if max_running_per_user else []
+    jobs: list[Job] = []
+    for queue, slots in sorted(free.items()):
+        if slots:
+            query = select(Job).where(Job.status == QUEUED, Job.device == queue,
+                                      Job.published_at < now - timedelta(seconds=unclaimed_seconds))
+            if at_quota:
+                query = query.where(Job.owner_id.not_in(at_quota))
+            jobs += session.scalars(query.order_by(Job.created_at, Job.id).limit(slots))
     for job in jobs:
         job.published_at = now
     return jobs

@@ -72,6 +72,7 @@ class Settings:
     max_spec_items: int = 100_000  # values (objects, arrays, numbers, strings…) in one spec, before it is validated
     max_checkpoint_bytes_per_minute: int = 64 * 2**20  # a job's checkpoints, on average (worker/runner.py)
     max_queued_per_user: int = 1000
+    max_running_per_user: int = 0  # one user's jobs running at once, every queue together (store.fairshare); 0: none
     # Sweeps (core/sweeps, worker/controller.py): a sweep's budget, parallelism and grid, checked at submit.
     max_sweep_trials: int = 1000
     max_sweep_parallel: int = 64
@@ -230,7 +231,7 @@ def _check(s: Settings) -> None:
         if not getattr(s, name) > 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be > 0, got {getattr(s, name)!r}")
     _check_expiry(s)
-    for name in ("tf_intra_op_threads", "tf_inter_op_threads", "trusted_proxies"):
+    for name in ("tf_intra_op_threads", "tf_inter_op_threads", "trusted_proxies", "max_running_per_user"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be >= 0, got {getattr(s, name)!r}")
     if s.heartbeat_seconds * 3 > s.lease_seconds:

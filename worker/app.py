@@ -80,8 +80,12 @@ def create_celery(settings: Settings) -> Celery:
 
     @app.task(name=TRAIN_TASK, bind=True, ignore_result=True)
     def train(self, job_id: str) -> str:
+        from worker.publish import publish_job
         from worker.runner import run_job_in_worker  # imported in the pool child, at task time
 
-        return run_job_in_worker(settings=settings, job_id=job_id, worker=self.request.hostname)
+        queue = (self.request.delivery_info or {}).get("routing_key")  # queues are bound by their device's name
+        return run_job_in_worker(settings=settings, job_id=job_id, worker=self.request.hostname,
+                                 queue=queue if queue in DEVICES else None,
+                                 signal=lambda held, device: publish_job(celery=app, job_id=held, device=device))
 
     return app

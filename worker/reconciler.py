@@ -18,6 +18,7 @@ from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.db import make_engine, make_sessionmaker, session_scope
+from store.fairshare import held_devices
 from store.runs import jobs_to_republish, requeue_expired_jobs
 from store.settings import Settings, load_settings
 from store.workers import prune_workers
@@ -35,8 +36,11 @@ def reconcile_once(*, settings: Settings, factory: sessionmaker[Session], celery
     with session_scope(factory) as session:
         requeued, failed = requeue_expired_jobs(session=session, max_attempts=settings.max_attempts)
         stale = jobs_to_republish(session=session, unclaimed_seconds=settings.republish_after_seconds,
-                                  live_seconds=settings.worker_live_seconds)
+                                  live_seconds=settings.worker_live_seconds,
+                                  max_running_per_user=settings.max_running_per_user)
         to_send = [(job.id, job.device) for job in requeued + stale]
+        for owner in {job.owner_id for job in failed}:  # stopped running: a job a quota held back may start
+            to_send += held_devices(session=session, owner=owner, max_running_per_user=settings.max_running_per_user)
         prune_workers(session=session, unseen_seconds=FORGET_WORKERS_AFTER_SECONDS)
     for job in failed:
         log.warning("job %s: %s", job.id, job.error["message"] if job.error else job.status)

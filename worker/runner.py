@@ -1,10 +1,12 @@
 """Running one job on a worker: claim the row, load data, train through core, persist; the heartbeat thread.
 
 `run_job` is safe to call twice for one job id: only the call whose claim succeeds
-trains. While it trains, a `JobReporter` thread wakes every `heartbeat_seconds`: it
-writes the epochs buffered since its last wake as one history chunk, extends the
-lease and reads `cancel_requested` — all in one short transaction, so reporting costs
-one write per wake however small the epochs are. The training thread only appends
+trains. A worker's task treats its message as a signal that there is work on its queue
+and claims the job the fair-share policy picks there (store.fairshare). While it trains,
+a `JobReporter` thread wakes every `heartbeat_seconds`: it writes the epochs buffered
+since its last wake as one history chunk, extends the lease and reads `cancel_requested`
+— all in one short transaction, so reporting costs one write per wake however small the
+epochs are. The training thread only appends
 rows and checks two flags and a clock between mini-batches. A due checkpoint is skipped
 while the attempt's checkpoints have spent `max_checkpoint_bytes_per_minute`
 (`core.checkpoint.CheckpointBudget`); the last epoch's is always written.
@@ -20,6 +22,7 @@ import threading
 import time
 from typing import Callable
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.backends.base import Callbacks
@@ -31,13 +34,15 @@ from store.blobs import sha256_hex
 from store.datasets import dataset_bytes
 from store.db import DATABASE_UNAVAILABLE, make_engine, make_sessionmaker, session_scope
 from store.errors import BlobCorrupt, LeaseLost
-from store.models import CANCELLED, CANCELLED_ERROR, FAILED, SUCCEEDED, Dataset
+from store.models import CANCELLED, CANCELLED_ERROR, FAILED, SUCCEEDED, Dataset, Job
 from store.private import private_folder
-from store.runs import (claim_job, finish_job, heartbeat, latest_checkpoint, record_epochs, save_checkpoint,
-                        truncate_history)
+from store.fairshare import held_devices
+from store.runs import (claim_job, claim_next_job, finish_job, heartbeat, latest_checkpoint, record_epochs,
+                        save_checkpoint, truncate_history)
 from store.settings import Settings
 
 log = logging.getLogger(__name__)
+Signal = Callable[[str, str], None]  # (job id, queue): publish a message that there is work on the queue
 
 _factories: dict[tuple[int, str], sessionmaker[Session]] = {}
 
@@ -54,16 +59,24 @@ def _exit_process() -> None:
     os._exit(1)  # Celery's pool replaces the child; its message is given back and then dropped (claimed)
 
 
-def run_job_in_worker(*, settings: Settings, job_id: str, worker: str) -> str:
-    """The train task's body in a pool child: `run_job` with a hard stop for calls that never return."""
+def run_job_in_worker(*, settings: Settings, job_id: str, worker: str, queue: str | None = None,
+                      signal: Signal | None = None) -> str:
+    """The train task's body in a pool child: `run_job` with a hard stop for calls that never return.
+
+    The message is a signal that there is work on `queue` (the one it came from; when unknown, the queue of
+    `job_id`): the job claimed is the one the fair-share policy picks there.
+    """
     factory = session_factory_for(settings)
+    if queue is None:
+        with session_scope(factory) as session:
+            queue = session.scalar(select(Job.device).where(Job.id == job_id))
     while True:
         queued: list[tuple[str, str]] = []
         status = run_job(settings=settings, factory=factory, job_id=job_id, worker=worker,
-                         on_hard_timeout=_exit_process, queued=queued)
-        # A sweep's trial ended and its sweep queued the next trial: this process, free now, takes it at once
-        # instead of waiting for the broker to hand it the message (which any other worker may take too).
-        job_id = next((j for j, _device in queued), None)
+                         on_hard_timeout=_exit_process, queue=queue, signal=signal, queued=queued)
+        # A sweep's trial ended and its sweep queued the next trial on this queue: this process, free now, takes a
+        # job (by the queue's own claim order) at once instead of waiting for the broker to hand it a message.
+        job_id = next((j for j, device in queued if queue is None or device == queue), None)
         if job_id is None:
             return status
 
@@ -169,21 +182,41 @@ class JobReporter:
 
 
 def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, worker: str,
-            on_hard_timeout: Callable[[], None] | None = None, queued: list | None = None) -> str:
-    """Claim and run one job; returns its final status, `skipped` (not claimable) or `lost` (lease lost)."""
+            on_hard_timeout: Callable[[], None] | None = None, queue: str | None = None,
+            signal: Signal | None = None, queued: list | None = None) -> str:
+    """Claim and run one job; returns its final status, `skipped` (not claimable) or `lost` (lease lost).
+
+    With a `queue` (a worker's task), `job_id` only names the message: the job claimed is the one the fair-share
+    policy picks on that queue (store.fairshare), whichever it is; without, `job_id` itself. `signal(job id,
+    queue)` publishes a message: after the job ends, one for each queue where its owner's quota held jobs back.
+    """
     with session_scope(factory) as session:
-        job = claim_job(session=session, job_id=job_id, worker=worker, lease_seconds=settings.lease_seconds)
+        if queue is None:
+            job = claim_job(session=session, job_id=job_id, worker=worker, lease_seconds=settings.lease_seconds)
+        else:
+            job = claim_next_job(session=session, device=queue, worker=worker, lease_seconds=settings.lease_seconds,
+                                 max_running_per_user=settings.max_running_per_user)
         if job is None:
-            log.info("job %s: not claimable (claimed, cancelled or gone); message dropped", job_id)
+            log.info("job %s: not claimable (claimed, cancelled or gone)%s; message dropped", job_id,
+                     f" and no other job may start on queue {queue} now" if queue else "")
             return "skipped"
+        if job.id != job_id:
+            log.info("job %s: its message went to job %s, the next by fair share on queue %s", job_id, job.id, queue)
+        job_id, owner = job.id, job.owner_id
         attempt, document, dataset_id = job.attempts, job.spec, job.dataset_id
         sweep_id = job.sweep_id  # a sweep's trial: its sweep takes a step once it ends
         checkpoint = latest_checkpoint(session=session, job_id=job_id)
         truncate_history(session=session, job_id=job_id, after_epoch=checkpoint[0] if checkpoint else 0)
     log.info("job %s: attempt %d on %s%s", job_id, attempt, worker,
              f", resuming after epoch {checkpoint[0]}" if checkpoint else "")
+
+    def released() -> None:  # the job stopped running: a job its owner's quota held back may start now
+        _signal_held(settings, factory, owner, signal)
+        if on_hard_timeout is not None:  # (only the hard stop calls this one)
+            on_hard_timeout()
+
     reporter = JobReporter(settings=settings, factory=factory, job_id=job_id, attempt=attempt,
-                           on_hard_timeout=on_hard_timeout)
+                           on_hard_timeout=released)
     reporter.start()
     outcome: dict = {}
     try:
@@ -212,7 +245,23 @@ def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, 
         created = after_trial(settings=settings, factory=factory, sweep_id=sweep_id)
         if queued is not None:  # (job id, device) of the trials it queued: see run_job_in_worker
             queued.extend(created)
+    if status != "lost":
+        _signal_held(settings, factory, owner, signal)
     return status
+
+
+def _signal_held(settings: Settings, factory: sessionmaker[Session], owner: str, signal: Signal | None) -> None:
+    """A message for each queue where `owner` has jobs a quota may have held back (their own messages may have been
+    consumed meanwhile); if it cannot be sent, the reconciler sends one."""
+    if signal is None or not settings.max_running_per_user:
+        return
+    try:
+        with session_scope(factory) as session:
+            held = held_devices(session=session, owner=owner, max_running_per_user=settings.max_running_per_user)
+        for job_id, queue in held:
+            signal(job_id, queue)
+    except Exception:  # the broker or the database is down: the reconciler sends the held jobs once it can
+        log.warning("could not send a message for the jobs of user %s held by the quota", owner, exc_info=True)
 
 
 def _finish(reporter: JobReporter, outcome: dict) -> str:

@@ -204,6 +204,9 @@ class JobSpec(_Strict):
     """numpy (trainyard's own engine), sklearn (MLPClassifier/MLPRegressor) or keras (TensorFlow)."""
     device: Literal["cpu", "gpu"] = "cpu"
     """The queue the job runs on."""
+    priority: Literal["low", "normal", "high"] = "normal"
+    """Order among your own queued jobs on its queue: high before normal before low (users share a queue fairly
+    whatever their priorities; README "Sharing the fleet")."""
     dataset: DatasetSpec
     """Where the data comes from and how it is split and scaled."""
     model: ModelSpec
