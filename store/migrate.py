@@ -12,6 +12,7 @@ from store.db import make_engine
 from store.settings import Settings, load_settings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATION_MARGIN_SECONDS = 10.0
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -25,7 +26,10 @@ def alembic_config(settings: Settings) -> Config:
 def upgrade(settings: Settings) -> None:
     """Create or upgrade every table to the newest version (idempotent)."""
     config = alembic_config(settings)
-    engine = make_engine(settings)
+    # A migration may legitimately run a statement silently for long (an index, a table rewrite): the server's
+    # statement timeout governs it, and the client gives up on a silent server only well after that.
+    engine = make_engine(settings.replace(db_response_timeout_seconds=max(
+        settings.db_response_timeout_seconds, settings.db_statement_timeout_seconds + MIGRATION_MARGIN_SECONDS)))
     try:
         with engine.begin() as connection:
             config.attributes["connection"] = connection
