@@ -35,7 +35,7 @@ class BestTrial(_Out):
 
 
 class SweepError(_Out):
-    code: Literal["all_trials_failed"]
+    code: Literal["all_trials_failed", "sampler_error"]
     message: str
 
 

@@ -64,8 +64,10 @@ def sweep_gaps(settings: Settings, trials: int) -> list[float]:
             rows = session.execute(select(Job.created_at, Job.started_at, Job.finished_at)
                                    .where(Job.sweep_id == sweep_id).order_by(Job.trial)).all()
     pairs = list(zip(rows, rows[1:]))
-    show("  of which finished → next trial committed", [(b.created_at - a.finished_at).total_seconds() for a, b in pairs])
-    show("  of which committed → claimed by the worker", [(b.started_at - b.created_at).total_seconds() for a, b in pairs])
+    show("  of which finished → next trial committed",
+         [(b.created_at - a.finished_at).total_seconds() for a, b in pairs])
+    show("  of which committed → claimed by the worker",
+         [(b.started_at - b.created_at).total_seconds() for a, b in pairs])
     return [(b.started_at - a.finished_at).total_seconds() for a, b in pairs]
 
 

@@ -34,6 +34,7 @@ from core.sweeps.search import next_params, should_prune
 from core.validate import validate_spec
 from store import sweeps as repo
 from store.db import make_engine, make_sessionmaker, session_scope
+from store.errors import DatasetNotFound
 from store.models import ACTIVE, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, Sweep
 from store.settings import Settings, load_settings
 from worker.app import create_celery
@@ -71,9 +72,10 @@ def step(*, settings: Settings, factory: sessionmaker[Session], sweep_id: str, c
         jobs = repo.trial_jobs(session=session, sweep_id=sweep_id)
         if prune and not sweep.cancel_requested and sweep.request["pruner"]["name"] != "none":
             done.pruned = _prune(session, sweep, jobs)
-        if not sweep.cancel_requested:
+        if not sweep.cancel_requested and sweep.error is None:  # (an error: the sampler failed; no more trials)
             _create(session, settings, sweep, jobs, done)
-        if not any(j.status in ACTIVE for j in jobs) and (sweep.cancel_requested or sweep.next_trial >= sweep.trials):
+        if not any(j.status in ACTIVE for j in jobs) and (sweep.cancel_requested or sweep.error is not None
+                                                          or sweep.next_trial >= sweep.trials):
             done.finished = _finish(session, sweep, jobs)
     for job_id, device in done.created:
         try:
@@ -120,14 +122,21 @@ def _create(session: Session, settings: Settings, sweep: Sweep, jobs: list[Job],
             log.info("sweep %s: its owner has max_queued_per_user jobs queued; the next trial waits", sweep.id)
             return
         rows = rows if rows is not None else _rows(session, sweep, jobs, history=False)
-        number = sweep.next_trial
-        params = next_params(sweep.request, rows, number)
+        try:
+            params = next_params(sweep.request, rows, sweep.next_trial)
+        except Exception as exc:  # the search is pure computation: what fails now would fail on every pass
+            log.exception("sweep %s: the sampler failed", sweep.id)
+            sweep.error = {"code": "sampler_error", "message": f"the sampler failed: {type(exc).__name__}: {exc}"}
+            return
         document = apply(sweep.request["base"], params)
         try:
             job = repo.insert_trial(session=session, sweep=sweep, spec=validate_spec(document), params=params)
         except SpecError as exc:  # a combination inside the space that no corner showed: recorded, the sweep goes on
             job = repo.insert_failed_trial(session=session, sweep=sweep, document=document, params=params,
                                            error=exc.to_dict())
+        except DatasetNotFound as exc:  # its upload was deleted since: every later trial fails the same way
+            job = repo.insert_failed_trial(session=session, sweep=sweep, document=document, params=params,
+                                           error={"code": "dataset_error", "message": str(exc)})
         jobs.append(job)
         rows.append(repo.trial_row(job, sweep.request["objective"]["metric"]))
         if job.status == QUEUED:
@@ -138,6 +147,9 @@ def _create(session: Session, settings: Settings, sweep: Sweep, jobs: list[Job],
 def _finish(session: Session, sweep: Sweep, jobs: list[Job]) -> str:
     """End the sweep: cancelled on request, succeeded with a trial that reported the objective, else failed."""
     metric = sweep.request["objective"]["metric"]
+    if sweep.error is not None:  # the sampler failed (_create)
+        repo.finish_sweep(session=session, sweep=sweep, status=FAILED, error=sweep.error)
+        return FAILED
     if sweep.cancel_requested:
         repo.finish_sweep(session=session, sweep=sweep, status=CANCELLED)
         return CANCELLED

@@ -162,7 +162,8 @@ def parse_dimension(path: str, spec: Any, errors: list[dict]) -> Dimension | Non
         return Dimension(path, "choice", choices=tuple(choices))
     bounds, integer = spec[kind], kind == "int"
     if not (isinstance(bounds, list) and len(bounds) == 2 and all(_number(b, integer) for b in bounds)):
-        errors.append({"loc": f"{loc}.{kind}", "msg": f"must be [low, high], two {'integers' if integer else 'finite numbers'}"})
+        what = "integers" if integer else "finite numbers"
+        errors.append({"loc": f"{loc}.{kind}", "msg": f"must be [low, high], two {what}"})
         return None
     low, high = (int(b) for b in bounds) if integer else (float(b) for b in bounds)
     log, step = spec.get("log", False), spec.get("step")

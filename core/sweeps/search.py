@@ -121,7 +121,8 @@ def _frozen(optuna, row: TrialRow, dims: list[Dimension], grid: bool, system_att
         state, value = State.COMPLETE, row.value
     elif row.state == "pruned":
         state = State.PRUNED
-        intermediate = {e: v for e, v in intermediate.items() if row.sweep_pruned_epoch is None or e <= row.sweep_pruned_epoch}
+        until = row.sweep_pruned_epoch
+        intermediate = {e: v for e, v in intermediate.items() if until is None or e <= until}
         value = intermediate[max(intermediate)] if intermediate else None
     elif row.state in ("queued", "running"):
         state = State.RUNNING

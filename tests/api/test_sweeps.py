@@ -4,6 +4,7 @@ trial, trial pages, cancel and delete follow the rows (the test plays the worker
 from __future__ import annotations
 
 import copy
+import io
 
 import pytest
 from apitest import XOR, claim, fail, problem
@@ -227,3 +228,36 @@ def test_a_space_whose_high_corner_exceeds_a_limit_is_refused(api):
         assert any(e["loc"] == 'space["model.layers[0].units"]' and "at 500" in e["msg"] for e in body["errors"])
     finally:
         small.engine.dispose()
+
+
+def test_a_trial_whose_upload_was_deleted_is_recorded_failed_and_the_sweep_goes_on(api):
+    csv = b"a,b,y\n" + b"".join(b"%d,%d,%d\n" % (a, b, a ^ b) for a in (0, 1) for b in (0, 1) for _ in range(5))
+    r = api.alice.post("/datasets", data={"file": (io.BytesIO(csv), "xor.csv"), "name": "xor", "target": "y",
+                                          "format": "csv"}, content_type="multipart/form-data")
+    assert r.status_code == 201, r.get_json()
+    base = {**copy.deepcopy(BASE), "dataset": {"id": r.get_json()["id"], "test_split": 0}}
+    body = create(api.alice, sweep(base=base, trials=2, parallel=1))
+    (first,) = trials(api.alice, body["id"])["items"]
+    succeed(api, first["job_id"], 0.5)  # no step yet: nothing queued uses the upload now
+    assert api.alice.delete(f"/datasets/{r.get_json()['id']}").status_code == 204
+    advance(api, body["id"])
+    second = trials(api.alice, body["id"])["items"][1]
+    assert second["state"] == "failed" and second["error"]["code"] == "dataset_error"
+    assert api.alice.get(f"/sweeps/{body['id']}").get_json()["status"] == "succeeded"
+
+
+def test_a_sampler_that_fails_ends_the_sweep_failed_with_its_reason(api, monkeypatch):
+    import worker.controller as controller
+
+    body = create(api.alice, sweep(trials=3, parallel=1))
+    (first,) = trials(api.alice, body["id"])["items"]
+    succeed(api, first["job_id"], 0.5)
+
+    def broken(*_args, **_kw):
+        raise ValueError("no such distribution")
+
+    monkeypatch.setattr(controller, "next_params", broken)
+    advance(api, body["id"])
+    done = api.alice.get(f"/sweeps/{body['id']}").get_json()
+    assert done["status"] == "failed" and done["created"] == 1 and done["error"] == {
+        "code": "sampler_error", "message": "the sampler failed: ValueError: no such distribution"}
