@@ -28,13 +28,14 @@ def authenticate() -> None:
     from api.context import state
 
     st = state()
-    if not st.settings.auth:
+    if not st.settings.auth:  # everyone is the local user: every scope, no per-token limit
         info = st.tokens.get(LOCAL_USER)
         if info is None:
             info = TokenInfo(token_id=LOCAL_USER, user_id=_local_user_id(), scopes=frozenset(SCOPES), expires_at=None)
             st.tokens.put(LOCAL_USER, info)
-    else:
-        info = _verified_token()
+        g.user_id, g.scopes = info.user_id, info.scopes
+        return
+    info = _verified_token()
     g.user_id, g.scopes = info.user_id, info.scopes
     ratelimit.check(info.token_id)
     scopes.check(info.scopes)
