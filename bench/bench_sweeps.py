@@ -1,0 +1,200 @@
+"""Issue 9's sweep figures, measured side by side (run by hand; minutes).
+
+    .venv/bin/python bench/bench_sweeps.py                 # SQLite + file broker
+    .venv/bin/python bench/bench_sweeps.py --postgres      # PostgreSQL + Redis
+    .venv/bin/python bench/bench_sweeps.py --trials 40 --epochs 60 --skip-pruning
+
+1. Service vs local: the sweep of examples/digits_sweep.json (TPE, seed 0, `--trials` trials, 2 at once, no
+   pruner) on a real service — API, 2 worker processes (concurrency 1 each) and the reconciler, whose thread
+   runs the sweep controller — timed from POST /sweeps to the sweep's end. Then the *same* parameter sets (each
+   trial's, enqueued in order with `study.enqueue_trial`) run by a plain local Optuna study with `n_jobs=2`,
+   each trial through `trainyard run`'s in-process path (`validate_spec` + `core.job.train_job`, as
+   client/local_run.py does). Goal: service / local wall clock <= 1.1.
+2. Pruning: the same sweep with longer trials (`--prune-epochs`, default 200: a 60-epoch digits trial ends in about
+   a second, before the controller, which looks every `sweep_interval_seconds`, sees many of its epochs) with the
+   median pruner and with successive halving, against the unpruned one: best objective (goal: within 0.005) and
+   epochs trained, summed over the trials (goal: <= 50 %).
+
+The base spec says `"reuse": false`, so no trial is answered from an earlier identical job (store.reuse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from bench_hostile import REDIS_URL, free_port, start, wait_healthy  # noqa: E402
+
+SWEEP = json.loads((ROOT / "examples" / "digits_sweep.json").read_text())
+
+
+@contextlib.contextmanager
+def stack(postgres: bool, workers: int = 2, **changes) -> Iterator[tuple[str, dict]]:
+    """API, `workers` worker processes and the reconciler on a scratch database: `(url, auth headers)`."""
+    from bench_api import scratch_postgres
+    from store.db import make_engine, make_sessionmaker, session_scope
+    from store.migrate import upgrade
+    from store.settings import Settings
+    from store.tokens import create_token
+
+    home = Path(tempfile.mkdtemp(prefix="trainyard-bench-sweeps-"))
+    url_db, drop = scratch_postgres() if postgres else ("", lambda: None)
+    settings = Settings(home=home, database_url=url_db, broker_url=REDIS_URL if postgres else "",
+                        broker_namespace=f"bench-{uuid.uuid4().hex}:", rate_limit_per_second=1e6,
+                        rate_limit_burst=10**6, **changes)
+    upgrade(settings)
+    engine = make_engine(settings)
+    with session_scope(make_sessionmaker(engine)) as s:
+        token = create_token(session=s, user_name="bench")[0]
+    engine.dispose()
+    port = free_port()
+    procs = [start(["-m", "api.serve", "--port", str(port), "--workers", "1"], settings, home / "api.log"),
+             start(["-m", "worker.reconciler"], settings, home / "reconciler.log")]
+    procs += [start(["-m", "worker.main", "--queues", "cpu", "--concurrency", "1"], settings,
+                    home / f"worker{i}.log") for i in range(workers)]
+    url = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        wait_healthy(url, home)
+        headers = {"Authorization": f"Bearer {token}"}
+        deadline = time.monotonic() + 120
+        while len(requests.get(url + "/workers", headers=headers, timeout=10).json()["items"]) < workers:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the workers did not start; see {home}")
+            time.sleep(0.2)
+        yield url, headers
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(20)
+            except Exception:  # noqa: BLE001 — a process that will not stop is killed
+                p.kill()
+        drop()
+
+
+def request_for(trials: int, epochs: int, pruner: dict) -> dict:
+    sweep = copy.deepcopy(SWEEP)
+    sweep.update(trials=trials, parallel=2, pruner=pruner)
+    sweep["base"]["training"]["epochs"] = epochs
+    sweep["base"]["reuse"] = False
+    return sweep
+
+
+def run_service_sweep(url: str, headers: dict, request: dict) -> dict:
+    """POST the sweep and poll it every 20 ms until it ends: wall seconds, best, trials, epochs trained."""
+    with requests.Session() as http:
+        http.headers.update(headers)
+        t0 = time.perf_counter()
+        r = http.post(url + "/sweeps", json=request, timeout=60)
+        if r.status_code != 201:
+            raise SystemExit(f"POST /sweeps: {r.status_code} {r.text[:2000]}")
+        sweep = r.json()
+        while sweep["status"] not in ("succeeded", "failed", "cancelled"):
+            time.sleep(0.02)
+            sweep = http.get(f"{url}/sweeps/{sweep['id']}", timeout=60).json()
+        wall = time.perf_counter() - t0
+        trials, params = [], {"limit": 500}
+        while True:
+            page = http.get(f"{url}/sweeps/{sweep['id']}/trials", params=params, timeout=60).json()
+            trials += page["items"]
+            if not page.get("next_cursor"):
+                break
+            params["cursor"] = page["next_cursor"]
+    if sweep["status"] != "succeeded":
+        raise SystemExit(f"sweep {sweep['id']} {sweep['status']}: {sweep.get('error')}")
+    return {"wall": wall, "best": sweep["best"]["value"], "trials": trials,
+            "epochs": sum(t["epoch"] or 0 for t in trials), "counts": sweep["counts"]}
+
+
+def run_local_study(request: dict, trials: list[dict]) -> dict:
+    """The same parameter sets through a local Optuna study (`n_jobs=2`), each trained in-process."""
+    import optuna
+
+    from core.job import train_job
+    from core.sweeps.paths import apply
+    from core.validate import validate_spec
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    metric, base = request["objective"]["metric"], request["base"]
+    epochs = []
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {}
+        for path, dim in request["space"].items():
+            if "choice" in dim:
+                params[path] = trial.suggest_categorical(path, dim["choice"])
+            elif "int" in dim:
+                params[path] = trial.suggest_int(path, *dim["int"], log=dim.get("log", False))
+            else:
+                params[path] = trial.suggest_float(path, *dim["float"], log=dim.get("log", False))
+        result = train_job(validate_spec(apply(base, params)))
+        epochs.append(len(result.history))
+        return result.metrics[metric]
+
+    study = optuna.create_study(direction=request["objective"]["direction"],
+                                sampler=optuna.samplers.TPESampler(seed=request["sampler"]["seed"]))
+    for t in sorted(trials, key=lambda t: t["trial"]):
+        study.enqueue_trial(t["params"])
+    t0 = time.perf_counter()
+    study.optimize(objective, n_trials=len(trials), n_jobs=2)
+    return {"wall": time.perf_counter() - t0, "best": study.best_value, "epochs": sum(epochs)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--postgres", action="store_true", help="PostgreSQL + Redis instead of SQLite + file broker")
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=60, help="epochs of each trial (digits_15.json: 60)")
+    parser.add_argument("--prune-epochs", type=int, default=200,
+                        help="epochs of each trial in the pruning comparison (default 200)")
+    parser.add_argument("--sweep-interval", type=float, help="the controller's sweep_interval_seconds "
+                                                             "(default: the service's default)")
+    parser.add_argument("--skip-pruning", action="store_true")
+    parser.add_argument("--skip-local", action="store_true")
+    args = parser.parse_args()
+    layout = "PostgreSQL + Redis" if args.postgres else "SQLite + file broker"
+    changes = {} if args.sweep_interval is None else {"sweep_interval_seconds": args.sweep_interval}
+    print(f"{layout}: digits sweep, {args.trials} trials, TPE seed 0, 2 at once {changes or ''}", flush=True)
+    with stack(args.postgres, **changes) as (url, headers):
+        plain = run_service_sweep(url, headers, request_for(args.trials, args.epochs, {"name": "none"}))
+        report(f"service, {args.epochs} epochs", plain)
+        if not args.skip_pruning:
+            full = run_service_sweep(url, headers, request_for(args.trials, args.prune_epochs, {"name": "none"}))
+            report(f"service, {args.prune_epochs} epochs, no pruner", full)
+            for pruner in ({"name": "median", "warmup_epochs": 10, "startup_trials": 5},
+                           {"name": "successive_halving", "min_epochs": 5, "reduction_factor": 3}):
+                result = run_service_sweep(url, headers, request_for(args.trials, args.prune_epochs, pruner))
+                report(f"service, {args.prune_epochs} epochs, {pruner['name']}", result, full)
+    if not args.skip_local:
+        local = run_local_study(request_for(args.trials, args.epochs, {"name": "none"}), plain["trials"])
+        report(f"local Optuna n_jobs=2, {args.epochs} epochs", local)
+        print(f"  ratio service / local: {plain['wall'] / local['wall']:.2f} (goal <= 1.1)")
+
+
+def report(what: str, result: dict, unpruned: dict | None = None) -> None:
+    line = f"  {what:42s} {result['wall']:7.1f} s  best {result['best']:.4f}"
+    if unpruned is not None:
+        line += (f" ({result['best'] - unpruned['best']:+.4f})  epochs {result['epochs']} "
+                 f"({100 * result['epochs'] / unpruned['epochs']:.0f} % of unpruned), "
+                 f"{result['counts'].get('pruned', 0)} pruned")
+    else:
+        line += f"  epochs {result['epochs']}"
+    print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
