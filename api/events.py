@@ -109,7 +109,7 @@ class Feed:
         return self._ask(("body", job_id, status, epoch), query)
 
     def owner_of(self, token: str) -> str | None:
-        """The user id `token` authenticates now, or None (unknown or revoked)."""
+        """The user id `token` authenticates now, or None (unknown, revoked or expired)."""
         def query(db):
             user = verify_token(session=db, token=token)
             return None if user is None else user.id
@@ -125,7 +125,7 @@ def stream(feed: Feed, settings: Settings, job_id: str, since: int, *, token: st
            owner: str) -> Iterator[str]:
     """`progress` per new epoch (id = epoch), `status` on every status change; ends after the terminal status.
 
-    The token is re-checked every `stream_recheck_seconds` (a revoked token ends the stream
+    The token is re-checked every `stream_recheck_seconds` (a revoked or expired token ends the stream
     with an `error` event), and a stream ends after `stream_max_seconds`: clients reconnect
     with Last-Event-ID, which authenticates them again.
     """
@@ -137,7 +137,7 @@ def stream(feed: Feed, settings: Settings, job_id: str, since: int, *, token: st
             checked = time.monotonic()
             if feed.owner_of(token) != owner:
                 yield event("error", {"type": "urn:trainyard:problem:unauthorized", "status": 401,
-                                      "detail": "the token was revoked; the stream ends"})
+                                      "detail": "the token was revoked or has expired; the stream ends"})
                 return
         progress = feed.progress(job_id)
         if progress is None:  # deleted meanwhile
