@@ -36,22 +36,26 @@ def test_the_window_keeps_the_settings_meaning_and_the_storage_follows_the_broke
 
 
 @contextlib.contextmanager
-def api_server(settings, logs, name):
-    port = free_port()
-    proc = start_process(settings, ["-m", "api.serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                         logs / f"{name}.log")
-    url = f"http://127.0.0.1:{port}/api/v1"
+def api_servers(settings, logs, count: int = 2):
+    """`count` API servers (`python -m api.serve --workers 1`, each its own process), started together."""
+    ports = [free_port() for _ in range(count)]
+    procs = [start_process(settings, ["-m", "api.serve", "--host", "127.0.0.1", "--port", str(port), "--workers",
+                                      "1"], logs / f"api-{i}.log") for i, port in enumerate(ports)]
+    urls = [f"http://127.0.0.1:{port}/api/v1" for port in ports]
 
-    def answers():
-        assert proc.poll() is None, (logs / f"{name}.log").read_text()
+    def answers(i: int) -> bool:
+        assert procs[i].poll() is None, (logs / f"api-{i}.log").read_text()
         with contextlib.suppress(requests.RequestException):
-            return requests.get(url + "/health", timeout=5).status_code in (200, 503)
+            return requests.get(urls[i] + "/health", timeout=5).status_code in (200, 503)
+        return False
 
     try:
-        wait_for(answers, 60, f"API {name} to answer", 0.2)
-        yield url
+        for i in range(count):
+            wait_for(lambda: answers(i), 60, f"API {i} to answer", 0.2)
+        yield urls
     finally:
-        stop_process(proc)
+        for proc in procs:
+            stop_process(proc)
 
 
 def test_two_api_processes_share_one_limit(fresh_postgres, tmp_path):
@@ -65,7 +69,7 @@ def test_two_api_processes_share_one_limit(fresh_postgres, tmp_path):
         engine.dispose()
         logs = tmp_path / "logs"
         logs.mkdir()
-        with api_server(settings, logs, "api-1") as one, api_server(settings, logs, "api-2") as two:
+        with api_servers(settings, logs) as (one, two):
             auth = {"Authorization": f"Bearer {token}"}
             answers = [requests.get((one, two)[i % 2] + "/jobs", headers=auth, timeout=30) for i in range(SENT)]
             accepted = [(i % 2, r.status_code) for i, r in enumerate(answers) if r.status_code == 200]
