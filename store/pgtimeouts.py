@@ -16,7 +16,8 @@ seconds (the API answers 503, a worker retries), not a request or a worker stall
 from __future__ import annotations
 
 import time
-from typing import Any, Generator
+from collections.abc import Generator
+from typing import Any
 
 import psycopg
 from psycopg import errors

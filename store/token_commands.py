@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from store.durations import parse_duration
 from store.tokens import create_api_token, describe_token, list_tokens, revoke_tokens

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Iterable
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.timeout(180)
 
 HANG_SECONDS = 8.0  # how long the proxy stays silent
 HANG_BOUND = 30  # a request that takes longer is a hang (the limits below make a 503 take 1-4 s)
-LIMITS = dict(db_connect_timeout_seconds=2, db_response_timeout_seconds=2, lease_seconds=45.0)
+LIMITS = {"db_connect_timeout_seconds": 2, "db_response_timeout_seconds": 2, "lease_seconds": 45.0}
 
 
 def unavailable(c, method: str, path: str, **kw) -> float:

@@ -18,7 +18,7 @@ from store.tokens import create_token
 pytestmark = pytest.mark.timeout(120)
 
 # 10 requests in any 100 s: far longer than the test, so what is counted does not depend on its speed.
-LIMITS = dict(rate_limit_per_second=0.1, rate_limit_burst=10)
+LIMITS = {"rate_limit_per_second": 0.1, "rate_limit_burst": 10}
 SENT = 40
 
 
@@ -51,7 +51,7 @@ def api_servers(settings, logs, count: int = 2):
 
     try:
         for i in range(count):
-            wait_for(lambda: answers(i), 60, f"API {i} to answer", 0.2)
+            wait_for(lambda i=i: answers(i), 60, f"API {i} to answer", 0.2)
         yield urls
     finally:
         for proc in procs:

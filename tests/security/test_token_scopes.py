@@ -7,13 +7,13 @@ import io
 import time
 from datetime import timedelta
 
+import apitest as fake_worker
 import pytest
+from apitest import XOR_FIT, XOR_INPUTS, Caller, make_api, problem, xor
 from sqlalchemy import event, select, update
 
-import apitest as fake_worker
 from api.app import create_app
 from api.scopes import route_scopes
-from apitest import XOR_FIT, XOR_INPUTS, Caller, make_api, problem, xor
 from store.db import session_scope
 from store.models import ApiToken, Job, utcnow
 from store.tokens import create_api_token

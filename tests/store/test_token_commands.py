@@ -32,7 +32,7 @@ def cli(db_settings, monkeypatch, capsys):
 
 
 def at(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return datetime.fromisoformat(text)
 
 
 def test_durations_and_scopes_are_parsed_or_refused_clearly():
