@@ -1,7 +1,7 @@
 """Reuse of identical work: a job's fingerprint, the earlier succeeded job it matches, and copying its results.
 
 A fingerprint is the sha256 of a canonical JSON of everything a result depends on: the normalised spec with its
-seeds (less `name` and `reuse`, which change nothing trained), what the data is (an upload's sha256s, format,
+seeds (less `name`, `reuse` and `priority`, which change nothing trained), what the data is (an upload's sha256s, format,
 task and target; a builtin's generator versions) and the backend's library versions. At submit time the versions
 are the submitting process's installed ones (`core.provenance`); when a job succeeds the worker writes the
 fingerprint again from the versions it really ran with, so a job is found only by submits whose environment
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from core.provenance import builtin_generator
 from store.models import SUCCEEDED, Artifact, Dataset, HistoryChunk, Job, utcnow
 
-IGNORED_SPEC_KEYS = ("name", "reuse")
+IGNORED_SPEC_KEYS = ("name", "reuse", "priority")  # what is run, not how it is trained
 COPIED_ARTIFACTS = ("model", "confusion_")  # kinds (or prefixes) a reused job gets; never a checkpoint
 
 

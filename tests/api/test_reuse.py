@@ -194,6 +194,14 @@ def test_a_job_that_ran_with_other_library_versions_is_not_reused(api_both):
     assert alice.submit(spec(seed=17))["status"] == "queued"
 
 
+def test_name_and_priority_change_nothing_trained(api_both):
+    alice = api_both.alice
+    job = alice.submit({**spec(seed=19), "priority": "low"})
+    train(api_both, job["id"], alice.get(f"/jobs/{job['id']}").get_json()["spec"])
+    again = alice.submit({**spec(seed=19), "name": "another name", "priority": "high"})
+    assert again["reused_from"] == job["id"] and again["spec"]["priority"] == "high"
+
+
 def test_a_purged_job_is_not_reused(api_both):
     """Retention (store.retention) took its model or history: a copy would lack them."""
     alice = api_both.alice
