@@ -212,3 +212,53 @@ def test_trainyard_gc_says_what_it_removes_and_dry_run_changes_nothing(settings,
     bad = subprocess.run([sys.executable, "-m", "client.cli", "gc"], env={**env, "TRAINYARD_RETENTION_DAYS": "-1"},
                          cwd=root, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "TRAINYARD_RETENTION_DAYS must be >= 0" in bad.stderr
+
+
+def test_postgres_a_blob_being_reused_is_not_deleted_under_the_writer(postgres_settings):
+    """put_blob found the (old, unreferenced) bytes already stored and is about to refer to them: a gc delete in
+    another transaction waits for it (FOR KEY SHARE) and then finds the reference, instead of deleting the blob
+    under it (the writer's INSERT would then fail on the foreign key)."""
+    import threading
+
+    from sqlalchemy import text
+
+    from store.db import make_engine, make_sessionmaker
+    from store.migrate import upgrade
+
+    upgrade(postgres_settings)
+    engine = make_engine(postgres_settings)
+    factory = make_sessionmaker(engine)
+    try:
+        with session_scope(factory) as s:
+            owner = get_or_create_user(session=s, name="alice").id
+        job = make_job(factory, owner, finish=None)
+        with session_scope(factory) as s:
+            sha = put_blob(session=s, data=b"bytes stored before")
+            s.execute(update(Blob).values(created_at=utcnow() - timedelta(days=1)))
+        cutoff = utcnow()
+        writer = factory()
+        try:
+            assert put_blob(session=writer, data=b"bytes stored before") == sha  # found: no insert
+            writer_pid = writer.scalar(text("SELECT pg_backend_pid()"))
+            result: dict = {}
+
+            def collect() -> None:
+                result["done"] = orphans.collect_orphans(factory=factory, read_factory=factory, older_than=cutoff)
+
+            collector = threading.Thread(target=collect)
+            collector.start()
+            with engine.connect() as watch:  # until gc waits for the writer's lock (or, unlocked, has finished)
+                while collector.is_alive() and not watch.scalar(text(
+                        "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> :me"), {"me": writer_pid}):
+                    collector.join(0.05)
+            writer.execute(update(Artifact).where(Artifact.job_id == job).values(blob_sha256=sha))
+            writer.commit()  # with the blob deleted under it, this UPDATE would fail on the foreign key
+        finally:
+            writer.close()
+        collector.join(30)
+        assert result["done"].blobs == 0
+        with session_scope(factory) as s:
+            assert s.get(Blob, sha) is not None
+            assert s.scalar(select(Artifact.blob_sha256).where(Artifact.job_id == job)) == sha
+    finally:
+        engine.dispose()
