@@ -262,3 +262,19 @@ def test_postgres_a_blob_being_reused_is_not_deleted_under_the_writer(postgres_s
             assert s.scalar(select(Artifact.blob_sha256).where(Artifact.job_id == job)) == sha
     finally:
         engine.dispose()
+
+
+def test_a_job_failed_by_the_reconciler_loses_the_checkpoint_it_kept(settings, session_factory, user_id):
+    from store.runs import requeue_expired_jobs
+
+    job = make_job(session_factory, user_id, finish=None, checkpoint=b"c" * 700)
+    with session_scope(session_factory) as s:  # its worker vanished on the last attempt: failed, worker_lost
+        s.execute(update(Job).where(Job.id == job).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+        assert [j.id for j in requeue_expired_jobs(session=s, max_attempts=1)[1]] == [job]
+        s.execute(update(Job).where(Job.id == job).values(finished_at=utcnow() - OLD))
+    assert kinds(session_factory, job) == {"checkpoint"}  # nothing resumes a failed job, yet it stayed
+    done = run_gc(settings=settings, factory=session_factory)
+    assert [(j.id, j.removed) for j in done.jobs] == [(job, ["history", "checkpoint"])]
+    assert (done.blobs, done.blob_bytes) == (1, 700) and kinds(session_factory, job) == set()
+    with session_scope(session_factory) as s:
+        assert get_job(session=s, owner=user_id, job_id=job).error["code"] == "worker_lost"
