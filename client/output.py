@@ -66,7 +66,8 @@ def job_summary(job: Job) -> str:
     return key_values([
         ("id", job.id), ("name", job.name), ("status", job.status),
         ("backend", f"{job.backend or '-'} on {job.device or '-'}"), ("progress", f"{progress_text(job)} epochs"),
-        ("queued", queued), ("attempts", job.attempts), ("created", job.created_at), ("started", job.started_at),
+        ("queued", queued), ("reused from", job.get("reused_from")), ("attempts", job.attempts),
+        ("created", job.created_at), ("started", job.started_at),
         ("finished", job.finished_at), ("metrics", metrics_text(job.metrics)),
         ("error", f"{error.get('code')}: {error.get('message')}" if isinstance(error, dict) else error),
     ])
