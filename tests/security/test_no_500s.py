@@ -152,10 +152,10 @@ def test_nul_in_a_path_segment_is_the_404_of_any_unknown_id(api_both):
              for method in sorted(rule.methods - {"OPTIONS", "HEAD"})]
     assert len(rules) >= 9
     for rule, method in rules:
-        assert rule.arguments <= {"job_id", "dataset_id"}, f"{rule.rule}: teach this test its parameters"
-        what = "job" if "job_id" in rule.arguments else "dataset"
+        assert rule.arguments <= {"job_id", "dataset_id", "sweep_id"}, f"{rule.rule}: teach this test its parameters"
+        what = next(iter(rule.arguments)).removesuffix("_id")
         for ident in ("a\x00b", "x\x00\n2026-11-30 09:00:00,000 CRITICAL forged"):
-            url = sectest.url_for_rule(rule, {"job_id": quote(ident, safe=""), "dataset_id": quote(ident, safe="")})
+            url = sectest.url_for_rule(rule, dict.fromkeys(("job_id", "dataset_id", "sweep_id"), quote(ident, safe="")))
             r = api.alice.client.open(url, method=method, headers=api.alice._headers(None))
             assert problem(r, 404)["detail"] == f"no {what} {ident!r}", (method, rule.rule)
 
