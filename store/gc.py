@@ -111,6 +111,10 @@ def size(n: int) -> str:
     return f"{n:,} B"
 
 
+def plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def describe(report: GcReport) -> str:
     """The report as people read it."""
     verb = "would " if report.dry_run else ""
@@ -119,16 +123,17 @@ def describe(report: GcReport) -> str:
         lines.append("retention is off (TRAINYARD_RETENTION_DAYS=0): no job is purged")
     else:
         d = report.to_dict()
-        lines.append(f"{verb}purge {len(report.jobs):,} jobs finished before {report.cutoff:%Y-%m-%d %H:%M} UTC "
+        lines.append(f"{verb}purge {plural(len(report.jobs), 'job')} finished before "
+                     f"{report.cutoff:%Y-%m-%d %H:%M} UTC "
                      f"(retention_days={report.retention_days:g}, pinned jobs and sweeps kept): "
                      f"{d['history_epochs']:,} epochs of history ({size(report.history_bytes)}), "
-                     f"{d['artifacts']:,} model and checkpoint files")
+                     f"{plural(d['artifacts'], 'model and checkpoint file')}")
         for job in report.jobs[:SHOWN]:
             finished = f"{job.finished_at:%Y-%m-%d}" if job.finished_at else "?"
             lines.append(f"  job {job.id} ({job.owner}, finished {finished}): {', '.join(job.removed) or 'nothing'}")
         if len(report.jobs) > SHOWN:
             lines.append(f"  … and {len(report.jobs) - SHOWN:,} more (--json lists them all)")
-    lines.append(f"{verb}delete {report.blobs:,} unreferenced blobs older than {report.grace_seconds:g} s: "
+    lines.append(f"{verb}delete {plural(report.blobs, 'unreferenced blob')} older than {report.grace_seconds:g} s: "
                  f"{size(report.blob_bytes)}")
     lines.append(f"{'would reclaim' if report.dry_run else 'reclaimed'} {size(report.bytes)} in all")
     return "\n".join(lines)

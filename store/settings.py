@@ -224,9 +224,9 @@ def _check(s: Settings) -> None:
                  "max_checkpoint_bytes_per_minute")
     positive += ("gc_interval_seconds",)
     positive += ("db_response_timeout_seconds", "db_keepalive_seconds", "db_tcp_user_timeout_seconds")
-    for name in ("retention_days", "gc_grace_seconds"):  # retention_days 0: off
-        if getattr(s, name) < 0:
-            raise SettingsError(f"{PREFIX}{name.upper()} must be >= 0, got {getattr(s, name)!r}")
+    for name, most in (("retention_days", 36500), ("gc_grace_seconds", 3.2e9)):  # retention_days 0: off
+        if not 0 <= getattr(s, name) <= most:  # (a date before year 1 cannot be computed)
+            raise SettingsError(f"{PREFIX}{name.upper()} must be >= 0 and at most {most:g}, got {getattr(s, name)!r}")
     for name in positive:
         if not getattr(s, name) > 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be > 0, got {getattr(s, name)!r}")

@@ -147,7 +147,7 @@ def test_retention_off_purges_no_job_but_orphans_past_the_grace_age_are_collecte
         s.execute(update(Blob).where(Blob.sha256 == old_orphan).values(created_at=utcnow() - timedelta(hours=2)))
     dry = run_gc(settings=off, factory=session_factory, dry_run=True)
     assert (dry.cutoff, dry.jobs, dry.blobs, dry.blob_bytes) == (None, [], 1, 300)
-    assert "retention is off" in describe(dry) and "would delete 1 unreferenced blobs" in describe(dry)
+    assert "retention is off" in describe(dry) and "would delete 1 unreferenced blob older" in describe(dry)
     done = run_gc(settings=off, factory=session_factory)
     assert (done.blobs, done.bytes) == (1, 300)
     assert old_orphan not in blob_shas(session_factory) and young_orphan in blob_shas(session_factory)
@@ -206,12 +206,12 @@ def test_trainyard_gc_says_what_it_removes_and_dry_run_changes_nothing(settings,
     assert kinds(session_factory, job) >= {"model"}
     text = gc_cli()
     assert text.returncode == 0, text.stderr
-    assert "purge 1 jobs finished before" in text.stdout and f"job {job} (alice" in text.stdout
-    assert "delete 1 unreferenced blobs" in text.stdout and "reclaimed 2.1 kB in all" in text.stdout
+    assert "purge 1 job finished before" in text.stdout and f"job {job} (alice" in text.stdout
+    assert "delete 1 unreferenced blob older" in text.stdout and "reclaimed 2.1 kB in all" in text.stdout
     assert "model" not in kinds(session_factory, job)
     bad = subprocess.run([sys.executable, "-m", "client.cli", "gc"], env={**env, "TRAINYARD_RETENTION_DAYS": "-1"},
                          cwd=root, capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and "TRAINYARD_RETENTION_DAYS must be >= 0" in bad.stderr
+    assert bad.returncode == 2 and "TRAINYARD_RETENTION_DAYS must be >= 0 and at most 36500" in bad.stderr
 
 
 def test_postgres_a_blob_being_reused_is_not_deleted_under_the_writer(postgres_settings):
@@ -278,3 +278,22 @@ def test_a_job_failed_by_the_reconciler_loses_the_checkpoint_it_kept(settings, s
     assert (done.blobs, done.blob_bytes) == (1, 700) and kinds(session_factory, job) == set()
     with session_scope(session_factory) as s:
         assert get_job(session=s, owner=user_id, job_id=job).error["code"] == "worker_lost"
+
+
+def test_gc_pages_through_many_jobs_and_blobs(settings, session_factory, user_id, monkeypatch):
+    import store.gc
+
+    monkeypatch.setattr(store.gc, "PAGE", 2)
+    monkeypatch.setattr(store.gc, "JOBS_PER_WRITE", 2)
+    monkeypatch.setattr(orphans, "BATCH", 2)
+    jobs = [make_job(session_factory, user_id, model=f"model {i}".encode() * 10) for i in range(5)]
+    with session_scope(session_factory) as s:  # the same finished_at for all: the (finished_at, id) key decides
+        s.execute(update(Job).values(finished_at=utcnow() - OLD))
+    dry = run_gc(settings=settings, factory=session_factory, dry_run=True)
+    assert sorted(j.id for j in dry.jobs) == sorted(jobs) and dry.blobs == 5
+    done = run_gc(settings=settings, factory=session_factory)
+    assert sorted(j.id for j in done.jobs) == sorted(jobs) and (done.blobs, done.blob_bytes) == (5, dry.blob_bytes)
+    assert "purge 5 jobs" in describe(done)
+    with session_scope(session_factory) as s:  # what is left: the confusion matrix they all share
+        kept = set(s.scalars(select(Artifact.blob_sha256).where(Artifact.kind == "confusion_train")))
+    assert blob_shas(session_factory) == kept and len(kept) == 1

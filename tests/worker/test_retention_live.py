@@ -133,5 +133,5 @@ def test_the_reconciler_purges_by_itself_when_retention_is_on(service, dataset):
     finally:
         stop_process(reconciler)
     assert service.job(job_id).purged == ["history", "model"]
-    assert "gc: purge 1 jobs" in (service.logs / "reconciler-gc.log").read_text()
+    assert "gc: purge 1 job finished" in (service.logs / "reconciler-gc.log").read_text()
 
