@@ -1,98 +1,121 @@
-"""GET /metrics: Prometheus text format from a registry of this app's own (jobs by status, queue depth, durations, epochs/s, requests)."""
+"""GET /metrics: Prometheus metrics, whole across the API's processes.
+
+`trainyard api` (api.serve) runs several gunicorn worker processes. With PROMETHEUS_MULTIPROC_DIR set (api.serve
+sets it up before they fork) every process writes its counters to files there and a scrape, whichever process
+answers it, adds up every process's files (prometheus_client's multiprocess mode): counters are whole and never
+go down while the API runs. Without it (one process: tests, an embedded app) each app keeps its own registry.
+
+Job and worker metrics come from the database (api.jobmetrics). A job deleted through this API is first added to
+the `trainyard_retired_*` metrics (recorded like the HTTP counters, never exposed), so the job counters it was
+part of do not go down. The response's Content-Type is the one prometheus_client's encoder names for the
+format the scraper accepts (text 0.0.4 or OpenMetrics), once.
+"""
 
 from __future__ import annotations
 
 import hmac
+import os
 import time
+from collections import Counter as CountingDict
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from flask import Blueprint, Flask, Response, g, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
-from sqlalchemy import case, func, select
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector
+from sqlalchemy import event
 
 from api.errors import ApiError
-from store.models import ACTIVE, FINISHED, QUEUED, RUNNING, Job
+from api.jobmetrics import RETIRED, JobCollector, contributions
+from store.models import Job
 
 bp = Blueprint("metrics", __name__)
-STATUSES = ACTIVE + FINISHED
-DURATION_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, float("inf"))
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SINCE_ENV = "TRAINYARD_METRICS_SINCE"  # api.serve: when the gunicorn master started (Unix seconds)
 
 
-class JobCollector:
-    """Reads the jobs table at scrape time: the database, not this process, knows every job."""
+class Recorder:
+    """The metrics an API process updates: HTTP requests, and the part of the job counters that deleted jobs hold.
 
-    def __init__(self, sessions):
-        self.sessions = sessions
+    `registry` is the app's own, or None in multiprocess mode (the values live in PROMETHEUS_MULTIPROC_DIR).
+    """
 
-    def describe(self):
-        """The families, without touching the database (the registry asks when the collector is registered)."""
-        yield GaugeMetricFamily("trainyard_jobs", "Jobs by status", labels=["status"])
-        yield GaugeMetricFamily("trainyard_queue_depth", "Queued jobs per queue", labels=["queue"])
-        yield GaugeMetricFamily("trainyard_epochs_per_second", "Epochs per second summed over running jobs")
-        yield HistogramMetricFamily("trainyard_job_duration_seconds", "Run time of finished jobs", labels=["status"])
+    def __init__(self, registry: CollectorRegistry | None):
+        self.requests = Counter("trainyard_http_requests", "HTTP requests", ["method", "endpoint", "status"],
+                                registry=registry)
+        self.latency = Histogram("trainyard_http_request_seconds", "HTTP request latency", ["endpoint"],
+                                 registry=registry, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
+        self.retired = Counter(RETIRED, "What deleted jobs added to the job counters (api.jobmetrics keys)", ["key"],
+                               registry=registry)
+
+    def retire(self, parts: dict[str, int]) -> None:
+        """Keep what deleted jobs added to the job counters (`api.jobmetrics.contributions` of their rows)."""
+        for key, n in parts.items():
+            self.retired.labels(key).inc(n)
+
+
+@lru_cache(maxsize=1)
+def _process_recorder() -> Recorder:
+    """Multiprocess mode: one Recorder per process (two metric objects of one name would overwrite each other's
+    value in this process's file)."""
+    return Recorder(None)
+
+
+class MetricsState:
+    """An app's metrics: where its counters live, and since when the job counters count."""
+
+    def __init__(self, multiproc_dir: str | None, since: datetime):
+        self.multiproc_dir, self.since = multiproc_dir, since
+        self.registry = None if multiproc_dir else CollectorRegistry(auto_describe=True)
+        self.recorder = _process_recorder() if multiproc_dir else Recorder(self.registry)
+
+    def families(self) -> list:
+        """Every family the process-side metrics hold: this app's, or every API process's (multiprocess)."""
+        if self.multiproc_dir:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=self.multiproc_dir)
+            return list(registry.collect())
+        return list(self.registry.collect())
+
+
+class _Families:
+    def __init__(self, families: list):
+        self._families = families
 
     def collect(self):
-        with self.sessions() as db:
-            by_status = dict(db.execute(select(Job.status, func.count()).group_by(Job.status)).all())
-            depth = dict(db.execute(select(Job.device, func.count()).where(Job.status == QUEUED)
-                                    .group_by(Job.device)).all())
-            running = db.execute(select(Job.epoch, Job.started_at).where(Job.status == RUNNING)).all()
-            finished = _duration_rows(db)
-        jobs = GaugeMetricFamily("trainyard_jobs", "Jobs by status", labels=["status"])
-        for status in STATUSES:
-            jobs.add_metric([status], by_status.get(status, 0))
-        yield jobs
-        queue = GaugeMetricFamily("trainyard_queue_depth", "Queued jobs per queue", labels=["queue"])
-        for device in sorted(set(depth) | {"cpu", "gpu"}):
-            queue.add_metric([device], depth.get(device, 0))
-        yield queue
-        now = datetime.now(timezone.utc)
-        rate = sum(epoch / max((now - started).total_seconds(), 1e-3) for epoch, started in running if started)
-        yield GaugeMetricFamily("trainyard_epochs_per_second", "Epochs per second summed over running jobs", value=rate)
-        yield _durations(finished)
+        return self._families
 
 
-def _seconds(dialect: str):
-    """A finished job's run time in seconds, as SQL (the database counts the buckets; no rows come back)."""
-    if dialect == "postgresql":
-        return func.extract("epoch", Job.finished_at - Job.started_at)
-    return (func.julianday(Job.finished_at) - func.julianday(Job.started_at)) * 86400.0
-
-
-def _duration_rows(db) -> dict[str, tuple]:
-    """status → (count, sum of seconds, count <= each finite bucket bound)."""
-    seconds = _seconds(db.get_bind().dialect.name)
-    bounds = [b for b in DURATION_BUCKETS if b != float("inf")]
-    query = (select(Job.status, func.count(), func.coalesce(func.sum(seconds), 0.0),
-                    *[func.coalesce(func.sum(case((seconds <= b, 1), else_=0)), 0) for b in bounds])
-             .where(Job.status.in_(FINISHED), Job.started_at.is_not(None), Job.finished_at.is_not(None))
-             .group_by(Job.status))
-    return {row[0]: tuple(row[1:]) for row in db.execute(query)}
-
-
-def _durations(rows: dict[str, tuple]) -> HistogramMetricFamily:
-    family = HistogramMetricFamily("trainyard_job_duration_seconds", "Run time of finished jobs (started to finished)",
-                                   labels=["status"])
-    for status in FINISHED:
-        count, total, *counts = rows.get(status, (0, 0.0) + (0,) * (len(DURATION_BUCKETS) - 1))
-        buckets = [(_le(b), int(c)) for b, c in zip(DURATION_BUCKETS, counts)] + [("+Inf", int(count))]
-        family.add_metric([status], buckets, sum_value=float(total))
-    return family
-
-
-def _le(bound: float) -> str:
-    return "+Inf" if bound == float("inf") else str(bound)
+def _since() -> datetime:
+    """The gunicorn master's start (api.serve sets it), or now: this app's start."""
+    raw = os.environ.get(SINCE_ENV)
+    return datetime.fromtimestamp(float(raw) if raw else time.time(), timezone.utc)
 
 
 def install(app: Flask) -> None:
-    """Give `app` its own registry (so several apps in one process never clash) and per-request metrics."""
-    registry = CollectorRegistry(auto_describe=True)
-    registry.register(JobCollector(app.extensions["trainyard"].read_sessions))
-    requests = Counter("trainyard_http_requests", "HTTP requests", ["method", "endpoint", "status"], registry=registry)
-    latency = Histogram("trainyard_http_request_seconds", "HTTP request latency", ["endpoint"], registry=registry,
-                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
-    app.extensions["trainyard"].metrics = registry
+    """Count every request, retire every job this app deletes, and keep the state `GET /metrics` reads."""
+    st = app.extensions["trainyard"]
+    metrics = st.metrics = MetricsState(os.environ.get(MULTIPROC_ENV) or None, _since())
+    recorder = metrics.recorder
+
+    @event.listens_for(st.sessions, "before_flush")
+    def _deleting(session, _context, _instances) -> None:
+        """Before a job's row goes: what it added to the job counters, by the collector's own queries."""
+        ids = [o.id for o in session.deleted if isinstance(o, Job)]
+        if ids:
+            with session.no_autoflush:
+                parts = contributions(session, since=metrics.since, job_ids=ids)
+            session.info["retired"] = session.info.get("retired", CountingDict()) + parts
+
+    @event.listens_for(st.sessions, "after_commit")
+    def _retire(session) -> None:
+        recorder.retire(session.info.pop("retired", {}))
+
+    @event.listens_for(st.sessions, "after_soft_rollback")
+    def _kept(session, previous) -> None:
+        if not previous.nested:  # the whole transaction (a savepoint's rollback, as deleting a blob may do, keeps it)
+            session.info.pop("retired", None)
 
     @app.before_request
     def _start_timer() -> None:
@@ -101,15 +124,15 @@ def install(app: Flask) -> None:
     @app.after_request
     def _count(response: Response) -> Response:
         endpoint = request.endpoint or "unknown"
-        requests.labels(request.method, endpoint, str(response.status_code)).inc()
+        recorder.requests.labels(request.method, endpoint, str(response.status_code)).inc()
         if "started" in g:
-            latency.labels(endpoint).observe(time.perf_counter() - g.started)
+            recorder.latency.labels(endpoint).observe(time.perf_counter() - g.started)
         return response
 
 
 @bp.get("/metrics")
 def get_metrics():
-    """The app's registry in Prometheus text format; bearer `metrics_token` required only when that is set."""
+    """Every metric in the format the scraper asks for; bearer `metrics_token` required only when that is set."""
     from api.context import state
 
     s = state()
@@ -118,4 +141,14 @@ def get_metrics():
         if not hmac.compare_digest(given.encode(), s.settings.metrics_token.encode()):
             raise ApiError(401, "/metrics needs the metrics token", kind="unauthorized",
                            headers={"WWW-Authenticate": "Bearer"})
-    return Response(generate_latest(s.metrics), mimetype=CONTENT_TYPE_LATEST)
+    families = s.metrics.families()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families([f for f in families if f.name != RETIRED]))
+    retired = [f for f in families if f.name == RETIRED]
+    registry.register(JobCollector(s.read_sessions, since=s.metrics.since, live_seconds=s.settings.worker_live_seconds,
+                                   retired=lambda: retired))
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    response = Response(encoder(registry))
+    response.headers["Content-Type"] = content_type  # as given: `mimetype=` would append a second charset
+    return response
+

@@ -4,8 +4,15 @@ event streams each cost a greenlet, not a thread, and never starve other request
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
+import shutil
 import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.util import import_app
@@ -13,6 +20,38 @@ from gunicorn.util import import_app
 from store.settings import Settings, load_settings
 
 APP = "api.wsgi:application"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # as api.metrics (not imported: nothing of the app loads in the master)
+SINCE_ENV = "TRAINYARD_METRICS_SINCE"
+
+
+@contextlib.contextmanager
+def multiprocess_metrics(env=os.environ) -> Iterator[str]:
+    """Set up prometheus_client's multiprocess mode for the worker processes gunicorn will fork: every process
+    writes its counters into one folder and a scrape adds them all up (api.metrics).
+
+    The folder is PROMETHEUS_MULTIPROC_DIR when set (emptied of an earlier run's files first: they would count
+    twice), else a private temporary one removed on exit. TRAINYARD_METRICS_SINCE says when this API started
+    (the job counters count the jobs that finished since). Set in the environment before the fork, so each
+    worker imports prometheus_client in multiprocess mode.
+    """
+    given = env.get(MULTIPROC_ENV)
+    folder = Path(given) if given else Path(tempfile.mkdtemp(prefix="trainyard-metrics-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.db"):
+        old.unlink()
+    env[MULTIPROC_ENV], env[SINCE_ENV] = str(folder), repr(time.time())
+    try:
+        yield str(folder)
+    finally:
+        if not given:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def child_exit(_server, worker) -> None:
+    """gunicorn's hook when a worker process exits: its live gauges stop counting (its counters stay summed)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 class _Gunicorn(BaseApplication):
@@ -48,6 +87,7 @@ def gunicorn_options(*, host: str, port: int, workers: int, settings: Settings |
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "info",
+        "child_exit": child_exit,
     }
 
 
@@ -62,7 +102,8 @@ def run_gunicorn(app: str, options: dict) -> int:
 
 def serve(*, host: str, port: int, workers: int) -> int:
     """Run the API in this process (it becomes the gunicorn master) until stopped; returns the exit status."""
-    return run_gunicorn(APP, gunicorn_options(host=host, port=port, workers=workers, settings=load_settings()))
+    with multiprocess_metrics():
+        return run_gunicorn(APP, gunicorn_options(host=host, port=port, workers=workers, settings=load_settings()))
 
 
 def main(argv: list[str] | None = None) -> int:

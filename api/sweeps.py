@@ -19,6 +19,7 @@ from api.jsonio import isoformat, parse_json
 from api.offload import offload
 from api.params import page_limit
 from api.sweep_submit import validate_sweep
+from api.views import api_spec
 from store import sweeps as repo
 from store.models import FINISHED, Sweep
 
@@ -52,7 +53,7 @@ def sweep_body(sweep: Sweep, counts: dict[str, int], best: dict | None, *, full:
             "cancel_requested": bool(sweep.cancel_requested), "pinned": bool(sweep.pinned),
             "links": sweep_links(sweep.id)}
     if full:
-        body["base"] = req["base"]
+        body["base"] = api_spec(req["base"])  # as the OpenAPI document declares a spec: no `dataset.path`
     return body
 
 

@@ -53,15 +53,6 @@ def api_spec(spec: dict) -> dict:
     return spec
 
 
-def api_spec(spec: dict) -> dict:
-    """The normalised spec as the API shows it: without `dataset.path`, which only local runs may use (the API
-    refuses it, and its OpenAPI document does not declare it)."""
-    dataset = spec.get("dataset")
-    if isinstance(dataset, dict) and "path" in dataset and dataset["path"] is None:
-        spec = {**spec, "dataset": {k: v for k, v in dataset.items() if k != "path"}}
-    return spec
-
-
 def job_summary(job: Job, *, queue_position: int | None = None, pending_reason: str | None = None) -> dict:
     """One job as GET /jobs lists it: no spec, and only the final metrics that are numbers (a list stays small
     however large its jobs' specs are)."""

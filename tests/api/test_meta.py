@@ -166,7 +166,7 @@ def test_job_duration_histogram_is_counted_by_the_database(api_both):
     job = api_both.alice.submit(XOR_FIT)
     train(api_both, job["id"], XOR_FIT)
     text = api_both.client.get("/api/v1/metrics").get_data(as_text=True)
-    assert 'trainyard_job_duration_seconds_bucket{le="1",status="succeeded"} 1.0' in text
+    assert 'trainyard_job_duration_seconds_bucket{le="1.0",status="succeeded"} 1.0' in text
     assert 'trainyard_job_duration_seconds_count{status="succeeded"} 1.0' in text
     assert 'trainyard_job_duration_seconds_count{status="failed"} 0.0' in text
     total = float(re.search(r'trainyard_job_duration_seconds_sum\{status="succeeded"\} (\S+)', text).group(1))
