@@ -42,7 +42,7 @@ def finished(client: Client, sweep: Sweep, sort: str = "trial") -> Outcome:
 
 
 def follow(client: Client, sweep_id: str, args: argparse.Namespace) -> Outcome:
-    view = None if args.quiet or args.json else LiveView()
+    view = None if args.quiet else LiveView()  # on stderr: --json keeps stdout to its one line
     try:
         sweep = client.wait_sweep(sweep_id, timeout=args.timeout, poll_interval=args.interval, on_update=view)
     except WaitTimeout as exc:
@@ -71,7 +71,7 @@ def sweep_create(args: argparse.Namespace, client: Client) -> Outcome:
     started = f"started sweep {sweep.id} ({sweep.name or 'unnamed'}: {sweep.trials} trials, {sweep.parallel} at once)"
     if not args.wait:
         return Outcome(0, sweep.to_dict(), started)
-    if not args.quiet and not args.json:
+    if not args.quiet:
         print(started, file=sys.stderr)
     return follow(client, sweep.id, args)
 
