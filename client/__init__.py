@@ -2,10 +2,10 @@
 
 from client.client import Client
 from client.errors import (ApiError, BadRequest, Conflict, ConnectionFailed, DatasetFileError, Forbidden, NotFound,
-                           PayloadTooLarge, RateLimited, ServerError, ServiceUnavailable, Unauthorized,
-                           UnsupportedMediaType, ValidationFailed, WaitTimeout)
+                           PayloadTooLarge, RateLimited, ServerError, ServiceNotRunning, ServiceUnavailable,
+                           Unauthorized, UnsupportedMediaType, ValidationFailed, WaitTimeout)
 from client.models import Job
 
 __all__ = ["ApiError", "BadRequest", "Client", "Conflict", "ConnectionFailed", "DatasetFileError", "Forbidden", "Job",
-           "NotFound", "PayloadTooLarge", "RateLimited", "ServerError", "ServiceUnavailable", "Unauthorized",
-           "UnsupportedMediaType", "ValidationFailed", "WaitTimeout"]
+           "NotFound", "PayloadTooLarge", "RateLimited", "ServerError", "ServiceNotRunning", "ServiceUnavailable",
+           "Unauthorized", "UnsupportedMediaType", "ValidationFailed", "WaitTimeout"]

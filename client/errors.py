@@ -96,6 +96,16 @@ class ConnectionFailed(ServiceUnavailable):
         super().__init__(0, "connection failed", f"cannot reach {url}: {reason}")
 
 
+class ServiceNotRunning(ConnectionFailed):
+    """The connection was refused before the service ever answered: nothing listens there (not retried)."""
+
+    HINT = ("is the service running? start one with `make run` (or `trainyard up`) at the repository root, "
+            "or give its address with --url or TRAINYARD_URL")
+
+    def __init__(self, url: str):
+        super().__init__(url, f"Connection refused\n  {self.HINT}")
+
+
 class DatasetFileError(ValueError):
     """A spec's local `dataset.path` cannot be sent: no such file, no labels file beside it, unknown format."""
 

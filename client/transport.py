@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import requests
 
-from client.errors import ApiError, ConnectionFailed, error_for
+from client.errors import ApiError, ConnectionFailed, ServiceNotRunning, error_for
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 API_PREFIX = "/api/v1"
@@ -41,6 +41,7 @@ class Transport:
         self.session = session or requests.Session()
         self.sleep = sleep
         self.on_retry = on_retry
+        self.answered = False  # whether this service has answered once: a refusal after that is a restart
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number `attempt` (0-based): doubling, capped, or the server's Retry-After."""
@@ -77,10 +78,13 @@ class Transport:
                     requests.exceptions.InvalidURL) as exc:  # never worth a retry
                 raise ConnectionFailed(self.root, f"not a usable URL ({exc})") from exc
             except (requests.ConnectionError, requests.Timeout) as exc:
+                if not self.answered and _refused(exc):  # nothing listens there: waiting will not help
+                    raise ServiceNotRunning(self.root) from exc
                 if last:
                     raise ConnectionFailed(self.root, _reason(exc)) from exc
                 self.wait_before_retry(attempt, f"cannot reach {self.root}: {_reason(exc)}")
                 continue
+            self.answered = True
             if response.status_code in retry_statuses and not last:
                 retry_after = retry_after_seconds(response)
                 reason = problem_error(response).describe().splitlines()[0]
@@ -128,6 +132,22 @@ def retry_after_seconds(response: requests.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a connection error is a refusal (nothing listens at the address), anywhere in its chain."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        error = todo.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, ConnectionRefusedError):
+            return True
+        todo.extend([error.__cause__, error.__context__, getattr(error, "reason", None),
+                     *(a for a in error.args if isinstance(a, BaseException))])
+    return "Connection refused" in str(exc)
 
 
 def _reason(exc: Exception) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from client import Client, DatasetFileError
+from client import Client, ConnectionFailed, DatasetFileError, ServiceNotRunning
 from client.cli import main
 from client.commands import csv_rows
 from client.transport import api_root
@@ -136,33 +136,42 @@ def test_a_401_without_a_token_says_where_the_cli_looked(cli, fake, tmp_path, mo
 
 
 def test_the_transport_reports_each_retry_and_prints_nothing_itself(fake, make_client, capsys):
-    answers = iter([problem(503, "Service Unavailable", "database restarting"), Reply(200, {"items": []})])
+    answers = iter([problem(503, "Service Unavailable", "database restarting"), Reply(200, {"items": []}),
+                    Reply(200, {"items": []})])
     fake.route("GET", "/workers", lambda req, m: next(answers))
     calls = []
-    client = make_client(retries=3, backoff=0.01, on_retry=lambda *args: calls.append(args))
+    client = make_client(retries=2, backoff=0.01, on_retry=lambda *args: calls.append(args))
     assert client.workers() == []
-    assert calls == [(1, 3, "503 Service Unavailable: database restarting", 0.01)]
-    port = closed_port()
-    with pytest.raises(Exception, match="connection failed"):
-        make_client(url=f"http://127.0.0.1:{port}", retries=2, backoff=0.01,
-                    on_retry=lambda *args: calls.append(args)).catalog()
+    assert calls == [(1, 2, "503 Service Unavailable: database restarting", 0.01)]
+    port = fake.httpd.server_address[1]
+    fake.stop()  # the service answered before: a refusal now is a restart, worth the retries
+    with pytest.raises(ConnectionFailed, match="connection failed") as info:
+        client.workers()
+    assert not isinstance(info.value, ServiceNotRunning)
     assert [c[:2] for c in calls[1:]] == [(1, 2), (2, 2)]
     assert calls[1][2] == f"cannot reach http://127.0.0.1:{port}/api/v1: Connection refused"
     assert capsys.readouterr() == ("", "")
 
 
-def test_the_cli_says_it_is_retrying(monkeypatch, capsys):
-    import client.cli
-
-    monkeypatch.setattr(client.cli, "Client", lambda **kw: Client(**kw, backoff=0.01, max_backoff=0.02))
+def test_a_refused_first_connection_fails_at_once_with_how_to_start_the_service(monkeypatch, capsys):
+    """Nothing listening is the commonest first mistake: no 16 s of retries, and the hint to start one."""
+    calls = []
     port = closed_port()
+    client = Client(f"http://127.0.0.1:{port}", "t", retries=5, on_retry=lambda *args: calls.append(args))
+    with pytest.raises(ServiceNotRunning):
+        client.catalog()
+    assert calls == []
     code = main(["list", "--url", f"127.0.0.1:{port}", "--token", "t"])
     err = capsys.readouterr().err
     assert code == 1
-    lines = err.splitlines()
-    assert lines[0] == (f"trainyard: cannot reach http://127.0.0.1:{port}/api/v1: Connection refused; "
-                        "retrying in 0.0 s (1/5)")
-    assert lines[4].endswith("(5/5)") and lines[5].startswith("error: connection failed")
+    assert "retrying" not in err
+    assert err.splitlines() == [
+        f"error: connection failed: cannot reach http://127.0.0.1:{port}/api/v1: Connection refused",
+        "  is the service running? start one with `make run` (or `trainyard up`) at the repository root, "
+        "or give its address with --url or TRAINYARD_URL"]
+    code = main(["list", "--url", f"127.0.0.1:{port}", "--token", "t", "--json"])
+    out = capsys.readouterr().out
+    assert code == 1 and "make run" in json.loads(out.splitlines()[-1])["error"]["detail"]
 
 
 def test_a_url_without_a_scheme_is_http(cli, fake):
