@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -26,8 +29,6 @@ from store.jobs import get_job, history_rows
 from store.models import Artifact, Blob, Job, utcnow
 from store.tokens import create_token
 from worker.runner import load_upload
-
-from conftest import start_process, stop_process
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -49,6 +50,16 @@ def old_finished_job(service, dataset_id: str, epochs: int = 5) -> str:
     with session_scope(service.factory) as session:
         session.execute(update(Job).where(Job.id == job_id).values(finished_at=utcnow() - timedelta(days=40)))
     return job_id
+
+
+def start_reconciler(settings, log) -> subprocess.Popen:
+    """`python -m worker.reconciler` with `settings` (tests/worker/conftest.py's helpers cannot be imported by name
+    when another test folder's conftest is loaded too)."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(root)}
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "worker.reconciler"], cwd=root, stdout=out,
+                                stderr=subprocess.STDOUT, env=env)
 
 
 def _children(pid: int) -> list[int]:
@@ -127,11 +138,12 @@ def test_a_job_resumes_and_its_model_downloads_while_gc_runs_back_to_back(servic
 def test_the_reconciler_purges_by_itself_when_retention_is_on(service, dataset):
     job_id = old_finished_job(service, dataset, epochs=7)
     settings = service.settings.replace(retention_days=30.0, gc_interval_seconds=0.3)
-    reconciler = start_process(settings, "worker.reconciler", log=service.logs / "reconciler-gc.log")
+    reconciler = start_reconciler(settings, service.logs / "reconciler-gc.log")
     try:
         service.wait(job_id, until=lambda job: job.purged_at is not None, timeout=30)
     finally:
-        stop_process(reconciler)
+        reconciler.terminate()  # SIGTERM: the reconciler stops its loop and its gc thread
+        assert reconciler.wait(30) == 0
     assert service.job(job_id).purged == ["history", "model"]
     assert "gc: purge 1 job finished" in (service.logs / "reconciler-gc.log").read_text()
 
