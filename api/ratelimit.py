@@ -24,6 +24,7 @@ from store.settings import Settings
 
 EXTENSION = "trainyard.ratelimit"
 SCOPE = "token"
+STORAGE_TIMEOUT_SECONDS = 2.0
 
 
 def window(settings: Settings) -> tuple[int, int]:
@@ -47,7 +48,10 @@ def install(app: Flask) -> None:
     """Give `app` the per-token limit; `create_app` calls it. `check(key)` applies it."""
     settings: Settings = app.extensions["trainyard"].settings
     limiter = Limiter(_key, app=app, storage_uri=settings.rate_limit_storage_url, strategy="moving-window",
-                      storage_options={"key_prefix": f"{settings.broker_namespace}limits"},
+                      storage_options={"key_prefix": f"{settings.broker_namespace}limits",
+                                       # a Redis that hangs costs a request this long, not forever
+                                       "socket_timeout": STORAGE_TIMEOUT_SECONDS,
+                                       "socket_connect_timeout": STORAGE_TIMEOUT_SECONDS},
                       in_memory_fallback_enabled=True)  # storage unreachable: count in this process meanwhile
     requests, seconds = window(settings)
 
