@@ -41,7 +41,8 @@ def queue_length(c) -> int:
 
 def running_and_queued(c, seeds=(2, 3, 4)) -> tuple[str, list[str]]:
     """One job training on the worker and three whose messages wait in Redis."""
-    running = c.create(moons_spec(1500, 100, name="running"))
+    # Its own seed in each test: an identical spec would reuse the first test's result (store.reuse) and not run.
+    running = c.create(moons_spec(1500, 100, name="running", seed=seeds[0]))
     queued = [c.create(xor_spec(200, name="queued", seed=seed)) for seed in seeds]
     wait_for(lambda: c.job(running).epoch > 0, 60, "the first job to train", explain=c.log_tail)
     assert [c.job(j).status for j in queued] == ["queued"] * 3 and queue_length(c) == 3
