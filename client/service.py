@@ -50,7 +50,7 @@ def migrate(args: argparse.Namespace) -> int:
 
 def token_create(args: argparse.Namespace) -> int:
     return call("store.token_commands", "create_token_cli", args.user, name=args.name, scopes=args.scopes,
-                expires=args.expires, as_json=args.json)
+                expires=args.expires, as_json=args.json, create_database=args.create_database)
 
 
 def token_list(args: argparse.Namespace) -> int:
@@ -119,7 +119,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("token", help="create, list or revoke API tokens")
     token_sub = p.add_subparsers(dest="token_command", metavar="create|list|revoke", required=True)
     as_json = dict(action="store_true", help="print one JSON object as the last line of stdout")
-    t = token_sub.add_parser("create", help="create a token; printed on the last line")
+    t = token_sub.add_parser("create", help="create a token; printed on the last line",
+                             description="Create a token in the database the service uses: TRAINYARD_DATABASE_URL, "
+                                         "else $TRAINYARD_HOME/trainyard.db (default ./var of the current folder, "
+                                         "so run it where `make run` runs). Says which database; refuses one that "
+                                         "does not exist unless --create-database.")
     t.add_argument("--user", required=True, metavar="NAME")
     t.add_argument("--name", help="a label to tell this token apart in `token list` (e.g. ci, dashboard)")
     t.add_argument("--scopes", default="read,write",
@@ -127,6 +131,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "upload); default read,write")
     t.add_argument("--expires", metavar="DURATION",
                    help="30d, 12h, 2w… or never (default $TRAINYARD_TOKEN_DEFAULT_EXPIRY, 90d)")
+    t.add_argument("--create-database", action="store_true",
+                   help="create the database (and its schema) if there is none yet, instead of refusing")
     t.add_argument("--json", **as_json)
     t.set_defaults(handler=token_create, service=True)
     t = token_sub.add_parser("list", help="every token's name, scopes, state, created, last used and expiry "

@@ -8,7 +8,9 @@ stdout (`create` also for people prints the token itself on its last line). Exit
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -16,12 +18,52 @@ from store.durations import parse_duration
 from store.tokens import create_api_token, describe_token, list_tokens, revoke_tokens
 
 
-def _engine():
+class NoDatabase(Exception):
+    """The configured database does not exist (yet): a token there would not reach the running service."""
+
+
+def describe_database(settings) -> str:
+    """The configured database for people: its URL without a password, and where an SQLite default comes from."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url).render_as_string(hide_password=True)
+    if settings.is_sqlite and not os.environ.get("TRAINYARD_DATABASE_URL"):
+        home = "TRAINYARD_HOME" if os.environ.get("TRAINYARD_HOME") else "TRAINYARD_HOME, default ./var"
+        return f"{url} ({home}: {settings.home})"
+    return url
+
+
+def database_exists(settings) -> bool:
+    """Whether the configured database holds trainyard's schema (an SQLite file is never created by asking)."""
+    from sqlalchemy import inspect
+
+    from store.db import make_engine
+
+    if settings.is_sqlite:
+        from sqlalchemy.engine import make_url
+
+        name = make_url(settings.database_url).database
+        if name and name != ":memory:" and not Path(name).is_file():
+            return False
+    engine = make_engine(settings)
+    try:
+        with engine.connect() as connection:
+            return inspect(connection).has_table("alembic_version")
+    finally:
+        engine.dispose()
+
+
+def _engine(create_database: bool = False):
     from store.db import make_engine
     from store.migrate import upgrade
     from store.settings import load_settings
 
     settings = load_settings()
+    if not create_database and not database_exists(settings):
+        raise NoDatabase(
+            f"no trainyard database at {describe_database(settings)}. Run this where the service runs (the "
+            "repository root for `make run`), or point TRAINYARD_HOME or TRAINYARD_DATABASE_URL at the service's "
+            "database; `trainyard token create --create-database` creates a new, empty one there")
     upgrade(settings)
     return make_engine(settings)
 
@@ -33,11 +75,11 @@ def _usage(message: str, as_json: bool) -> int:
     return 2
 
 
-def _in_session(work: Callable[[Any], Any]) -> Any:
-    """`work(session)` in one transaction on the configured database."""
+def _in_session(work: Callable[[Any], Any], create_database: bool = False) -> Any:
+    """`work(session)` in one transaction on the configured database (NoDatabase if it does not exist)."""
     from store.db import make_sessionmaker, session_scope
 
-    engine = _engine()
+    engine = _engine(create_database)
     try:
         with session_scope(make_sessionmaker(engine)) as session:
             return work(session)
@@ -46,8 +88,9 @@ def _in_session(work: Callable[[Any], Any]) -> Any:
 
 
 def create_token_cli(user: str, *, name: str | None = None, scopes: str | None = None, expires: str | None = None,
-                     as_json: bool = False) -> int:
-    """`trainyard token create --user NAME [--name N] [--scopes read,write] [--expires 30d|never] [--json]`."""
+                     as_json: bool = False, create_database: bool = False) -> int:
+    """`trainyard token create --user NAME [--name N] [--scopes read,write] [--expires 30d|never] [--json]
+    [--create-database]`: the token goes into the configured database, which must exist unless asked to create it."""
     from store.settings import load_settings
     from store.tokens import normalise_scopes
 
@@ -66,13 +109,18 @@ def create_token_cli(user: str, *, name: str | None = None, scopes: str | None =
                                       expires_in=expires_in)
         return token, describe_token(row)
 
-    token, info = _in_session(work)
+    try:
+        token, info = _in_session(work, create_database)
+    except NoDatabase as exc:
+        return _usage(str(exc), as_json)
+    database = describe_database(load_settings())
     if as_json:
-        print(json.dumps({**info, "token": token}))
+        print(json.dumps({**info, "token": token, "database": database}))
         return 0
     until = f"until {info['expires_at']}" if info["expires_at"] else "until revoked (never expires)"
     print(f"token {info['id']} for user {user!r}{f' ({name})' if name else ''}: scopes {' '.join(info['scopes'])}, "
           f"valid {until}")
+    print(f"in database {database}")
     print("shown once; keep it secret:")
     print(token)
     return 0
@@ -94,7 +142,11 @@ def _cell(key: str, value: Any) -> str:
 
 def list_tokens_cli(user: str | None = None, *, as_json: bool = False) -> int:
     """`trainyard token list [--user NAME] [--json]`: every token's id, user, name, scopes, state, times."""
-    tokens = _in_session(lambda session: [describe_token(t) for t in list_tokens(session=session, user_name=user)])
+    try:
+        tokens = _in_session(lambda session: [describe_token(t) for t in list_tokens(session=session,
+                                                                                    user_name=user)])
+    except NoDatabase as exc:
+        return _usage(str(exc), as_json)
     if as_json:
         print(json.dumps({"tokens": tokens}))
         return 0
@@ -116,8 +168,11 @@ def revoke_token_cli(token: str | None, user: str | None, *, token_id: str | Non
         return _usage("give exactly one of a token, --id ID or --user NAME", as_json)
     if name is not None and user is None:
         return _usage("--name needs --user (token names are per user)", as_json)
-    count = _in_session(lambda session: revoke_tokens(session=session, token=token, user_name=user,
+    try:
+        count = _in_session(lambda session: revoke_tokens(session=session, token=token, user_name=user,
                                                           token_id=token_id, name=name))
+    except NoDatabase as exc:
+        return _usage(str(exc), as_json)
     if as_json:
         print(json.dumps({"revoked": count}))
     else:

@@ -72,7 +72,7 @@ def test_token_cli_prints_the_token_last_and_revokes(sqlite_settings, monkeypatc
     from store.token_commands import create_token_cli, revoke_token_cli
 
     monkeypatch.setenv("TRAINYARD_HOME", str(sqlite_settings.home))
-    assert create_token_cli("erin") == 0
+    assert create_token_cli("erin", create_database=True) == 0
     token = capsys.readouterr().out.strip().splitlines()[-1]
     assert token.startswith("ty_")
     assert revoke_token_cli(token, None) == 0

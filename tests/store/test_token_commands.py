@@ -17,11 +17,11 @@ from store.tokens import create_api_token, digest, normalise_scopes, touch_token
 
 
 @pytest.fixture
-def cli(db_settings, monkeypatch, capsys):
-    """`cli(function, *args, **kw)` → (exit code, stdout lines, stderr), with the test's database configured."""
+def cli(migrated_settings, monkeypatch, capsys):
+    """`cli(function, *args, **kw)` → (exit code, stdout lines, stderr), with the test's (migrated) database."""
     for key in [k for k in __import__("os").environ if k.startswith("TRAINYARD_")]:
         monkeypatch.delenv(key)
-    for key, value in db_settings.to_env().items():
+    for key, value in migrated_settings.to_env().items():
         monkeypatch.setenv(key, value)
 
     def run(function, *args, **kw):
@@ -126,3 +126,43 @@ def test_expired_tokens_do_not_verify_and_touch_is_conditional(db_settings):
             assert touch_token(session=s, token_id=token_id, now=now + timedelta(seconds=61)) is True
     finally:
         engine.dispose()
+
+
+def test_token_create_says_which_database_and_refuses_one_that_does_not_exist(tmp_path, monkeypatch, capsys):
+    """In another folder, `token create` used to make a new ./var/trainyard.db silently: a token the service never
+    sees. It names the database, refuses a missing one, and creates one only with --create-database."""
+    for key in [k for k in __import__("os").environ if k.startswith("TRAINYARD_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    database = tmp_path / "var" / "trainyard.db"
+    for command in (lambda: create_token_cli("bob"), lambda: list_tokens_cli(),
+                    lambda: revoke_token_cli(None, "bob"), lambda: create_token_cli("bob", as_json=True)):
+        assert command() == 2
+        captured = capsys.readouterr()
+        assert f"no trainyard database at sqlite:///{database} (TRAINYARD_HOME, default ./var: {tmp_path / 'var'})" \
+            in captured.err
+        assert "--create-database" in captured.err and not database.exists()
+    assert json.loads(captured.out.splitlines()[-1])["error"]["detail"].startswith("no trainyard database at")
+    assert create_token_cli("bob", create_database=True) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert database.is_file() and out[-1].startswith("ty_")
+    assert out[1] == f"in database sqlite:///{database} (TRAINYARD_HOME, default ./var: {tmp_path / 'var'})"
+    assert create_token_cli("bob", as_json=True) == 0  # now it exists: no flag needed
+    assert json.loads(capsys.readouterr().out)["database"].startswith(f"sqlite:///{database}")
+
+
+def test_token_create_refuses_an_unmigrated_postgresql_database_and_hides_its_password(postgres_settings,
+                                                                                      monkeypatch, capsys):
+    from store.token_commands import describe_database
+
+    for key in [k for k in __import__("os").environ if k.startswith("TRAINYARD_")]:
+        monkeypatch.delenv(key)
+    for key, value in postgres_settings.to_env().items():
+        monkeypatch.setenv(key, value)
+    assert create_token_cli("bob") == 2  # the database is there, but without trainyard's tables
+    assert f"no trainyard database at {postgres_settings.database_url}" in capsys.readouterr().err
+    assert create_token_cli("bob", create_database=True) == 0
+    assert capsys.readouterr().out.splitlines()[1] == f"in database {postgres_settings.database_url}"
+    url = postgres_settings.database_url.replace("postgres@", "postgres:s3cret@", 1)
+    described = describe_database(postgres_settings.replace(database_url=url))
+    assert "s3cret" not in described and "***" in described
