@@ -68,7 +68,8 @@ def _step(sweep_id: str) -> None:
 
     st = state()
     try:
-        offload(step, settings=st.settings, factory=st.sessions, sweep_id=sweep_id, celery=celery_app(), prune=False)
+        step(settings=st.settings, factory=st.sessions, sweep_id=sweep_id, celery=celery_app(), prune=False,
+             compute=offload)  # the database work here (gevent sees it), Optuna's in the thread pool
     except Exception:  # the database or broker may be briefly down: the sweep is stored, the controller goes on
         log.warning("sweep %s: first step failed; the controller will take it", sweep_id, exc_info=True)
 
@@ -78,7 +79,7 @@ def create_sweep():
     """201 + Location: the sweep, its first trials queued."""
     db, owner, settings = session(), user_id(), state().settings
     doc = offload(parse_json, request.get_data(), settings, what="a JSON sweep", max_items=settings.max_spec_items)
-    sweep_request = offload(validate_sweep, doc, db=db, owner=owner, settings=settings)
+    sweep_request = validate_sweep(doc, db=db, owner=owner, settings=settings)  # offloads each spec's validation
     with writing() as w:
         sweep = repo.create_sweep(session=w, owner=owner, request=sweep_request.as_json())
     _step(sweep.id)

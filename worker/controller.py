@@ -24,6 +24,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
@@ -61,9 +62,17 @@ def celery_for(settings: Settings) -> Celery:
     return _celery[key]
 
 
+def _call(fn: Callable, *args, **kwargs):
+    return fn(*args, **kwargs)
+
+
 def step(*, settings: Settings, factory: sessionmaker[Session], sweep_id: str, celery: Celery | None = None,
-         prune: bool = True) -> Step:
-    """One decision round for the sweep (see the module docstring); publishes what it created."""
+         prune: bool = True, compute: Callable = _call) -> Step:
+    """One decision round for the sweep (see the module docstring); publishes what it created.
+
+    `compute(fn, *args)` runs the search's pure computation (the API passes its offload, so Optuna's work leaves
+    the event loop while the database work stays on it).
+    """
     done = Step()
     with session_scope(factory) as session:
         sweep = repo.lock_sweep(session=session, sweep_id=sweep_id)
@@ -71,9 +80,9 @@ def step(*, settings: Settings, factory: sessionmaker[Session], sweep_id: str, c
             return done
         jobs = repo.trial_jobs(session=session, sweep_id=sweep_id)
         if prune and not sweep.cancel_requested and sweep.request["pruner"]["name"] != "none":
-            done.pruned = _prune(session, sweep, jobs)
+            done.pruned = _prune(session, sweep, jobs, compute)
         if not sweep.cancel_requested and sweep.error is None:  # (an error: the sampler failed; no more trials)
-            _create(session, settings, sweep, jobs, done)
+            _create(session, settings, sweep, jobs, done, compute)
         if not any(j.status in ACTIVE for j in jobs) and (sweep.cancel_requested or sweep.error is not None
                                                           or sweep.next_trial >= sweep.trials):
             done.finished = _finish(session, sweep, jobs)
@@ -98,7 +107,7 @@ def _rows(session: Session, sweep: Sweep, jobs: list[Job], history: bool) -> lis
     return rows
 
 
-def _prune(session: Session, sweep: Sweep, jobs: list[Job]) -> list[int]:
+def _prune(session: Session, sweep: Sweep, jobs: list[Job], compute: Callable = _call) -> list[int]:
     candidates = [j for j in jobs if j.status == RUNNING and not j.cancel_requested and (j.epoch or 0) > 0]
     if not candidates:
         return []
@@ -107,14 +116,15 @@ def _prune(session: Session, sweep: Sweep, jobs: list[Job]) -> list[int]:
     pruned = []
     for job in candidates:
         target = by_number[job.trial]
-        if target.intermediate and should_prune(sweep.request, rows, target, sweep.id):
+        if target.intermediate and compute(should_prune, sweep.request, rows, target, sweep.id):
             if repo.prune_trial(session=session, job_id=job.id, epoch=max(target.intermediate)):
                 pruned.append(job.trial)
                 log.info("sweep %s: trial %d pruned after epoch %d", sweep.id, job.trial, max(target.intermediate))
     return pruned
 
 
-def _create(session: Session, settings: Settings, sweep: Sweep, jobs: list[Job], done: Step) -> None:
+def _create(session: Session, settings: Settings, sweep: Sweep, jobs: list[Job], done: Step,
+            compute: Callable = _call) -> None:
     active = sum(j.status in ACTIVE for j in jobs)
     rows = None
     while active < sweep.parallel and sweep.next_trial < sweep.trials:
@@ -123,7 +133,7 @@ def _create(session: Session, settings: Settings, sweep: Sweep, jobs: list[Job],
             return
         rows = rows if rows is not None else _rows(session, sweep, jobs, history=False)
         try:
-            params = next_params(sweep.request, rows, sweep.next_trial)
+            params = compute(next_params, sweep.request, rows, sweep.next_trial)
         except Exception as exc:  # the search is pure computation: what fails now would fail on every pass
             log.exception("sweep %s: the sampler failed", sweep.id)
             sweep.error = {"code": "sampler_error", "message": f"the sampler failed: {type(exc).__name__}: {exc}"}
