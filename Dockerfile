@@ -18,8 +18,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 10001 trainyard \
     && mkdir -p /var/lib/trainyard && chown trainyard /var/lib/trainyard
 WORKDIR /app
-# The dependencies first, from pyproject.toml alone, so that a change to the code reuses this layer.
-COPY pyproject.toml README.md ./
+# The dependencies first, from pyproject.toml alone, so that a change to the code or the README reuses this layer.
+COPY pyproject.toml ./
 RUN python -c "import sys, tomllib; p = tomllib.load(open('pyproject.toml', 'rb')); \
 extras = [e for e in sys.argv[1].split(',') if e]; \
 print(*p['build-system']['requires'], *p['project']['dependencies'], \
@@ -27,6 +27,7 @@ print(*p['build-system']['requires'], *p['project']['dependencies'], \
     > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
+COPY README.md ./
 COPY api ./api
 COPY client ./client
 COPY core ./core

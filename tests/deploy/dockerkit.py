@@ -51,6 +51,36 @@ def ensure_standins() -> None:
         raise RuntimeError(f"building the stand-in base images failed:\n{built.stdout}\n{built.stderr}")
 
 
+def remove_stale_projects(prefix: str, older_than_seconds: float = 3600) -> list[str]:
+    """Remove the compose projects named `prefix…` whose containers are all older than this (a run that was killed
+    before its `down`: their `restart: unless-stopped` containers would come back with the next dockerd)."""
+    import datetime as dt
+
+    listed = subprocess.run(["docker", "ps", "-a", "-q", "--no-trunc", "--filter", "label=com.docker.compose.project"],
+                            capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    if not listed:
+        return []
+    rows = subprocess.run(["docker", "inspect", "-f", '{{index .Config.Labels "com.docker.compose.project"}} '
+                           "{{.Created}}", *listed], capture_output=True, text=True, timeout=60).stdout.split("\n")
+    now, newest = dt.datetime.now(dt.timezone.utc), {}
+    for row in filter(None, rows):
+        project, created = row.split(" ", 1)
+        if project.startswith(prefix):
+            when = dt.datetime.fromisoformat(created.strip()[:26].rstrip("Z") + "+00:00")
+            newest[project] = max(newest.get(project, when), when)
+    stale = sorted(p for p, when in newest.items() if (now - when).total_seconds() > older_than_seconds)
+    for project in stale:
+        ids = subprocess.run(["docker", "ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={project}"],
+                             capture_output=True, text=True, timeout=60).stdout.split()
+        subprocess.run(["docker", "rm", "-f", "-v", *ids], capture_output=True, timeout=300)
+        for kind in ("network", "volume"):
+            names = subprocess.run(["docker", kind, "ls", "-q", "--filter", f"label=com.docker.compose.project={project}"],
+                                   capture_output=True, text=True, timeout=60).stdout.split()
+            if names:
+                subprocess.run(["docker", kind, "rm", *names], capture_output=True, timeout=120)
+    return stale
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
