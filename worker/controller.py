@@ -126,9 +126,11 @@ def _prune(session: Session, sweep: Sweep, jobs: list[Job], compute: Callable = 
 def _create(session: Session, settings: Settings, sweep: Sweep, jobs: list[Job], done: Step,
             compute: Callable = _call) -> None:
     active = sum(j.status in ACTIVE for j in jobs)
-    rows = None
+    rows, queued = None, None
     while active < sweep.parallel and sweep.next_trial < sweep.trials:
-        if repo.count_queued(session=session, owner=sweep.owner_id) >= settings.max_queued_per_user:
+        if queued is None:  # the owner's queued jobs, counted once per step (then each trial queued here adds one)
+            queued = repo.count_queued(session=session, owner=sweep.owner_id)
+        if queued >= settings.max_queued_per_user:
             log.info("sweep %s: its owner has max_queued_per_user jobs queued; the next trial waits", sweep.id)
             return
         rows = rows if rows is not None else _rows(session, sweep, jobs, history=False)
@@ -151,7 +153,7 @@ def _create(session: Session, settings: Settings, sweep: Sweep, jobs: list[Job],
         rows.append(repo.trial_row(job, sweep.request["objective"]["metric"]))
         if job.status == QUEUED:
             done.created.append((job.id, job.device))
-            active += 1
+            active, queued = active + 1, queued + 1
 
 
 def _finish(session: Session, sweep: Sweep, jobs: list[Job]) -> str:

@@ -261,3 +261,18 @@ def test_a_sampler_that_fails_ends_the_sweep_failed_with_its_reason(api, monkeyp
     done = api.alice.get(f"/sweeps/{body['id']}").get_json()
     assert done["status"] == "failed" and done["created"] == 1 and done["error"] == {
         "code": "sampler_error", "message": "the sampler failed: ValueError: no such distribution"}
+
+
+def test_trials_wait_while_their_owner_is_at_max_queued_per_user(sqlite_settings):
+    from apitest import make_api
+
+    api = make_api(sqlite_settings, max_queued_per_user=1)
+    try:
+        body = create(api.alice, sweep(trials=3, parallel=3))
+        assert (body["created"], body["counts"]["queued"]) == (1, 1)  # parallel 3, but one queued job is the limit
+        (first,) = trials(api.alice, body["id"])["items"]
+        claim(api, first["job_id"])  # running: no longer queued
+        advance(api, body["id"])
+        assert api.alice.get(f"/sweeps/{body['id']}").get_json()["created"] == 2
+    finally:
+        api.engine.dispose()
