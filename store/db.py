@@ -77,6 +77,7 @@ def make_engine(settings: Settings) -> Engine:
         connect_args=pgtimeouts.connect_args(settings),  # connect, keepalive and server-side timeouts
     )
     connection_class = pgtimeouts.connection_class(settings)
+    pgtimeouts.limit_pings(engine, settings)
 
     @event.listens_for(engine, "do_connect")
     def _connect(_dialect, _record, cargs, cparams):  # a hung server is an error, not a stall

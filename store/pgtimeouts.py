@@ -82,6 +82,25 @@ class ResponseLimitedConnection(psycopg.Connection):
                 "the connection was closed") from None
 
 
+def limit_pings(engine, settings: Settings) -> None:
+    """The pool's pre-ping (`SELECT 1` before a pooled connection is handed out) gives up after
+    min(db_response_timeout_seconds, db_connect_timeout_seconds) of silence: it is as trivial as the handshake,
+    and after a hang each API process's first request pays for it and then for one connect attempt."""
+    ping = engine.dialect.do_ping
+    seconds = min(settings.db_response_timeout_seconds, settings.db_connect_timeout_seconds)
+
+    def do_ping(dbapi_connection) -> bool:
+        if not isinstance(dbapi_connection, ResponseLimitedConnection):
+            return ping(dbapi_connection)
+        dbapi_connection.response_timeout = seconds  # this connection only, for this ping
+        try:
+            return ping(dbapi_connection)
+        finally:
+            del dbapi_connection.response_timeout  # back to the class's limit
+
+    engine.dialect.do_ping = do_ping
+
+
 def connection_class(settings: Settings) -> type[ResponseLimitedConnection]:
     """The connection class for `settings` (its response limit as a class attribute: one class per limit)."""
     return type("ResponseLimitedConnection", (ResponseLimitedConnection,),

@@ -89,3 +89,24 @@ def test_a_long_silent_statement_within_the_limit_is_not_cut(hung):
     engine, _ = hung
     with engine.connect() as conn:  # the server is silent 0.5 s of the 1 s allowed, then answers
         assert conn.execute(text("SELECT 7 FROM pg_sleep(0.5)")).scalar() == 7
+
+
+def test_the_pools_ping_gives_up_after_the_connect_timeout_not_the_response_timeout(postgres_settings):
+    """A statement may be silent for 300 s here, but the pre-ping of a pooled connection is as trivial as the
+    handshake: it gives up after the 2 s connect timeout (then one connect attempt), far within BOUND."""
+    url = make_url(postgres_settings.database_url)
+    proxy = TcpProxy((url.host, url.port or 5432))
+    proxy.start()
+    engine = make_engine(postgres_settings.replace(
+        database_url=url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+        db_connect_timeout_seconds=2, db_response_timeout_seconds=300))
+    try:
+        assert select_one(engine) == 1  # pooled
+        proxy.hang()
+        out = bounded(lambda: select_one(engine))
+        assert isinstance(out.get("error"), DATABASE_UNAVAILABLE), out
+        proxy.forward()
+        assert bounded(lambda: select_one(engine)) == {"value": 1}
+    finally:
+        proxy.stop()
+        engine.dispose()
