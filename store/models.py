@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String,
-                        TypeDecorator, UniqueConstraint, false)
+                        TypeDecorator, UniqueConstraint, false, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Stable constraint names, so Alembic migrations can refer to them on every database.
@@ -170,6 +170,9 @@ class Job(Base):
         Index("ix_jobs_status_device_created", "status", "device", "created_at"),
         Index("uq_jobs_sweep_id_trial", "sweep_id", "trial", unique=True),  # a sweep's trial number is used once
         Index("ix_jobs_owner_fingerprint", "owner_id", "fingerprint"),  # store.reuse: one indexed lookup per submit
+        # store.retention: the jobs not purged yet, oldest finished first (purged ones leave the index)
+        Index("ix_jobs_retention", "finished_at", "id", postgresql_where=text("purged_at IS NULL"),
+              sqlite_where=text("purged_at IS NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

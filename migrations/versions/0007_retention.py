@@ -1,7 +1,8 @@
 """retention: pinned jobs and what gc purged (issue 14 item 4)
 
 jobs.pinned (never purged), jobs.purged_at and jobs.purged (the parts retention removed: history, checkpoint,
-model). Existing jobs are unpinned and unpurged. Downgrading drops the columns; what was purged stays gone.
+model), and a partial index of the jobs not purged yet by finished_at (gc's scan). Existing jobs are unpinned and
+unpurged. Downgrading drops the columns; what was purged stays gone.
 
 Revision ID: 0007
 Revises: 0006
@@ -24,8 +25,11 @@ def upgrade() -> None:
     op.add_column('jobs', sa.Column('pinned', sa.Boolean(), server_default=sa.false(), nullable=False))
     op.add_column('jobs', sa.Column('purged_at', store.models.UTCDateTime(timezone=True), nullable=True))
     op.add_column('jobs', sa.Column('purged', sa.JSON(), nullable=True))
+    op.create_index('ix_jobs_retention', 'jobs', ['finished_at', 'id'], postgresql_where=sa.text('purged_at IS NULL'),
+                    sqlite_where=sa.text('purged_at IS NULL'))
 
 
 def downgrade() -> None:
+    op.drop_index('ix_jobs_retention', table_name='jobs')
     for name in ('purged', 'purged_at', 'pinned'):
         op.drop_column('jobs', name)  # SQLite >= 3.35 drops a column in place (no copy, no cascade)
