@@ -203,9 +203,11 @@ def main() -> None:
             full = run_service_sweep(url, headers, request_for(args.trials, args.prune_epochs, {"name": "none"}))
             report(f"service, {args.prune_epochs} epochs, no pruner", full)
             for pruner in ({"name": "median", "warmup_epochs": 10, "startup_trials": 5},
-                           {"name": "successive_halving", "min_epochs": 5, "reduction_factor": 3}):
+                           {"name": "successive_halving", "min_epochs": 5, "reduction_factor": 3},
+                           {"name": "successive_halving", "min_epochs": 2, "reduction_factor": 4}):
                 result = run_service_sweep(url, headers, request_for(args.trials, args.prune_epochs, pruner))
-                report(f"service, {args.prune_epochs} epochs, {pruner['name']}", result, full)
+                settings = ",".join(f"{k}={v}" for k, v in pruner.items() if k not in ("name", "startup_trials"))
+                report(f"service, {args.prune_epochs} ep, {pruner['name']} {settings}", result, full)
     if not args.skip_local:
         local = run_local_study(request_for(args.trials, args.epochs, {"name": "none"}), plain["trials"])
         report(f"local Optuna n_jobs=2, {args.epochs} epochs", local)
@@ -216,7 +218,7 @@ def main() -> None:
 
 
 def report(what: str, result: dict, unpruned: dict | None = None) -> None:
-    line = f"  {what:42s} {result['wall']:7.1f} s  best {result['best']:.4f}"
+    line = f"  {what:58s} {result['wall']:7.1f} s  best {result['best']:.4f}"
     if unpruned is not None:
         line += (f" ({result['best'] - unpruned['best']:+.4f})  epochs {result['epochs']} "
                  f"({100 * result['epochs'] / unpruned['epochs']:.0f} % of unpruned), "
