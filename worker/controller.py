@@ -95,14 +95,46 @@ def step(*, settings: Settings, factory: sessionmaker[Session], sweep_id: str, c
     return done
 
 
+class _FinishedHistories:
+    """The objective's per-epoch values of finished trials, which never change: kept (up to MAX entries, oldest
+    dropped first) so that a pruning pass reads only its running trials' history. A cache, not state: a process
+    without it decides the same."""
+
+    MAX = 20_000
+
+    def __init__(self):
+        self.values: dict[tuple[str, str], dict[int, float]] = {}
+        self.lock = threading.Lock()
+
+    def get(self, session: Session, job: Job, metric: str) -> dict[int, float]:
+        key = (job.id, metric)
+        with self.lock:
+            found = self.values.get(key)
+        if found is None:
+            found = repo.intermediate_values(session=session, job_id=job.id, metric=metric)
+            with self.lock:
+                if len(self.values) >= self.MAX:
+                    self.values.pop(next(iter(self.values)))
+                self.values[key] = found
+        return found
+
+
+_finished = _FinishedHistories()
+
+
 def _rows(session: Session, sweep: Sweep, jobs: list[Job], history: bool) -> list:
-    """The trials as the search sees them; with `history`, the epochs they reported (else only pruned ones')."""
+    """The trials as the search sees them; with `history`, the epochs they reported (else only pruned ones', which
+    TPE ranks by their last value)."""
     metric = sweep.request["objective"]["metric"]
+    tpe = sweep.request["sampler"]["name"] == "tpe"
     rows = []
     for job in jobs:
         state = repo.trial_state(job)
-        wanted = state == "pruned" or (history and state in ("succeeded", "running"))
-        ivs = repo.intermediate_values(session=session, job_id=job.id, metric=metric) if wanted else None
+        ivs = None
+        if state == "running" and history:
+            ivs = repo.intermediate_values(session=session, job_id=job.id, metric=metric)
+        elif (state == "succeeded" and history) or (state == "pruned" and (history or tpe)):
+            ivs = _finished.get(session, job, metric)
         rows.append(repo.trial_row(job, metric, ivs))
     return rows
 
