@@ -31,6 +31,9 @@ class _Out(BaseModel):
 class Progress(_Out):
     epoch: int = Field(description="epochs completed so far")
     epochs: int = Field(description="epochs the spec asks for")
+    stop_reason: str | None = Field(None, description="a succeeded job that trained fewer epochs than asked: why "
+                                                      "(training.early_stopping, or scikit-learn converging); "
+                                                      "null otherwise")
 
 
 class ErrorItem(_Out):

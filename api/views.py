@@ -4,6 +4,7 @@ validating here too would cost a third of a `GET /jobs/{id}`)."""
 from __future__ import annotations
 
 from api.jsonio import finite, isoformat
+from core.stopping import stop_reason
 from store.models import Dataset, Job
 
 PREFIX = "/api/v1"
@@ -19,7 +20,7 @@ def job_body(job: Job, *, queue_position: int | None = None, pending_reason: str
     """One job as GET /jobs/{id} shows it."""
     body = {
         "id": job.id, "name": job.name, "status": job.status, "backend": job.backend, "device": job.device,
-        "spec": api_spec(job.spec), "progress": {"epoch": job.epoch or 0, "epochs": job.epochs},
+        "spec": api_spec(job.spec), "progress": progress_body(job),
         "metrics": finite(job.metrics), "error": job.error, "attempts": job.attempts or 0,
         "cancel_requested": bool(job.cancel_requested),
         "queue_position": queue_position, "pending_reason": pending_reason,
@@ -31,6 +32,14 @@ def job_body(job: Job, *, queue_position: int | None = None, pending_reason: str
     body.update(trial_fields(job))
     body["links"]["pin"] = f"{PREFIX}/jobs/{job.id}/pin"
     return body
+
+
+def progress_body(job: Job) -> dict:
+    """`{epoch, epochs, stop_reason}`: a succeeded job that trained fewer epochs than asked says why (early stopping,
+    or scikit-learn converging), so a bar at 30 % does not look like a job half done."""
+    epoch = job.epoch or 0
+    reason = stop_reason(job.spec, epoch) if job.status == "succeeded" and job.epochs and epoch < job.epochs else None
+    return {"epoch": epoch, "epochs": job.epochs, "stop_reason": reason}
 
 
 def trial_fields(job: Job) -> dict:
@@ -58,7 +67,7 @@ def job_summary(job: Job, *, queue_position: int | None = None, pending_reason: 
     however large its jobs' specs are)."""
     return {
         "id": job.id, "name": job.name, "status": job.status, "backend": job.backend, "device": job.device,
-        "progress": {"epoch": job.epoch or 0, "epochs": job.epochs}, "metrics": scalar_metrics(job.metrics),
+        "progress": progress_body(job), "metrics": scalar_metrics(job.metrics),
         "error_code": (job.error or {}).get("code"), "attempts": job.attempts or 0,
         "queue_position": queue_position, "pending_reason": pending_reason,
         "sweep_id": job.sweep_id, "trial": job.trial,

@@ -15,14 +15,18 @@ from client.progress import ProgressBar
 
 
 class UsageError(Exception):
-    """A command-line problem found before training: exit 2."""
+    """A command-line problem found before training: exit 2, with the result's error code."""
+
+    def __init__(self, message: str, code: str = "invalid_spec"):
+        super().__init__(message)
+        self.code = code
 
 
 def _read_spec(path: str) -> dict:
     try:
         text = Path(path).read_text()
     except OSError as exc:
-        raise UsageError(f"cannot read spec file {path!r}: {exc.strerror}") from None
+        raise UsageError(f"cannot read spec file {path!r}: {exc.strerror}", "spec_file_error") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -33,23 +37,24 @@ def _check_writable(path: str) -> None:
     """Refuse an unwritable --save path before training, not after it (the model would be lost)."""
     target = Path(path)
     if target.is_dir():
-        raise UsageError(f"--save {path}: is a directory; give a file name")
+        raise UsageError(f"--save {path}: is a directory; give a file name", "invalid_save_path")
     if not target.parent.is_dir():
-        raise UsageError(f"--save {path}: folder {str(target.parent)!r} does not exist")
+        raise UsageError(f"--save {path}: folder {str(target.parent)!r} does not exist", "invalid_save_path")
     if not os.access(target if target.exists() else target.parent, os.W_OK):
-        raise UsageError(f"--save {path}: permission denied")
+        raise UsageError(f"--save {path}: permission denied", "invalid_save_path")
 
 
-def run_command(spec_path: str, *, save: str | None = None, quiet: bool = False) -> int:
-    """Train the spec in `spec_path`; print the result JSON as the last stdout line.
+def run_command(spec_path: str, *, save: str | None = None, quiet: bool = False, as_json: bool | None = None) -> int:
+    """Train the spec in `spec_path`; print the result JSON as the last stdout line, or a summary at a terminal.
 
-    Exit code 0 if it succeeded, 1 if the spec is invalid or training failed, 2 if the
-    spec file or the --save path cannot be used.
+    `as_json` None: the JSON line unless stdout is a terminal (scripts and pipes always get it). Exit code 0 if it
+    succeeded, 1 if the spec is invalid or training failed, 2 if the spec file or the --save path cannot be used.
     """
     from core.backends.base import Callbacks
     from core.errors import TrainyardError
     from core.job import json_safe, train_job, versions
     from core.spec import normalised
+    from core.stopping import stop_reason
     from core.validate import validate_spec
 
     result: dict = {"status": "failed", "metrics": None, "error": None, "history": [], "versions": versions()}
@@ -69,15 +74,16 @@ def run_command(spec_path: str, *, save: str | None = None, quiet: bool = False)
                 bar.update({**row, "epochs": epochs}, force=row["epoch"] == epochs)
 
         trained = train_job(spec, Callbacks(on_epoch=on_epoch))
-        if bar and trained.history:  # an early stop ends before the last epoch: still show where it ended
-            bar.update({**trained.history[-1], "epochs": epochs}, force=True)
         result.update(status="succeeded", metrics=trained.metrics, history=trained.history,
                       versions=trained.versions, spec=normalised(spec))
+        result["stop_reason"] = stop_reason(result["spec"], len(trained.history))
+        if bar and trained.history:  # an early stop ends before the last epoch: still show where it ended, and why
+            bar.update({**trained.history[-1], "epochs": epochs, "stop_reason": result["stop_reason"]}, force=True)
         if save:
             Path(save).write_bytes(trained.model)
         code = 0
     except UsageError as exc:
-        result["error"], code = {"code": "invalid_spec", "message": str(exc)}, 2
+        result["error"], code = {"code": exc.code, "message": str(exc)}, 2
     except TrainyardError as exc:
         result["error"] = exc.to_dict()
     except KeyboardInterrupt:
@@ -88,7 +94,35 @@ def run_command(spec_path: str, *, save: str | None = None, quiet: bool = False)
     finally:
         if bar:
             bar.close()
-    print(json.dumps(json_safe(result)))
-    if result["error"] and not quiet:
-        print(f"trainyard run: {result['error']['message']}", file=sys.stderr)
+    if as_json is None:
+        as_json = not sys.stdout.isatty()
+    if as_json:
+        print(json.dumps(json_safe(result)))
+        if result["error"] and not quiet:
+            print(f"trainyard run: {result['error']['message']}", file=sys.stderr)
+    else:
+        print(summary(Path(spec_path).stem, result, save))
     return code
+
+
+def summary(label: str, result: dict, save: str | None) -> str:
+    """The result for a person at a terminal: status, epochs, final metrics, the model file, what went wrong."""
+    from client.output import format_number
+
+    history = result.get("history") or []
+    lines = [f"{label}: {result['status']}" + (f" after {len(history)} epochs" if history else "")
+             + (f" in {history[-1]['time']:.1f} s" if history and isinstance(history[-1].get("time"), float) else "")]
+    if result.get("stop_reason"):
+        lines.append(f"  {result['stop_reason']}")
+    metrics = {k: v for k, v in (result.get("metrics") or {}).items() if isinstance(v, (int, float)) or v is None}
+    if metrics:
+        lines.append("  " + "  ".join(f"{k} {format_number(v)}" for k, v in metrics.items()))
+    if result["status"] == "succeeded" and save:
+        lines.append(f"  model saved to {save}")
+    error = result.get("error")
+    if error:
+        lines.append(f"  error {error.get('code')}: {error.get('message')}")
+        lines.extend(f"    {e.get('loc')}: {e.get('msg')}" for e in error.get("errors") or [] if isinstance(e, dict)
+                     and e.get("msg") and e.get("msg") not in error.get("message", ""))
+    lines.append("  (the full result as one JSON line: trainyard run --json, or when stdout is not a terminal)")
+    return "\n".join(lines)

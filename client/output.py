@@ -66,6 +66,7 @@ def job_summary(job: Job) -> str:
     return key_values([
         ("id", job.id), ("name", job.name), ("status", job.status),
         ("backend", f"{job.backend or '-'} on {job.device or '-'}"), ("progress", f"{progress_text(job)} epochs"),
+        ("stopped", (job.progress or {}).get("stop_reason")),
         ("queued", queued), ("reused from", job.get("reused_from")), ("attempts", job.attempts),
         ("created", job.created_at), ("started", job.started_at),
         ("finished", job.finished_at), ("metrics", metrics_text(job.metrics)),

@@ -80,11 +80,15 @@ class ProgressBar:
         metric = pick_metric(row)
         if metric:
             parts.append(f"{metric[0]} {format_number(metric[1])}")
-        eta = self.eta(row, now)
+        stopped = row.get("stop_reason") or row.get("stopped_early")
+        eta = None if stopped else self.eta(row, now)
         if eta is not None:
             parts.append(f"ETA {format_duration(eta)}")
         if row.get("status") and row.get("status") != "running":
             parts.append(str(row["status"]))
+        if stopped:  # a converged scikit-learn job or an early stop: not a job left at 30 %
+            parts.append("(converged: stopped early)" if "conver" in str(row.get("stop_reason") or "")
+                         else "(stopped early)")
         if row.get("pending_reason"):
             parts.append(f"({row['pending_reason']})")
         return "  ".join(parts)

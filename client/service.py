@@ -20,7 +20,8 @@ def call(module: str, function: str, *args: Any, **kwargs: Any) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return call("client.local_run", "run_command", args.spec, save=args.save, quiet=args.quiet)
+    return call("client.local_run", "run_command", args.spec, save=args.save, quiet=args.quiet,
+                as_json=True if args.json else None)
 
 
 def up(args: argparse.Namespace) -> int:
@@ -73,10 +74,17 @@ def celery(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register the service commands on the top-level parser's subcommands."""
-    p = sub.add_parser("run", help="train a spec locally in this process (no service)")
-    p.add_argument("spec", metavar="SPEC.json")
-    p.add_argument("--save", metavar="FILE", help="write the trained model file")
+    p = sub.add_parser("run", help="train a spec locally in this process (no service)",
+                       description="Train a job spec in this process, with no service: a progress bar on stderr, then "
+                                   "a summary at a terminal, or the result as one JSON line (the last stdout line: "
+                                   "status, metrics, error, history, spec, versions, stop_reason) with --json or when "
+                                   "stdout is not a terminal. A dataset {\"path\": ...} is relative to the spec file.",
+                       epilog="exit codes: 0 succeeded, 1 invalid spec or training failed, 2 unreadable spec file or "
+                              "unusable --save path")
+    p.add_argument("spec", metavar="SPEC.json", help="the job spec file")
+    p.add_argument("--save", metavar="FILE", help="write the trained model file (its folder must exist)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON line even at a terminal")
     p.set_defaults(handler=run, service=True)
 
     p = sub.add_parser("up", help="all-in-one local service: migrate, API, one worker, reconciler")

@@ -53,3 +53,27 @@ print(sorted(m for m in ("tensorflow", "keras") if m in sys.modules))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_converged_sklearn_job_says_it_stopped_early_and_why(api_both):
+    """A scikit-learn job that converged showed `progress 2989/10000` and nothing else: it now says why it stopped."""
+    api = api_both
+    spec = {"backend": "sklearn", "dataset": {"builtin": "iris", "scale": "standard"},
+            "model": {"layers": [{"type": "dense", "units": 3, "activation": "softmax"}]},
+            "training": {"epochs": 500, "seed": 1}, "backend_options": {"tol": 0.05, "n_iter_no_change": 2}}
+    job = api.alice.submit(spec)
+    assert job["progress"]["stop_reason"] is None  # queued: nothing stopped
+    train(api, job["id"], spec)
+    body = api.alice.get(f"/jobs/{job['id']}").get_json()
+    epoch = body["progress"]["epoch"]
+    assert body["status"] == "succeeded" and 0 < epoch < 500
+    assert body["progress"]["stop_reason"] == (
+        f"stopped early at epoch {epoch} of 500: the training loss improved by less than tol=0.05 for "
+        "n_iter_no_change=2 epochs in a row (scikit-learn's convergence rule; lower backend_options.tol or raise "
+        "n_iter_no_change to train longer)")
+    listed = api.alice.get("/jobs").get_json()["items"][0]
+    assert listed["progress"] == body["progress"]
+    full = api.alice.submit({**spec, "training": {"epochs": 3, "seed": 1}})
+    train(api, full["id"], {**spec, "training": {"epochs": 3, "seed": 1}})
+    assert api.alice.get(f"/jobs/{full['id']}").get_json()["progress"] == {"epoch": 3, "epochs": 3,
+                                                                            "stop_reason": None}

@@ -43,7 +43,7 @@ def test_jobs_run_on_a_real_worker(live):
     assert sum(b.count("event: progress") for b in blocks) == 200
     done = api.alice.get(f"/jobs/{job['id']}").get_json()
     assert done["status"] == "succeeded" and done["attempts"] == 1 and done["worker"].startswith("cpu-")
-    assert done["metrics"]["accuracy"] == 1.0 and done["progress"] == {"epoch": 200, "epochs": 200}
+    assert done["metrics"]["accuracy"] == 1.0 and done["progress"] == {"epoch": 200, "epochs": 200, "stop_reason": None}
     assert len(api.alice.get(f"/jobs/{job['id']}/history").get_json()["epochs"]) == 200
     model = api.alice.get(f"/jobs/{job['id']}/model")
     assert model.status_code == 200 and model.headers["Content-Disposition"].endswith('.npz"')

@@ -16,7 +16,7 @@ def test_submit_returns_the_queued_job_with_location(api):
     job = r.get_json()
     assert r.headers["Location"] == f"/api/v1/jobs/{job['id']}"
     assert job["status"] == "queued" and job["backend"] == "numpy" and job["device"] == "cpu"
-    assert job["progress"] == {"epoch": 0, "epochs": 5}
+    assert job["progress"] == {"epoch": 0, "epochs": 5, "stop_reason": None}
     assert job["spec"]["training"]["loss"] == "binary_crossentropy"  # normalised: defaults filled in
     assert job["spec"]["training"]["optimizer"]["name"] == "rmsprop"
     assert job["queue_position"] == 1
@@ -188,7 +188,7 @@ def test_lifecycle_history_model_and_predict(api_both):
     assert problem(api.alice.delete(f"/jobs/{job['id']}"), 409)
     fake_worker.train(api, job["id"], XOR_FIT)
     done = api.alice.get(f"/jobs/{job['id']}").get_json()
-    assert done["status"] == "succeeded" and done["progress"] == {"epoch": 200, "epochs": 200}
+    assert done["status"] == "succeeded" and done["progress"] == {"epoch": 200, "epochs": 200, "stop_reason": None}
     assert done["metrics"]["accuracy"] == 1.0 and done["queue_position"] is None and done["pending_reason"] is None
     assert done["started_at"] and done["finished_at"] and done["attempts"] == 1
     history = api.alice.get(f"/jobs/{job['id']}/history").get_json()["epochs"]

@@ -174,7 +174,7 @@ def test_service_commands_call_their_owners(monkeypatch):
         if key.startswith("fake:"):
             del sys.modules[key]
     assert calls == [
-        ("client.local_run.run_command", ("s.json",), {"save": None, "quiet": True}),
+        ("client.local_run.run_command", ("s.json",), {"save": None, "quiet": True, "as_json": None}),
         ("api.embedded.up", (), {"host": "127.0.0.1", "port": 8000}),
         ("api.serve.serve", (), {"host": "0.0.0.0", "port": 9000, "workers": 3}),
         ("worker.main.run_worker", (), {"queues": ["cpu", "gpu"], "concurrency": 2}),

@@ -1,6 +1,7 @@
 """`trainyard run`: trains in-process; the result JSON is always the last stdout line; exit 0/1/2."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -53,13 +54,14 @@ def test_an_invalid_spec_still_prints_a_result_and_exits_1(capsys, tmp_path):
     assert "unknown activation 'swish'" in err
 
 
-@pytest.mark.parametrize("content, message", [(None, "cannot read spec file"), ("{not json", "is not valid JSON")])
-def test_unreadable_spec_files_are_usage_errors(capsys, tmp_path, content, message):
+@pytest.mark.parametrize("content, message, error", [(None, "cannot read spec file", "spec_file_error"),
+                                                     ("{not json", "is not valid JSON", "invalid_spec")])
+def test_unreadable_spec_files_are_usage_errors(capsys, tmp_path, content, message, error):
     path = tmp_path / "spec.json"
     if content is not None:
         path.write_text(content)
     code, result, _ = run(capsys, path, "--quiet")
-    assert code == 2 and result["error"]["code"] == "invalid_spec" and message in result["error"]["message"]
+    assert code == 2 and result["error"]["code"] == error and message in result["error"]["message"]
 
 
 @pytest.mark.parametrize("save, message", [("missing/m.npz", "does not exist"), (".", "is a directory")])
@@ -67,6 +69,7 @@ def test_an_unwritable_save_path_is_refused_before_training(capsys, tmp_path, mo
     monkeypatch.chdir(tmp_path)
     code, result, _ = run(capsys, EXAMPLES / "and_perceptron.json", "--quiet", "--save", save)
     assert code == 2 and message in result["error"]["message"] and result["history"] == []
+    assert result["error"]["code"] == "invalid_save_path"  # the spec is fine: not invalid_spec
 
 
 def test_an_early_stop_still_draws_the_last_epoch(capsys, tmp_path):
@@ -118,3 +121,40 @@ def test_an_unexpected_error_still_ends_with_the_result_line(capsys, tmp_path, m
 def test_bad_usage_exits_2(capsys):
     assert main(["run"]) == 2
     assert "the following arguments are required: SPEC.json" in capsys.readouterr().err
+
+
+def test_at_a_terminal_run_prints_a_summary_and_json_on_request(capsys, monkeypatch, tmp_path):
+    """At a terminal the 91 KB result line was all a person saw; scripts (a pipe) and --json keep the JSON line."""
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    model = tmp_path / "and.npz"
+    code = main(["run", str(EXAMPLES / "and_perceptron.json"), "--save", str(model)])
+    out = capsys.readouterr().out
+    assert code == 0 and "{" not in out
+    lines = out.splitlines()
+    assert re.fullmatch(r"and_perceptron: succeeded after 20 epochs in [0-9.]+ s", lines[0])
+    assert "accuracy 1.0000" in lines[1]
+    assert lines[2] == f"  model saved to {model}"
+    assert "trainyard run --json" in lines[-1]
+    assert main(["run", str(EXAMPLES / "and_perceptron.json"), "--quiet", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["status"] == "succeeded" and result["stop_reason"] is None
+
+
+def test_a_converged_sklearn_run_says_it_stopped_early_and_why(capsys, monkeypatch, tmp_path):
+    spec = {"backend": "sklearn", "dataset": {"builtin": "iris", "scale": "standard"},
+            "model": {"layers": [{"type": "dense", "units": 3, "activation": "softmax"}]},
+            "training": {"epochs": 500, "seed": 1}, "backend_options": {"tol": 0.05, "n_iter_no_change": 2}}
+    path = tmp_path / "converges.json"
+    path.write_text(json.dumps(spec))
+    code, result, err = run(capsys, path)
+    trained = len(result["history"])
+    assert code == 0 and trained < 500
+    reason = (f"stopped early at epoch {trained} of 500: the training loss improved by less than tol=0.05 for "
+              "n_iter_no_change=2 epochs in a row (scikit-learn's convergence rule; lower backend_options.tol or "
+              "raise n_iter_no_change to train longer)")
+    assert result["stop_reason"] == reason
+    assert f"epoch {trained}/500" in err.splitlines()[-1] and "(converged: stopped early)" in err.splitlines()[-1]
+    assert "ETA" not in err.splitlines()[-1]
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["run", str(path), "--quiet"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == f"  {reason}"

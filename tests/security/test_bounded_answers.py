@@ -194,7 +194,7 @@ def test_a_list_of_jobs_with_huge_specs_is_small_and_never_reads_the_specs(api_b
     assert [j["name"] for j in body["items"]] == ["xor-fit", "huge2", "huge1", "huge0"]
     assert all("spec" not in j for j in body["items"])
     done = body["items"][0]
-    assert done["metrics"]["accuracy"] == 1.0 and done["progress"] == {"epoch": 200, "epochs": 200}
+    assert done["metrics"]["accuracy"] == 1.0 and done["progress"] == {"epoch": 200, "epochs": 200, "stop_reason": None}
     assert done["links"]["self"] == f"/api/v1/jobs/{small['id']}" and done["error_code"] is None
     assert api.alice.get(f"/jobs/{small['id']}").get_json()["spec"]["training"]["epochs"] == 200  # full body
 
