@@ -177,4 +177,41 @@ def _supervise(procs, settings: Settings, host: str, port: int, stopping: list) 
             return 1
         time.sleep(0.5)
     print("trainyard up: stopping", file=sys.stderr, flush=True)
+    note = running_jobs_note(settings)
+    if note:
+        print(note, file=sys.stderr, flush=True)
     return 0
+
+
+def running_jobs_note(settings: Settings, limit: int = 5) -> str:
+    """What stopping does to the jobs that are running now ("" when none): they stop, stay `running` until the
+    next start's reconciler finds their lease expired and requeues them, and resume from their last checkpoint."""
+    from sqlalchemy import func, select
+
+    from store.db import make_engine, make_sessionmaker, session_scope
+    from store.models import Job
+
+    try:
+        engine = make_engine(settings)
+        try:
+            with session_scope(make_sessionmaker(engine)) as session:
+                count = session.scalar(select(func.count()).select_from(Job).where(Job.status == "running")) or 0
+                jobs = session.execute(select(Job.id, Job.backend, Job.epoch, Job.epochs).where(
+                    Job.status == "running").order_by(Job.started_at).limit(limit)).all()
+        finally:
+            engine.dispose()
+    except Exception as exc:  # the database is gone too: say nothing wrong rather than fail the shutdown
+        return f"trainyard up: could not list the running jobs ({type(exc).__name__})"
+    if not count:
+        return ""
+    listed = ", ".join(f"{j.id} ({j.epoch or 0}/{j.epochs} epochs)" for j in jobs) + (", ..." if count > limit else "")
+    every = (f"at most every {settings.checkpoint_seconds:g} s of training" if settings.checkpoint_seconds
+             else "only at their spec's checkpoint_every (TRAINYARD_CHECKPOINT_SECONDS=0)")
+    sklearn = (" A scikit-learn job cannot checkpoint: it starts again from epoch 0."
+               if any(j.backend == "sklearn" for j in jobs) else "")
+    return (f"trainyard up: {count} running job{'s' if count != 1 else ''} stop{'s' if count == 1 else ''} with "
+            f"the worker: {listed}. {'It stays' if count == 1 else 'They stay'} `running` until the next "
+            "`trainyard up` (or `make run`), whose reconciler requeues "
+            f"{'it' if count == 1 else 'them'} once {'its' if count == 1 else 'their'} lease "
+            f"({settings.lease_seconds:g} s) has expired; training resumes from the last checkpoint, made {every}."
+            f"{sklearn}")

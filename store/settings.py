@@ -71,6 +71,8 @@ class Settings:
     max_json_digits: int = 100  # digits of one integer
     max_spec_items: int = 100_000  # values (objects, arrays, numbers, strings…) in one spec, before it is validated
     max_checkpoint_bytes_per_minute: int = 64 * 2**20  # a job's checkpoints, on average (worker/runner.py)
+    checkpoint_seconds: float = 30.0  # a worker checkpoints a job at least this often by time, whatever its spec's
+    # checkpoint_every (0: only checkpoint_every), so a stopped worker loses at most this much of a job's training
     max_queued_per_user: int = 1000
     max_running_per_user: int = 0  # one user's jobs running at once, every queue together (store.fairshare); 0: none
     # Sweeps (core/sweeps, worker/controller.py): a sweep's budget, parallelism and grid, checked at submit.
@@ -224,6 +226,9 @@ def _check(s: Settings) -> None:
                  "max_checkpoint_bytes_per_minute")
     positive += ("gc_interval_seconds",)
     positive += ("db_response_timeout_seconds", "db_keepalive_seconds", "db_tcp_user_timeout_seconds")
+    if not 0 <= s.checkpoint_seconds <= 1e9:  # 0: off
+        raise SettingsError(f"{PREFIX}CHECKPOINT_SECONDS must be >= 0 (0: off) and at most 1e9, "
+                            f"got {s.checkpoint_seconds!r}")
     for name, most in (("retention_days", 36500), ("gc_grace_seconds", 3.2e9)):  # retention_days 0: off
         if not 0 <= getattr(s, name) <= most:  # (a date before year 1 cannot be computed)
             raise SettingsError(f"{PREFIX}{name.upper()} must be >= 0 and at most {most:g}, got {getattr(s, name)!r}")

@@ -99,7 +99,7 @@ class JobReporter:
 
     def callbacks(self, resume: bytes | None) -> Callbacks:
         return Callbacks(on_epoch=self.on_epoch, check=self.check, on_checkpoint=self.on_checkpoint, resume=resume,
-                         want_checkpoint=self.checkpoints.allows)
+                         want_checkpoint=self.checkpoints.allows, every_seconds=self.settings.checkpoint_seconds or None)
 
     # --- called by the training thread -------------------------------------------------------
     def on_epoch(self, row: dict) -> None:
