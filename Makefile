@@ -1,24 +1,36 @@
 # Two entry points from a fresh clone: `make run` (the service) and `make test`.
-# Each creates the virtualenv and installs what it needs on first use.
+# Each creates the virtualenv and installs what it needs on first use: `make run` only what running needs (the
+# service, TensorFlow for Keras jobs, numba), `make test` that plus the test tools (the `dev` extra). Each has its
+# own stamp, so `make run` after `make test` installs nothing more.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= dev,keras,fast
+RUN_EXTRAS ?= keras,fast
+TEST_EXTRAS ?= dev,$(RUN_EXTRAS)
 
-.PHONY: install run test bench
+.PHONY: install install-run run test bench
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed-test
 
-$(VENV)/.installed: pyproject.toml
+install-run: $(VENV)/.installed-run
+
+$(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+
+$(VENV)/.installed-run: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[$(RUN_EXTRAS)]'
 	touch $@
 
-run: install
+# The test extras include the run extras: a test install serves `make run` too.
+$(VENV)/.installed-test: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[$(TEST_EXTRAS)]'
+	touch $@ $(VENV)/.installed-run
+
+run: install-run
 	$(VENV)/bin/trainyard up
 
 test: install
 	$(PY) -m pytest -q
 
-bench: install
+bench: install-run
 	$(PY) bench/bench_engine.py

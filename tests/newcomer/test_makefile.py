@@ -1,0 +1,47 @@
+"""`make run` installs only what running needs; `make test` adds the test tools (issue 13 §3: `make run` installed
+pytest, schemathesis and the rest). Checked with `make -n`, which prints the commands without running them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+
+
+def dry_run(target: str, venv: Path) -> list[str]:
+    out = subprocess.run(["make", "-n", "-C", str(ROOT), target, f"VENV={venv}"], capture_output=True, text=True,
+                         timeout=60, check=True)
+    return [line for line in out.stdout.splitlines() if not line.startswith("make")]
+
+
+def test_make_run_installs_the_run_extras_and_make_test_the_test_tools_too(tmp_path):
+    venv = tmp_path / ".venv"
+    run = dry_run("run", venv)
+    assert f"{venv}/bin/python -m pip install -q -e '.[keras,fast]'" in run
+    assert not any("dev" in line for line in run)
+    assert run[-1] == f"{venv}/bin/trainyard up"
+    test = dry_run("test", venv)
+    assert f"{venv}/bin/python -m pip install -q -e '.[dev,keras,fast]'" in test
+    assert test[-1] == f"{venv}/bin/python -m pytest -q"
+
+
+def test_after_make_test_make_run_installs_nothing_more(tmp_path):
+    venv = tmp_path / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("")
+    later = time.time() + 60  # newer than pyproject.toml
+    for stamp in (".installed-test", ".installed-run"):
+        (venv / stamp).write_text("")
+        os.utime(venv / stamp, (later, later))
+    assert dry_run("run", venv) == [f"{venv}/bin/trainyard up"]
+    (venv / ".installed-test").unlink()
+    assert dry_run("run", venv) == [f"{venv}/bin/trainyard up"]  # a run install is enough to run
+    assert "'.[dev,keras,fast]'" in " ".join(dry_run("test", venv))
