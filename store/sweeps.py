@@ -199,6 +199,12 @@ def active_sweep_ids(*, session: Session) -> list[str]:
     return list(session.scalars(select(Sweep.id).where(Sweep.status == RUNNING).order_by(Sweep.created_at)))
 
 
+def count_active(*, session: Session, sweep_id: str) -> int:
+    """How many of the sweep's trials are queued or running."""
+    return session.scalar(select(func.count()).select_from(Job).where(Job.sweep_id == sweep_id,
+                                                                      Job.status.in_(ACTIVE)))
+
+
 def trial_jobs(*, session: Session, sweep_id: str) -> list[Job]:
     """The sweep's trials, without their specs (a step reads only their states, parameters and metrics)."""
     return list(session.scalars(select(Job).options(defer(Job.spec), defer(Job.versions))

@@ -78,14 +78,14 @@ def step(*, settings: Settings, factory: sessionmaker[Session], sweep_id: str, c
         sweep = repo.lock_sweep(session=session, sweep_id=sweep_id)
         if sweep is None or sweep.status != RUNNING:
             return done
-        jobs = repo.trial_jobs(session=session, sweep_id=sweep_id)
+        trials = _Trials(session, sweep_id)  # every trial's row is read only when a decision needs them
         if prune and not sweep.cancel_requested and sweep.request["pruner"]["name"] != "none":
-            done.pruned = _prune(session, sweep, jobs, compute)
+            done.pruned = _prune(session, sweep, trials.jobs(), compute)
+        active = repo.count_active(session=session, sweep_id=sweep_id)
         if not sweep.cancel_requested and sweep.error is None:  # (an error: the sampler failed; no more trials)
-            _create(session, settings, sweep, jobs, done, compute)
-        if not any(j.status in ACTIVE for j in jobs) and (sweep.cancel_requested or sweep.error is not None
-                                                          or sweep.next_trial >= sweep.trials):
-            done.finished = _finish(session, sweep, jobs)
+            active = _create(session, settings, sweep, active, trials, done, compute)
+        if not active and (sweep.cancel_requested or sweep.error is not None or sweep.next_trial >= sweep.trials):
+            done.finished = _finish(session, sweep, repo.trial_jobs(session=session, sweep_id=sweep_id))  # all of them
     for job_id, device in done.created:
         try:
             publish_job(celery=celery or celery_for(settings), job_id=job_id, device=device)
@@ -93,6 +93,18 @@ def step(*, settings: Settings, factory: sessionmaker[Session], sweep_id: str, c
             log.warning("sweep %s: could not publish trial job %s; the reconciler will", sweep_id, job_id,
                         exc_info=True)
     return done
+
+
+class _Trials:
+    """A sweep's trial rows, read from the database on first use (a random or grid step needs only counts)."""
+
+    def __init__(self, session: Session, sweep_id: str):
+        self.session, self.sweep_id, self._jobs = session, sweep_id, None
+
+    def jobs(self) -> list[Job]:
+        if self._jobs is None:
+            self._jobs = repo.trial_jobs(session=self.session, sweep_id=self.sweep_id)
+        return self._jobs
 
 
 class _FinishedHistories:
@@ -155,23 +167,25 @@ def _prune(session: Session, sweep: Sweep, jobs: list[Job], compute: Callable = 
     return pruned
 
 
-def _create(session: Session, settings: Settings, sweep: Sweep, jobs: list[Job], done: Step,
-            compute: Callable = _call) -> None:
-    active = sum(j.status in ACTIVE for j in jobs)
-    rows, queued = None, None
+def _create(session: Session, settings: Settings, sweep: Sweep, active: int, trials: _Trials, done: Step,
+            compute: Callable = _call) -> int:
+    """Queue trials while fewer than `parallel` are `active` (queued or running) and the budget lasts; how many are
+    active afterwards."""
+    tpe = sweep.request["sampler"]["name"] == "tpe"
+    rows, queued = [], None  # rows: what the sampler sees (TPE learns from every trial; the others need none)
     while active < sweep.parallel and sweep.next_trial < sweep.trials:
         if queued is None:  # the owner's queued jobs, counted once per step (then each trial queued here adds one)
             queued = repo.count_queued(session=session, owner=sweep.owner_id)
+            rows = _rows(session, sweep, trials.jobs(), history=False) if tpe else []
         if queued >= settings.max_queued_per_user:
             log.info("sweep %s: its owner has max_queued_per_user jobs queued; the next trial waits", sweep.id)
-            return
-        rows = rows if rows is not None else _rows(session, sweep, jobs, history=False)
+            return active
         try:
             params = compute(next_params, sweep.request, rows, sweep.next_trial)
         except Exception as exc:  # the search is pure computation: what fails now would fail on every pass
             log.exception("sweep %s: the sampler failed", sweep.id)
             sweep.error = {"code": "sampler_error", "message": f"the sampler failed: {type(exc).__name__}: {exc}"}
-            return
+            return active
         document = apply(sweep.request["base"], params)
         try:
             job = repo.insert_trial(session=session, sweep=sweep, spec=validate_spec(document), params=params)
@@ -181,11 +195,12 @@ def _create(session: Session, settings: Settings, sweep: Sweep, jobs: list[Job],
         except DatasetNotFound as exc:  # its upload was deleted since: every later trial fails the same way
             job = repo.insert_failed_trial(session=session, sweep=sweep, document=document, params=params,
                                            error={"code": "dataset_error", "message": str(exc)})
-        jobs.append(job)
-        rows.append(repo.trial_row(job, sweep.request["objective"]["metric"]))
+        if tpe:
+            rows.append(repo.trial_row(job, sweep.request["objective"]["metric"]))
         if job.status == QUEUED:
             done.created.append((job.id, job.device))
             active, queued = active + 1, queued + 1
+    return active
 
 
 def _finish(session: Session, sweep: Sweep, jobs: list[Job]) -> str:
