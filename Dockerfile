@@ -9,7 +9,6 @@
 # CPU build next to a GPU stage used to build the GPU stage too.
 ARG PYTHON_VERSION=3.11
 FROM python:${PYTHON_VERSION}-slim
-ARG EXTRAS=keras
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -18,15 +17,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 10001 trainyard \
     && mkdir -p /var/lib/trainyard && chown trainyard /var/lib/trainyard
 WORKDIR /app
-# The dependencies first, from pyproject.toml alone, so that a change to the code or the README reuses this layer.
+# The dependencies first, from pyproject.toml alone, so that a change to the code or the README reuses these
+# layers: the base dependencies (shared by every image, whatever its EXTRAS), then those of the extras.
 COPY pyproject.toml ./
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb')); \
+print(*p['build-system']['requires'], *p['project']['dependencies'], sep='\n')" > /tmp/base.txt \
+    && pip install -r /tmp/base.txt
+ARG EXTRAS=keras
 RUN python -c "import sys, tomllib; p = tomllib.load(open('pyproject.toml', 'rb')); \
-extras = [e for e in sys.argv[1].split(',') if e]; \
-print(*p['build-system']['requires'], *p['project']['dependencies'], \
-      *[d for e in extras for d in p['project']['optional-dependencies'][e]], sep='\n')" "$EXTRAS" \
-    > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+sys.stdout.write(''.join(d + '\n' for e in sys.argv[1].split(',') if e for d in p['project']['optional-dependencies'][e]))" \
+    "$EXTRAS" > /tmp/extras.txt \
+    && if [ -s /tmp/extras.txt ]; then pip install -r /tmp/base.txt -r /tmp/extras.txt; fi \
+    && rm /tmp/base.txt /tmp/extras.txt
 COPY README.md ./
 COPY api ./api
 COPY client ./client
