@@ -134,17 +134,17 @@ def set_pinned(*, session: Session, owner: str, job_id: str, pinned: bool) -> Jo
     """Pin or unpin the owner's job (NotFound otherwise); the job as it is now."""
     from store.jobs import get_job
 
-    get_job(session=session, owner=owner, job_id=job_id)
-    session.execute(update(Job).where(Job.id == job_id).values(pinned=pinned)
-                    .execution_options(synchronize_session=False))
-    return get_job(session=session, owner=owner, job_id=job_id)
+    job = get_job(session=session, owner=owner, job_id=job_id)
+    job.pinned = pinned
+    session.flush()
+    return job
 
 
 def set_sweep_pinned(*, session: Session, owner: str, sweep_id: str, pinned: bool) -> Sweep:
     """Pin or unpin the owner's sweep, and with it every trial (NotFound otherwise); the sweep as it is now."""
     from store.sweeps import get_sweep
 
-    get_sweep(session=session, owner=owner, sweep_id=sweep_id)
-    session.execute(update(Sweep).where(Sweep.id == sweep_id).values(pinned=pinned)
-                    .execution_options(synchronize_session=False))
-    return get_sweep(session=session, owner=owner, sweep_id=sweep_id)
+    sweep = get_sweep(session=session, owner=owner, sweep_id=sweep_id)
+    sweep.pinned = pinned
+    session.flush()
+    return sweep
