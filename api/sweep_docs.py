@@ -116,7 +116,11 @@ EXAMPLES = {"SweepRequest": {
 ROUTES: dict[str, dict[str, tuple]] = {
     "/sweeps": {
         "post": ("Create a hyperparameter sweep (its first trials are queued at once)",
-                 ("application/json", "SweepRequest"), {201: "Sweep", 413: "Problem", 422: "Problem"}, {}),
+                 ("application/json", "SweepRequest"), {201: "Sweep", 200: "Sweep", 413: "Problem", 422: "Problem"},
+                 {"parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                                  "schema": {"type": "string", "maxLength": 200},
+                                  "description": "The same key from the same user returns the sweep it first "
+                                                 "created (200 instead of 201)."}]}),
         "get": ("The caller's sweeps, newest first", None, {200: "SweepList", 422: "Problem"},
                 {"parameters": [
                     {"name": "status", "in": "query", "style": "form", "explode": True,

@@ -7,6 +7,8 @@ This module runs the controller's step itself once after a create or cancel, so 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 
 from flask import Blueprint, Response, g, request
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
 SWEEP_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 SORTS = ("trial", "objective")
+MAX_KEY = 200
 
 
 def sweep_links(sweep_id: str) -> dict[str, str]:
@@ -76,16 +79,27 @@ def _step(sweep_id: str) -> None:
 
 @bp.post("/sweeps")
 def create_sweep():
-    """201 + Location: the sweep, its first trials queued."""
+    """201 + Location: the sweep, its first trials queued; 200 with the earlier sweep for a reused Idempotency-Key."""
     db, owner, settings = session(), user_id(), state().settings
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 0 < len(key) <= MAX_KEY:
+        raise invalid([{"loc": "Idempotency-Key", "msg": f"must be 1 to {MAX_KEY} characters"}])
     doc = offload(parse_json, request.get_data(), settings, what="a JSON sweep", max_items=settings.max_spec_items)
+    fingerprint = hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    if key is not None:  # a retry: the sweep the first request made (a sampler seed drawn then is kept)
+        earlier = repo.earlier_sweep(session=db, owner=owner, idempotency_key=key, request_sha256=fingerprint)
+        if earlier is not None:
+            body = view(db, earlier)
+            return body, 200, {"Location": body["links"]["self"]}
     sweep_request = validate_sweep(doc, db=db, owner=owner, settings=settings)  # offloads each spec's validation
     with writing() as w:
-        sweep = repo.create_sweep(session=w, owner=owner, request=sweep_request.as_json())
-    _step(sweep.id)
+        sweep, created = repo.create_sweep(session=w, owner=owner, request=sweep_request.as_json(),
+                                           idempotency_key=key, request_sha256=fingerprint)
+    if created:
+        _step(sweep.id)
     db = session()
     body = view(db, repo.get_sweep(session=db, owner=owner, sweep_id=sweep.id))
-    return body, 201, {"Location": body["links"]["self"]}
+    return body, 201 if created else 200, {"Location": body["links"]["self"]}
 
 
 @bp.get("/sweeps")

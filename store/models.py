@@ -143,12 +143,17 @@ class Sweep(Base):
     """
 
     __tablename__ = "sweeps"
-    __table_args__ = (Index("ix_sweeps_owner_created", "owner_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_sweeps_owner_created", "owner_id", "created_at", "id"),
+        UniqueConstraint("owner_id", "idempotency_key", name="uq_sweeps_owner_id_idempotency_key"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     name: Mapped[str | None] = mapped_column(String(200))
     request: Mapped[dict]  # the validated request: normalised base spec, space, objective, sampler, pruner
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_sha256: Mapped[str | None] = mapped_column(String(64))  # of the request that used the key
     status: Mapped[str] = mapped_column(String(16), default=RUNNING, index=True)
     trials: Mapped[int] = mapped_column(Integer)  # the budget
     parallel: Mapped[int] = mapped_column(Integer)

@@ -14,11 +14,12 @@ import json
 import math
 
 from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
 from core.spec import JobSpec
 from core.sweeps.search import TrialRow
-from store.errors import BadCursor, Conflict, NotFound
+from store.errors import BadCursor, Conflict, IdempotencyKeyReused, NotFound
 from store.jobs import _decode_cursor, _encode_cursor, create_job, delete_job, history_rows
 from store.models import ACTIVE, CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job, Sweep, utcnow
 
@@ -34,12 +35,40 @@ class SweepNotFinished(Conflict):
     """Deleting a sweep whose trials still run."""
 
 
-def create_sweep(*, session: Session, owner: str, request: dict) -> Sweep:
-    """Insert a running sweep for a validated request (core.sweeps.request.SweepRequest.as_json)."""
+def create_sweep(*, session: Session, owner: str, request: dict, idempotency_key: str | None = None,
+                 request_sha256: str | None = None) -> tuple[Sweep, bool]:
+    """Insert a running sweep for a validated request (core.sweeps.request.SweepRequest.as_json); `(sweep, created)`.
+
+    With an `idempotency_key` the owner already used, the earlier sweep and `created=False` (IdempotencyKeyReused
+    when both requests carry a `request_sha256` and they differ), as `store.jobs.create_job` does for jobs.
+    """
+    if idempotency_key is not None:
+        existing = earlier_sweep(session=session, owner=owner, idempotency_key=idempotency_key,
+                                 request_sha256=request_sha256)
+        if existing is not None:
+            return existing, False
     sweep = Sweep(owner_id=owner, name=request.get("name"), request=request, trials=request["trials"],
-                  parallel=request["parallel"], status=RUNNING, next_trial=0)
-    session.add(sweep)
-    session.flush()
+                  parallel=request["parallel"], status=RUNNING, next_trial=0, idempotency_key=idempotency_key,
+                  request_sha256=request_sha256)
+    try:
+        with session.begin_nested():  # a concurrent request with the same key may win the insert
+            session.add(sweep)
+    except IntegrityError:
+        existing = earlier_sweep(session=session, owner=owner, idempotency_key=idempotency_key,
+                                 request_sha256=request_sha256) if idempotency_key else None
+        if existing is None:
+            raise
+        return existing, False
+    return sweep, True
+
+
+def earlier_sweep(*, session: Session, owner: str, idempotency_key: str,
+                  request_sha256: str | None = None) -> Sweep | None:
+    """The sweep the owner already made with `idempotency_key`, if any."""
+    sweep = session.scalar(select(Sweep).where(Sweep.owner_id == owner, Sweep.idempotency_key == idempotency_key))
+    if sweep is not None and request_sha256 is not None and sweep.request_sha256 not in (None, request_sha256):
+        raise IdempotencyKeyReused(f"Idempotency-Key {idempotency_key!r} was already used for a different request "
+                                   f"(sweep {sweep.id}); send a new key for a new sweep")
     return sweep
 
 

@@ -3,7 +3,7 @@
 A sweep's trials are ordinary jobs: `sweep_id` names the sweep, `trial` its number there (unique per sweep, so
 two controllers can never create one trial twice), `params` what the sampler chose and `sweep_pruned_epoch` the epoch
 after which the sweep's pruner stopped it. `sweeps.next_trial` counts the trials created, `pinned` is for
-retention.
+retention; `idempotency_key` makes a retried POST /sweeps return the sweep it created.
 
 Revision ID: 0003
 Revises: 0002
@@ -27,6 +27,8 @@ def upgrade() -> None:
         sa.Column('owner_id', sa.String(length=32), nullable=False),
         sa.Column('name', sa.String(length=200), nullable=True),
         sa.Column('request', sa.JSON(), nullable=False),
+        sa.Column('idempotency_key', sa.String(length=200), nullable=True),
+        sa.Column('request_sha256', sa.String(length=64), nullable=True),
         sa.Column('status', sa.String(length=16), nullable=False),
         sa.Column('trials', sa.Integer(), nullable=False),
         sa.Column('parallel', sa.Integer(), nullable=False),
@@ -38,6 +40,7 @@ def upgrade() -> None:
         sa.Column('finished_at', UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(['owner_id'], ['users.id'], name=op.f('fk_sweeps_owner_id_users'), ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_sweeps')),
+        sa.UniqueConstraint('owner_id', 'idempotency_key', name='uq_sweeps_owner_id_idempotency_key'),
     )
     with op.batch_alter_table('sweeps', schema=None) as batch_op:
         batch_op.create_index('ix_sweeps_owner_created', ['owner_id', 'created_at', 'id'], unique=False)

@@ -276,3 +276,19 @@ def test_trials_wait_while_their_owner_is_at_max_queued_per_user(sqlite_settings
         assert api.alice.get(f"/sweeps/{body['id']}").get_json()["created"] == 2
     finally:
         api.engine.dispose()
+
+
+def test_a_retried_create_with_the_same_idempotency_key_returns_the_first_sweep(api_both):
+    a = api_both
+    doc = sweep(sampler={"name": "random"})  # the seed is drawn: a retry must not draw another
+    first = a.alice.post("/sweeps", json=doc, headers={"Idempotency-Key": "sweep-1"})
+    again = a.alice.post("/sweeps", json=doc, headers={"Idempotency-Key": "sweep-1"})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.get_json()["id"] == first.get_json()["id"] and again.headers["Location"] == first.headers["Location"]
+    assert again.get_json()["sampler"] == first.get_json()["sampler"] and again.get_json()["created"] == 2
+    assert len(a.alice.get("/sweeps").get_json()["items"]) == 1 and len(a.alice.get("/jobs").get_json()["items"]) == 2
+    other = problem(a.alice.post("/sweeps", json=sweep(trials=2), headers={"Idempotency-Key": "sweep-1"}), 422)
+    assert other["errors"] == [{"loc": "Idempotency-Key", "msg": "already used for a different request"}]
+    assert a.bob.post("/sweeps", json=doc, headers={"Idempotency-Key": "sweep-1"}).status_code == 201  # his own
+    assert problem(a.alice.post("/sweeps", json=doc, headers={"Idempotency-Key": "x" * 201}), 422)["errors"][0][
+        "loc"] == "Idempotency-Key"
