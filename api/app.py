@@ -19,7 +19,7 @@ from store.settings import Settings
 
 PREFIX = "/api/v1"
 # Endpoints that need no token (DESIGN §6): health, the OpenAPI document and its page, metrics (own setting).
-PUBLIC = {"health.get_health", "docs.get_openapi", "docs.get_docs", "metrics.get_metrics"}
+PUBLIC = {"health.get_health", "docs.get_openapi", "docs.get_docs", "docs.get_home", "metrics.get_metrics"}
 UPLOAD_ENDPOINTS = {"datasets.upload_dataset"}
 
 

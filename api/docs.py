@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, redirect
 
 from api.headers import inline_hashes
 from api.openapi import openapi_document
@@ -65,3 +65,14 @@ def get_openapi():
 def get_docs():
     """The offline docs page."""
     return Response(PAGE, mimetype="text/html", headers={"Content-Security-Policy": CSP})
+
+
+# Where a browser that opens the API's root (/api/v1) is sent: the one place that decides it (a dashboard may
+# take its place later). A 302, so that a browser does not remember it.
+HOME = "/api/v1/docs"
+
+
+@bp.get("/")
+def get_home():
+    """/api/v1/ (and /api/v1, which Flask sends here): a redirect to the API's home page, HOME."""
+    return redirect(HOME, 302)

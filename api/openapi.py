@@ -14,7 +14,7 @@ from http import HTTPStatus
 
 from pydantic.json_schema import models_json_schema
 
-from api import pins, schemas, scopes, sweep_docs
+from api import boundary, pins, schemas, scopes, sweep_docs
 from api.params import INT_MAX
 from core.spec import BACKENDS
 from core.spec import json_schema as spec_json_schema
@@ -148,11 +148,14 @@ ROUTES: dict[str, dict[str, tuple]] = {
                          {"security": PUBLIC})},
     "/docs": {"get": ("A page that renders this document (works offline)", None,
                       {200: ("text/html", {"type": "string"})}, {"security": PUBLIC})},
+    "/": {"get": ("The API's root: a redirect to its home page, the docs (/api/v1 redirects here first)", None,
+                  {302: None}, {"security": PUBLIC})},
 }
 
 
 HEADERS = {  # response headers by status
     201: {"Location": {"description": "the new resource", "schema": {"type": "string"}}},
+    302: {"Location": {"description": "where to go instead", "schema": {"type": "string"}}},
     429: {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}},
     503: {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}},
 }
@@ -160,6 +163,7 @@ HEADERS = {  # response headers by status
 
 pins.document(ROUTES)  # POST/DELETE /jobs/{job_id}/pin, and 410 where retention purged what a route serves
 sweep_docs.document(ROUTES, MODELS, EXAMPLES)  # /sweeps (issue 9)
+boundary.document(ROUTES, MODELS)  # /jobs/{job_id}/decision-boundary (issue 10: the dashboard)
 
 
 def _content(media: str, schema: str | dict) -> dict:

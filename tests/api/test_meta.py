@@ -38,6 +38,7 @@ def test_openapi_document_is_valid_and_lists_every_route(api):
         assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas, ref
     routes = {(re.sub(r"<(\w+)>", r"{\1}", rule.rule), method.lower())
               for rule in api.app.url_map.iter_rules() if rule.endpoint != "static"
+              and not rule.endpoint.startswith("ui.")  # the dashboard's HTML pages (api.ui) are no API operations
               for method in rule.methods - {"HEAD", "OPTIONS"}}
     documented = {(path, method) for path, item in doc["paths"].items() for method in item}
     assert routes == documented
@@ -172,3 +173,18 @@ def test_job_duration_histogram_is_counted_by_the_database(api_both):
     total = float(re.search(r'trainyard_job_duration_seconds_sum\{status="succeeded"\} (\S+)', text).group(1))
     assert 0 < total < 1
     assert 'trainyard_jobs{status="succeeded"} 1.0' in text
+
+
+def test_the_api_root_sends_a_browser_to_the_docs(api):
+    """/api/v1 was a 404 problem ("no route") in the browser; it leads to the docs page, without a token."""
+    from api.docs import HOME
+
+    r = api.client.get("/api/v1")
+    assert r.status_code == 308 and r.headers["Location"].endswith("/api/v1/")
+    r = api.client.get("/api/v1/")
+    assert r.status_code == 302 and r.headers["Location"] == HOME == "/api/v1/docs"
+    page = api.client.get("/api/v1", follow_redirects=True)
+    assert page.status_code == 200 and page.mimetype == "text/html" and "trainyard API" in page.get_data(as_text=True)
+    doc = api.client.get("/api/v1/openapi.json").get_json()
+    assert doc["paths"]["/api/v1/"]["get"]["security"] == []
+    assert "Location" in doc["paths"]["/api/v1/"]["get"]["responses"]["302"]["headers"]

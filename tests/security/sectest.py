@@ -22,7 +22,8 @@ from store.db import session_scope
 from store.blobs import put_blob
 from store.models import Artifact
 
-PUBLIC_ENDPOINTS = {"health.get_health", "docs.get_openapi", "docs.get_docs", "metrics.get_metrics"}
+PUBLIC_ENDPOINTS = {"health.get_health", "docs.get_openapi", "docs.get_docs", "docs.get_home",
+                    "metrics.get_metrics"}
 TRAVERSALS = ["../../../../etc/passwd", "..%2F..%2F..%2Fetc%2Fpasswd", "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
               "/etc/passwd", "..\\..\\..\\windows\\win.ini", "....//....//etc/passwd", "%252e%252e%252fetc%252fpasswd",
               "..", ".", "~root", "file:///etc/passwd", "\x00../../etc/passwd"]
