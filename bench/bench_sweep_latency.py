@@ -54,7 +54,7 @@ def sweep_gaps(settings: Settings, trials: int) -> list[float]:
                                  "trials": trials, "parallel": 1}, max_trials=10_000, max_parallel=64, max_grid=1)
         request.base = normalised(validate_spec(request.base))
         with session_scope(factory) as session:
-            sweep_id = create_sweep(session=session, owner=owner, request=request.as_json()).id
+            sweep_id = create_sweep(session=session, owner=owner, request=request.as_json())[0].id
         step(settings=settings, factory=factory, sweep_id=sweep_id, celery=celery)
         while True:
             with session_scope(factory) as session:
@@ -105,7 +105,7 @@ def step_cost(settings: Settings, sampler: str, trials: int = 40) -> tuple[float
                              "trials": trials, "parallel": 1}, max_trials=10_000, max_parallel=64, max_grid=1)
     request.base = normalised(validate_spec(request.base))
     with session_scope(factory) as session:
-        sweep_id = create_sweep(session=session, owner=owner, request=request.as_json()).id
+        sweep_id = create_sweep(session=session, owner=owner, request=request.as_json())[0].id
     cpu, sql = [], []
     for n in range(trials):
         before_cpu, before_sql = time.process_time(), statements[0]
