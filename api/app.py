@@ -11,6 +11,8 @@ from api.bodies import read_body
 from api.events import Feed
 from api import pins
 from api import sweeps
+from api import boundary
+from api.ui import pages as ui_pages
 from api.context import State, close_session, read_sessionmaker, state
 from api.errors import register_error_handlers
 from api.jsonio import FiniteJSONProvider
@@ -35,6 +37,8 @@ def _before_request() -> None:
         return
     if request.endpoint in PUBLIC:
         return  # no body, no token, no slot: /health answers even when every slot is taken
+    if request.blueprint == ui_pages.bp.name:
+        return  # the dashboard's pages authenticate with its session cookie (api.ui.pages)
     throttle.check_client()  # before any database access
     auth.authenticate()
     close_session()  # don't keep a connection (or SQLite snapshot) while the body arrives
@@ -67,6 +71,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> Flask:
         app.register_blueprint(module.bp, url_prefix=PREFIX)
     app.register_blueprint(pins.bp, url_prefix=PREFIX)  # retention (issue 14 item 4)
     app.register_blueprint(sweeps.bp, url_prefix=PREFIX)  # hyperparameter sweeps (issue 9)
+    app.register_blueprint(boundary.bp, url_prefix=PREFIX)  # the dashboard's decision boundary (issue 10)
+    app.register_blueprint(ui_pages.bp)  # the dashboard at / and /ui/… (issue 10)
     metrics.install(app)
     throttle.install(app)
     ratelimit.install(app)

@@ -9,6 +9,7 @@ from flask import g, request
 from api import ratelimit, scopes
 from api.errors import ApiError
 from api.tokencache import TokenInfo
+from api.ui import sessions as ui_sessions
 from store.db import DATABASE_UNAVAILABLE
 from store.models import utcnow
 from store.tokens import REVOKED, SCOPES, digest, find_token, get_or_create_user, token_state, touch_token
@@ -42,14 +43,34 @@ def authenticate() -> None:
 
 
 def _verified_token() -> TokenInfo:
-    from api.context import session, state
-
-    st = state()
     header = request.headers.get("Authorization", "")
+    if not header and ui_sessions.COOKIE in request.cookies:
+        return _session_cookie()
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("send 'Authorization: Bearer TOKEN' (trainyard token create --user NAME makes one)")
+    if token.startswith(ui_sessions.CODE_PREFIX):
+        raise _unauthorized("a dashboard sign-in code is not a token: open its link in a browser")
+    return verify(token)
+
+
+def _session_cookie() -> TokenInfo:
+    """The dashboard's session cookie (api.ui.sessions) instead of a bearer token: a request that changes anything
+    must also carry the session's CSRF token in the X-CSRF-Token header (403 without it)."""
+    secret = request.cookies[ui_sessions.COOKIE]
+    if request.method not in scopes.READ_METHODS and not ui_sessions.csrf_ok(
+            secret, request.headers.get(ui_sessions.CSRF_HEADER)):
+        raise ApiError(403, f"a request with the dashboard's session cookie that changes anything needs the session's "
+                            f"CSRF token in the {ui_sessions.CSRF_HEADER} header", kind="csrf")
+    return verify(secret)
+
+
+def verify(token: str) -> TokenInfo:
+    """The live token's (or dashboard session's) TokenInfo, cached; 401 when it is unknown, revoked or expired."""
+    from api.context import session, state
+
+    st = state()
     key = digest(token)
     g.token = token  # an event stream re-checks it while open (api.results)
     info = st.tokens.get(key)

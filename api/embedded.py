@@ -111,6 +111,8 @@ def _healthy(url: str) -> bool:
 
 
 def _banner(settings: Settings, host: str, port: int) -> str:
+    from api.ui.sessions import CODE_MINUTES, sign_in_link
+
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     base = f"http://{shown}:{port}"
     return (f"trainyard is up: {base}/api/v1 (docs: {base}/api/v1/docs)\n"
@@ -118,6 +120,8 @@ def _banner(settings: Settings, host: str, port: int) -> str:
             f"  token: {settings.token_file}\n"
             f"  try:   curl -s -X POST {base}/api/v1/jobs -H \"Authorization: Bearer $(cat {settings.token_file})\" "
             f"-H 'Content-Type: application/json' --data @examples/xor_relu_3.json\n"
+            f"  dashboard: {sign_in_link(settings, base)}\n"
+            f"             (signs one browser in, once, within {CODE_MINUTES} min; later: {base}/ and the token)\n"
             f"Stop with Ctrl-C.")
 
 

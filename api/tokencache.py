@@ -51,6 +51,12 @@ class TokenCache:
                 self._touched = {k: t for k, t in self._touched.items() if now - t < TOUCH_SECONDS}
             self._items[key] = (info, now + CACHE_SECONDS)
 
+    def forget(self, key: str) -> None:
+        """Drop `key` (a dashboard sign-out: this process stops accepting the session at once; others within
+        CACHE_SECONDS)."""
+        with self._lock:
+            self._items.pop(key, None)
+
     def due_for_touch(self, token_id: str) -> bool:
         """True (and the token marked as touched now) if this process has not written its last_used_at within
         TOUCH_SECONDS; the caller then writes it."""
