@@ -217,6 +217,8 @@ class JobSpec(_Strict):
     """Settings only one backend has (GET /catalog: backends.*.options), validated by that backend."""
     # false: train even when an identical earlier job of the owner succeeded (store.reuse)
     reuse: bool = True
+    """Reuse the results of an identical earlier job of yours that succeeded (same spec, seed, data and library
+    versions) instead of training again; false trains anyway."""
 
     @model_validator(mode="before")
     @classmethod
