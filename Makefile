@@ -26,8 +26,9 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[$(TEST_EXTRAS)]'
 	touch $@ $(VENV)/.installed-run
 
+# `make run UP_ARGS="--port 8123"` passes options to `trainyard up` (see `trainyard up --help`).
 run: install-run
-	$(VENV)/bin/trainyard up
+	$(VENV)/bin/trainyard up $(UP_ARGS)
 
 test: install
 	$(PY) -m pytest -q

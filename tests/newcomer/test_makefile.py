@@ -27,7 +27,7 @@ def test_make_run_installs_the_run_extras_and_make_test_the_test_tools_too(tmp_p
     run = dry_run("run", venv)
     assert f"{venv}/bin/python -m pip install -q -e '.[keras,fast]'" in run
     assert not any("dev" in line for line in run)
-    assert run[-1] == f"{venv}/bin/trainyard up"
+    assert run[-1].rstrip() == f"{venv}/bin/trainyard up"
     test = dry_run("test", venv)
     assert f"{venv}/bin/python -m pip install -q -e '.[dev,keras,fast]'" in test
     assert test[-1] == f"{venv}/bin/python -m pytest -q"
@@ -41,7 +41,15 @@ def test_after_make_test_make_run_installs_nothing_more(tmp_path):
     for stamp in (".installed-test", ".installed-run"):
         (venv / stamp).write_text("")
         os.utime(venv / stamp, (later, later))
-    assert dry_run("run", venv) == [f"{venv}/bin/trainyard up"]
+    assert [line.rstrip() for line in dry_run("run", venv)] == [f"{venv}/bin/trainyard up"]
     (venv / ".installed-test").unlink()
-    assert dry_run("run", venv) == [f"{venv}/bin/trainyard up"]  # a run install is enough to run
+    assert [line.rstrip() for line in dry_run("run", venv)] == [f"{venv}/bin/trainyard up"]  # a run install suffices
     assert "'.[dev,keras,fast]'" in " ".join(dry_run("test", venv))
+
+
+def test_make_run_passes_up_args_to_trainyard_up(tmp_path):
+    venv = tmp_path / ".venv"
+    out = subprocess.run(["make", "-n", "-C", str(ROOT), "run", f"VENV={venv}", "UP_ARGS=--port 8123"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert [line for line in out.splitlines() if not line.startswith("make")][-1] == (
+        f"{venv}/bin/trainyard up --port 8123")
