@@ -109,6 +109,8 @@ class JobSummary(_Out):
     started_at: Timestamp | None
     finished_at: Timestamp | None
     links: dict[str, str]
+    pinned: bool = Field(description="retention never purges a pinned job")
+    purged: Purged | None = Field(description="what retention removed from this finished job and when; null: nothing")
 
 
 class JobList(_Out):

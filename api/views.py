@@ -72,7 +72,7 @@ def job_summary(job: Job, *, queue_position: int | None = None, pending_reason: 
         "queue_position": queue_position, "pending_reason": pending_reason,
         "sweep_id": job.sweep_id, "trial": job.trial,
         "created_at": isoformat(job.created_at), "started_at": isoformat(job.started_at),
-        "finished_at": isoformat(job.finished_at), "links": job_links(job.id),
+        "finished_at": isoformat(job.finished_at), "links": job_links(job.id), **retention_fields(job),
     }
 
 

@@ -101,3 +101,17 @@ def test_a_sweep_keeps_its_trials_while_it_runs_or_is_pinned(api_both):
     for job_id in ids:
         assert problem(api.alice.get(f"/jobs/{job_id}/history"), 410)["type"].endswith(":purged")
     assert api.alice.get(f"/sweeps/{body['id']}").get_json()["best"] is not None  # metrics stay
+
+
+def test_job_summaries_say_pinned_and_purged(api_both):
+    job = api_both.alice.submit(XOR_FIT)
+    other = api_both.alice.submit({**XOR_FIT, "name": "other"})
+    train(api_both, job["id"], XOR_FIT)
+    api_both.alice.post(f"/jobs/{other['id']}/pin")
+    age(api_both, job["id"], 31)
+    gc(api_both)
+    listed = api_both.alice.get("/jobs").get_json()
+    schemas.JobList.model_validate(listed)
+    by_id = {j["id"]: j for j in listed["items"]}
+    assert (by_id[job["id"]]["pinned"], by_id[job["id"]]["purged"]["removed"]) == (False, ["history", "model"])
+    assert (by_id[other["id"]]["pinned"], by_id[other["id"]]["purged"]) == (True, None)
