@@ -19,15 +19,28 @@ ended; a reason names only counts (never another user's jobs or names).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import (
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.orm import Session
 
 from store.models import QUEUED, RUNNING, Job, User
 from store.workers import list_live_workers
 
+JOBS = Job.__table__
 PRIORITIES = {"low": 0, "normal": 1, "high": 2}  # the spec's names → jobs.priority (higher is taken first)
 
 
@@ -52,48 +65,66 @@ class Share:
                 self.owner_id)
 
 
-def _queued_owners(device: str):
-    """A recursive CTE of the owners with jobs queued on `device`, one index seek each (a loose index scan)."""
-    first, later = aliased(Job), aliased(Job)
-    owners = (select(func.min(first.owner_id).label("owner_id"))
-              .where(first.status == QUEUED, first.device == device)
-              .cte("queued_owners", recursive=True))
-    following = (select(func.min(later.owner_id)).where(later.status == QUEUED, later.device == device,
-                                                        later.owner_id > owners.c.owner_id).scalar_subquery())
+def _queued_owners():
+    """A recursive CTE of the owners with jobs queued on the `device` parameter, one index seek each (a loose
+    index scan of ix_jobs_fair_order), after a first row of "" (no owner id is empty; the shares leave it out).
+
+    Every step asks for the next owner id past the last one, the first step too: with that range condition
+    PostgreSQL seeks ix_jobs_fair_order, where a plain min(owner_id) let it walk an index led by owner_id
+    through every finished job of the first users until it met a queued one.
+    """
+    owners = select(cast(literal(""), String(32)).label("owner_id")).cte("queued_owners", recursive=True)
+    later = JOBS.alias("later")
+    following = (select(later.c.owner_id).where(later.c.status == QUEUED, later.c.device == _device(),
+                                                later.c.owner_id > owners.c.owner_id)
+                 .order_by(later.c.owner_id).limit(1).scalar_subquery())
     return owners.union_all(select(following).where(owners.c.owner_id.is_not(None)))
 
 
-def _shares_query(device: str, *, with_queued: bool) -> Select:
-    owners = _queued_owners(device)
-    owner = owners.c.owner_id
-    here, anywhere, started, waiting = aliased(Job), aliased(Job), aliased(Job), aliased(Job)
+def _device():
+    return bindparam("device", type_=String)
+
+
+@functools.cache
+def _shares_query(with_queued: bool) -> Select:
+    """Each queued owner's share of the `device` parameter's queue (built once: it is a large statement)."""
+    owners = _queued_owners()
+    owner, device = owners.c.owner_id, _device()
+
+    def count(status: str, *where):
+        rows = JOBS.alias()
+        return select(func.count()).select_from(rows).where(rows.c.status == status, rows.c.owner_id == owner,
+                                                             *(w(rows) for w in where)).scalar_subquery()
+
+    started = JOBS.alias("started")
     columns = [
         owner.label("owner_id"),
-        select(func.count()).select_from(here).where(here.status == RUNNING, here.device == device,
-                                                     here.owner_id == owner).scalar_subquery().label("running_here"),
-        select(func.count()).select_from(anywhere).where(anywhere.status == RUNNING, anywhere.owner_id == owner)
-        .scalar_subquery().label("running_all"),
-        select(func.max(started.started_at)).where(started.owner_id == owner, started.device == device)
+        count(RUNNING, lambda rows: rows.c.device == device).label("running_here"),
+        count(RUNNING).label("running_all"),
+        select(func.max(started.c.started_at)).where(started.c.owner_id == owner, started.c.device == device)
         .scalar_subquery().label("last_started"),
     ]
     if with_queued:
-        columns.append(select(func.count()).select_from(waiting).where(
-            waiting.status == QUEUED, waiting.device == device, waiting.owner_id == owner)
-            .scalar_subquery().label("queued"))
-    return select(*columns).where(owner.is_not(None))
+        columns.append(count(QUEUED, lambda rows: rows.c.device == device).label("queued"))
+    return select(*columns).where(owner.is_not(None), owner != "")
+
+
+@functools.cache
+def _next_owner_query() -> Select:
+    shares = _shares_query(False).subquery()
+    quota = bindparam("quota", type_=Integer)  # 0: none
+    return (select(shares.c.owner_id)
+            .where(or_(quota == 0, shares.c.running_all < quota),
+                   shares.c.owner_id.not_in(bindparam("passed", type_=String, expanding=True)))
+            .order_by(shares.c.running_here, shares.c.last_started.asc().nulls_first(), shares.c.owner_id)
+            .limit(1))
 
 
 def next_owner(*, session: Session, device: str, max_running_per_user: int = 0,
                passed: list[str] = ()) -> str | None:
     """The user whose job the policy takes next on `device` (skipping users at quota and `passed`), or None."""
-    shares = _shares_query(device, with_queued=False).subquery()
-    query = select(shares.c.owner_id).order_by(shares.c.running_here, shares.c.last_started.asc().nulls_first(),
-                                               shares.c.owner_id).limit(1)
-    if max_running_per_user:
-        query = query.where(shares.c.running_all < max_running_per_user)
-    if passed:
-        query = query.where(shares.c.owner_id.not_in(list(passed)))
-    return session.scalar(query)
+    return session.scalar(_next_owner_query(), {"device": device, "quota": max_running_per_user,
+                                                "passed": list(passed) or [""]})
 
 
 def next_job(*, session: Session, device: str, owner: str) -> str | None:
@@ -126,7 +157,7 @@ def running_jobs(*, session: Session, owner: str) -> int:
 
 def queue_shares(*, session: Session, device: str) -> dict[str, Share]:
     """Every user with jobs queued on `device`, by owner id."""
-    rows = session.execute(_shares_query(device, with_queued=True)).all()
+    rows = session.execute(_shares_query(True), {"device": device}).all()
     return {r.owner_id: Share(r.owner_id, r.queued, r.running_here, r.running_all, r.last_started) for r in rows}
 
 
@@ -168,6 +199,7 @@ class QueueView:
         self.session, self.live_seconds, self.quota = session, live_seconds, max_running_per_user
         self._shares: dict[str, dict[str, Share]] = {}
         self._workers: dict[str, list] = {}
+        self._own: dict[str, tuple[int, int]] = {}
 
     def shares(self, device: str) -> dict[str, Share]:
         if device not in self._shares:
@@ -183,6 +215,8 @@ class QueueView:
     def _ahead_of_own(self, job: Job) -> tuple[int, int]:
         """`(ahead, higher)`: the owner's queued jobs on the job's queue taken before it, and of those the ones of
         a higher priority."""
+        if job.id in self._own:
+            return self._own[job.id]
         mine = and_(Job.status == QUEUED, Job.device == job.device, Job.owner_id == job.owner_id,
                     Job.id != job.id)
         higher = Job.priority > job.priority
@@ -190,7 +224,8 @@ class QueueView:
                        or_(Job.created_at < job.created_at, and_(Job.created_at == job.created_at, Job.id < job.id)))
         row = self.session.execute(select(func.count().filter(or_(higher, earlier)), func.count().filter(higher))
                                    .select_from(Job).where(mine)).one()
-        return row[0], row[1]
+        self._own[job.id] = row[0], row[1]
+        return self._own[job.id]
 
     def _running(self, job: Job) -> int:
         me = self.shares(job.device).get(job.owner_id)

@@ -236,7 +236,8 @@ class Job(Base):
 # The fair-share claim (store.fairshare): the queued owners of a queue by a skip scan, and one owner's next job
 # (highest priority, then oldest) by one seek; an owner's latest start on a queue (the round robin's tie-break).
 Index("ix_jobs_fair_order", Job.status, Job.device, Job.owner_id, Job.priority.desc(), Job.created_at, Job.id)
-Index("ix_jobs_owner_device_started", Job.owner_id, Job.device, Job.started_at)
+Index("ix_jobs_owner_device_started", Job.owner_id, Job.device, Job.started_at,  # partial: never offered
+      postgresql_where=Job.started_at.is_not(None), sqlite_where=Job.started_at.is_not(None))  # for queued rows
 
 
 class HistoryChunk(Base):

@@ -3,7 +3,8 @@
 `jobs.priority` (low 0, normal 1, high 2; existing jobs are normal) and the two indexes the
 fair-share claim reads (store.fairshare): `ix_jobs_fair_order` (status, device, owner_id,
 priority DESC, created_at, id) finds a queue's queued owners by a skip scan and an owner's
-next job by one seek; `ix_jobs_owner_device_started` gives an owner's latest start on a queue.
+next job by one seek; `ix_jobs_owner_device_started` (partial: started jobs) gives an owner's
+latest start on a queue.
 Plain ADD COLUMN (no batch copy of jobs on SQLite, which would cascade-delete its history).
 
 Revision ID: 0005
@@ -23,7 +24,9 @@ def upgrade() -> None:
     op.add_column("jobs", sa.Column("priority", sa.Integer(), server_default="1", nullable=False))
     op.create_index("ix_jobs_fair_order", "jobs",
                     ["status", "device", "owner_id", sa.text("priority DESC"), "created_at", "id"])
-    op.create_index("ix_jobs_owner_device_started", "jobs", ["owner_id", "device", "started_at"])
+    started = sa.text("started_at IS NOT NULL")  # partial: the planner never walks it looking for queued rows
+    op.create_index("ix_jobs_owner_device_started", "jobs", ["owner_id", "device", "started_at"],
+                    postgresql_where=started, sqlite_where=started)
 
 
 def downgrade() -> None:
