@@ -28,7 +28,7 @@
       try {
         const [job, rows] = await Promise.all([TY.api("GET", `/jobs/${encodeURIComponent(id)}`), history(id)]);
         const label = job.name || job.id;
-        const keys = rows.length ? Object.keys(rows[0]).filter(k => k !== "epoch" && typeof rows[0][k] === "number") : [];
+        const keys = rows.length ? Object.keys(rows[0]).filter(k => k !== "epoch" && k !== "time" && typeof rows[0][k] === "number") : [];
         for (const k of keys) (/loss/.test(k) ? loss : metric).push({ type: "scatter", mode: "lines", name: `${label}: ${k}`,
           x: rows.map(r => r.epoch), y: rows.map(r => r[k] ?? null), line: { dash: k.startsWith("val_") ? "dot" : "solid" } });
         rowsOut.push(TY.el("tr", {}, TY.el("td", {}, TY.el("a", { href: "/ui/jobs/" + encodeURIComponent(job.id) }, label)),

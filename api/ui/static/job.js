@@ -36,7 +36,7 @@
   function split(k) { return /loss/.test(k) ? "loss" : "metric"; }
 
   function setupCharts(first) {
-    keys = Object.keys(first).filter(k => k !== "epoch" && typeof first[k] === "number");
+    keys = Object.keys(first).filter(k => k !== "epoch" && k !== "time" && typeof first[k] === "number");
     for (const which of ["loss", "metric"]) {
       const mine = keys.filter(k => split(k) === which);
       const traces = mine.map(k => ({ x: [], y: [], name: k, mode: "lines", type: "scatter",
