@@ -16,7 +16,7 @@ from client.client import Client
 from client.errors import ApiError, DatasetFileError, WaitTimeout
 from client.models import Job
 from client.output import job_rows, job_summary, table
-from client.plot import save_history_plot
+from client.plot import PlotUnavailable, save_history_plot
 
 
 @dataclass
@@ -146,7 +146,13 @@ def history(args: argparse.Namespace, client: Client) -> Outcome:
             outcome.data["error"] = {"status": 0, "title": "nothing to plot", "detail": message}
             outcome.notes.append(f"trainyard history: {message}")
             return outcome
-        save_history_plot(rows, args.plot, title=f"{job.name or ''} {job.id}".strip())
+        try:
+            save_history_plot(rows, args.plot, title=f"{job.name or ''} {job.id}".strip())
+        except PlotUnavailable as exc:
+            outcome.code, outcome.text = 1, ""
+            outcome.data["error"] = {"status": 0, "title": "plotting unavailable", "detail": str(exc)}
+            outcome.notes.append(f"trainyard history: {exc}; {args.plot} was not written")
+            return outcome
         outcome.data["plot"] = str(args.plot)
         outcome.notes.append(f"wrote {args.plot}")
     return outcome
@@ -274,7 +280,8 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     p.add_argument("id")
     p.add_argument("--since", type=int, metavar="EPOCH", help="only epochs after this one")
     p.add_argument("--all", action="store_true", help="print every epoch (default: at most 40 rows)")
-    p.add_argument("--plot", metavar="FILE.png", help="draw the loss and metric curves into a PNG")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the loss and metric curves into a PNG (an SVG or PDF "
+                   "if FILE ends so); needs matplotlib: pip install 'trainyard[plot]'")
     p.set_defaults(handler=history)
     p = sub.add_parser("download", parents=[common], help="download the trained model file")
     p.add_argument("id")
