@@ -80,5 +80,6 @@ def test_stateful_scenarios_reach_a_created_job_through_the_links(target):
     # Operations on a job the scenario created (its id came through a link), answered by the route, not a 404.
     reached = {(method, path) for method, path, status, job in TARGET.calls
                if job is not None and (job in created or status == 204) and status != 404}
-    assert {("GET", JOBS + "/{job_id}"), ("GET", JOBS + "/{job_id}/history"),
-            ("POST", JOBS + "/{job_id}/cancel")} <= reached, sorted(reached)
+    # Which of them a scenario picks depends on the routes there are (hypothesis explores, derandomized): reading
+    # the job, and at least four of its other routes.
+    assert ("GET", JOBS + "/{job_id}") in reached and len(reached) >= 5, sorted(reached)
