@@ -229,3 +229,18 @@ def test_republish_sends_one_message_per_free_slot_and_none_for_held_jobs(sessio
     with session_scope(session_factory) as s:  # a is at its quota of 1: only b's job may start
         assert [j.id for j in jobs_to_republish(session=s, unclaimed_seconds=30, live_seconds=60,
                                                 max_running_per_user=1)] == [b_job]
+
+
+def test_a_job_the_reconciler_fails_sends_a_message_for_its_owners_held_job(migrated_settings, session_factory):
+    from worker.app import create_celery
+    from worker.reconciler import reconcile_once
+
+    settings = migrated_settings.replace(max_running_per_user=1, max_attempts=1)
+    (a,) = users(session_factory, "a")
+    lost, held = submit(session_factory, a), submit(session_factory, a)
+    assert claim_next(session_factory, quota=1) == lost
+    with session_scope(session_factory) as s:  # its worker vanished on its last attempt
+        s.execute(update(Job).where(Job.id == lost).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    counts = reconcile_once(settings=settings, factory=session_factory, celery=create_celery(settings))
+    assert (counts["failed"], counts["republished"], counts["sent"]) == (1, 0, 1)  # no worker idles: no republish
+    assert claim_next(session_factory, quota=1) == held
