@@ -4,7 +4,7 @@
 # own stamp, so `make run` after `make test` installs nothing more.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-RUN_EXTRAS ?= keras,fast
+RUN_EXTRAS ?= keras,fast,plot
 TEST_EXTRAS ?= dev,$(RUN_EXTRAS)
 
 .PHONY: install install-run run test bench
