@@ -20,6 +20,7 @@ from api.submit import check_queue_limit, validate_submission
 from core.spec import BACKENDS
 from store import jobs as repo
 from store.errors import DatasetNotFound
+from store.reuse import has_reusable
 from store.fairshare import QueueView
 from store.models import QUEUED, Job
 
@@ -73,7 +74,11 @@ def submit_job():
             body = job_view(db, earlier)
             return body, 200, {"Location": body["links"]["self"]}
     spec = validate_submission(doc, db=db, owner=owner, settings=settings)
-    check_queue_limit(db=db, owner=owner, settings=settings)  # refuse early, before the write lock
+    try:
+        check_queue_limit(db=db, owner=owner, settings=settings)  # refuse early, before the write lock
+    except ApiError:
+        if not has_reusable(session=db, owner=owner, spec=spec):  # a reused job takes no place in the queue
+            raise
     try:
         with writing() as w:
             job, created = repo.create_job(session=w, owner=owner, spec=spec, idempotency_key=key,

@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.provenance import builtin_generator
+from core.provenance import backend_versions, builtin_generator
+from core.spec import JobSpec, normalised
 from store.models import SUCCEEDED, Artifact, Dataset, HistoryChunk, Job, utcnow
 
 IGNORED_SPEC_KEYS = ("name", "reuse", "priority")  # what is run, not how it is trained
@@ -61,6 +62,18 @@ def find_reusable(*, session: Session, owner: str, fingerprint: str) -> Job | No
         select(Job).where(Job.owner_id == owner, Job.fingerprint == fingerprint, Job.status == SUCCEEDED,
                           Job.purged_at.is_(None))
         .order_by(Job.reused_from.is_not(None), Job.finished_at).limit(1).with_for_update(read=True))
+
+
+def has_reusable(*, session: Session, owner: str, spec: JobSpec) -> bool:
+    """Whether submitting `spec` now would reuse an earlier job (no lock: for checks made before the write)."""
+    if not spec.reuse:
+        return False
+    dataset = (session.scalar(select(Dataset).where(Dataset.id == spec.dataset.id, Dataset.owner_id == owner))
+               if spec.dataset.id else None)
+    found = fingerprint(spec=normalised(spec), dataset=dataset, versions=backend_versions(spec.backend))
+    return found is not None and session.scalar(
+        select(Job.id).where(Job.owner_id == owner, Job.fingerprint == found, Job.status == SUCCEEDED,
+                             Job.purged_at.is_(None)).limit(1)) is not None
 
 
 def reuse_results(*, session: Session, job: Job, source: Job) -> None:

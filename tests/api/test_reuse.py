@@ -202,6 +202,21 @@ def test_name_and_priority_change_nothing_trained(api_both):
     assert again["reused_from"] == job["id"] and again["spec"]["priority"] == "high"
 
 
+def test_a_full_queue_refuses_new_work_but_not_a_reused_job(db_settings):
+    limited = make_api(db_settings, max_queued_per_user=1)
+    try:
+        alice = limited.alice
+        done = alice.submit(spec(seed=20))
+        train(limited, done["id"], alice.get(f"/jobs/{done['id']}").get_json()["spec"])
+        assert alice.submit(spec(seed=21))["status"] == "queued"  # the queue is full now
+        assert alice.post("/jobs", json=spec(seed=22)).status_code == 429
+        reused = alice.post("/jobs", json=spec(seed=20))
+        assert reused.status_code == 201 and reused.get_json()["reused_from"] == done["id"]
+        assert alice.post("/jobs", json={**spec(seed=20), "reuse": False}).status_code == 429
+    finally:
+        limited.engine.dispose()
+
+
 def test_a_purged_job_is_not_reused(api_both):
     """Retention (store.retention) took its model or history: a copy would lack them."""
     alice = api_both.alice
