@@ -10,7 +10,7 @@ from api import ratelimit, scopes
 from api.errors import ApiError
 from api.tokencache import TokenInfo
 from api.ui import sessions as ui_sessions
-from store.db import DATABASE_UNAVAILABLE
+from store.db import DATABASE_UNAVAILABLE, make_sessionmaker, no_wait, session_scope
 from store.models import utcnow
 from store.tokens import REVOKED, SCOPES, digest, find_token, get_or_create_user, token_state, touch_token
 
@@ -94,11 +94,12 @@ def verify(token: str) -> TokenInfo:
 
 def _touch(token_id: str) -> None:
     """Record the token's use (at most once a minute per token and process; see api.tokencache). Bookkeeping:
-    a database that cannot take the write now does not fail the request."""
-    from api.context import writing
+    it never waits for SQLite's write lock (a long upload's write would stall every request behind it), and a
+    database that cannot take the write now does not fail the request."""
+    from api.context import state
 
     try:
-        with writing() as db:
+        with session_scope(make_sessionmaker(no_wait(state().engine))) as db:
             touch_token(session=db, token_id=token_id)
     except DATABASE_UNAVAILABLE as exc:
         log.warning("could not record the use of token %s: %s", token_id, type(exc).__name__)

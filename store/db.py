@@ -52,6 +52,7 @@ def json_dumps(value: Any) -> str:
 
 GREEN_BUSY_MS = 20  # under gevent, SQLite blocks the event loop at most this long per attempt
 READ_ONLY = "trainyard_read_only"  # execution option: this connection's transactions only read
+NO_WAIT = "trainyard_no_wait"  # execution option: on SQLite, "database is locked" at once rather than waiting
 
 
 def read_only(engine: Engine) -> Engine:
@@ -60,6 +61,14 @@ def read_only(engine: Engine) -> Engine:
     if engine.dialect.name == "postgresql":
         return engine.execution_options(isolation_level="AUTOCOMMIT")
     return engine.execution_options(**{READ_ONLY: True})
+
+
+def no_wait(engine: Engine) -> Engine:
+    """The engine for bookkeeping writes that are skipped rather than queued behind another writer: on SQLite
+    BEGIN IMMEDIATE fails at once while someone holds the write lock (PostgreSQL locks rows, not the database)."""
+    if engine.dialect.name == "postgresql":
+        return engine
+    return engine.execution_options(**{NO_WAIT: True})
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -113,8 +122,12 @@ def _sqlite_engine(settings: Settings) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:
-        if connection.get_execution_options().get(READ_ONLY):
+        options = connection.get_execution_options()
+        if options.get(READ_ONLY):
             connection.exec_driver_sql("BEGIN")
+        elif options.get(NO_WAIT):
+            connection.exec_driver_sql("PRAGMA busy_timeout = 0")  # NullPool: this connection ends with the session
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         elif green():
             _begin_immediate(connection, settings.db_statement_timeout_seconds)
         else:
