@@ -24,13 +24,19 @@ def _bad_value(value: Any) -> str | None:
     return None if finite else f"{value} is not a finite number (NaN and infinity are not allowed)"
 
 
+def _count(n: int, noun: str) -> str:
+    """`1 value`, `2 values`."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _first_bad(inputs: list, n_features: int) -> dict:
     """Walk the rows (the slow path, taken only when the fast conversion failed) to name the first problem."""
     for i, row in enumerate(inputs):
         if not isinstance(row, list):
             return {"loc": f"inputs[{i}]", "msg": "each input must be a list of numbers"}
         if len(row) != n_features:
-            return {"loc": f"inputs[{i}]", "msg": f"{len(row)} values but the model takes {n_features} features"}
+            return {"loc": f"inputs[{i}]", "msg": f"{_count(len(row), 'value')} but the model takes "
+                                                  f"{_count(n_features, 'feature')}"}
         for j, value in enumerate(row):
             why = _bad_value(value)
             if why:

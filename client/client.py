@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -224,6 +225,11 @@ class Client(SweepCalls):
         with self.http.request("GET", f"/jobs/{job_id}/model", params=params, retry=True, stream=True,
                                headers={"Accept": "*/*"}) as response:
             target = Path(path) if path is not None else Path(f"{Path(job_id).name}{model_suffix(response)}")
+            if target.is_dir() or not target.parent.is_dir():  # say so of the file asked for, not of its .part
+                if target.is_dir():
+                    raise IsADirectoryError(errno.EISDIR, "Is a directory; give a file name", str(target))
+                raise FileNotFoundError(errno.ENOENT, f"No such file or directory (folder {str(target.parent)!r} "
+                                                      "does not exist)", str(target))
             partial = target.with_name(target.name + ".part")
             try:
                 with open(partial, "wb") as out:

@@ -125,6 +125,17 @@ def thin(rows: list[dict[str, Any]], at_most: int) -> list[dict[str, Any]]:
     return [rows[round(i * step)] for i in range(at_most)]
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of 1 or more (`list --limit 0` is refused, as the API refuses it)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def history(args: argparse.Namespace, client: Client) -> Outcome:
     rows = client.history(args.id, since=args.since)
     shown = rows if args.all else thin(rows, 40)
@@ -172,12 +183,23 @@ def parse_inputs(value: str, columns: Callable[[], int | None] = lambda: None) -
     path = Path(value)
     if value.lower().endswith(".csv") or (path.suffix.lower() == ".csv" and path.exists()):
         return csv_rows(path.read_text(), columns())
-    text = path.read_text() if path.suffix.lower() == ".json" and path.exists() else value
-    data = json.loads(text)
+    from_file = path.suffix.lower() == ".json" and path.exists()
+    text = path.read_text() if from_file else value
+    example = "e.g. '[[0,1],[1,1]]' for two rows of two features"
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        if from_file:
+            raise ValueError(f"{value} is not JSON: {exc}") from exc
+        raise ValueError(f"{value!r} is not a JSON array: give rows of features as JSON ({example}), or a .json "
+                         "or .csv file") from exc
     if isinstance(data, dict):
         data = data.get("inputs")
     if not isinstance(data, list):
-        raise ValueError("--inputs must be a JSON array of rows, a .json file or a .csv file")
+        raise ValueError(f"give a JSON array of rows ({example}), a .json file or a .csv file")
+    if data and not any(isinstance(row, list) for row in data):  # one flat list: `[0,1]`
+        # One row of the model's features, unless the model takes one feature (then one value per row).
+        return [[v] for v in data] if columns() == 1 else [data]
     return [row if isinstance(row, list) else [row] for row in data]
 
 
@@ -255,36 +277,37 @@ def predict(args: argparse.Namespace, client: Client) -> Outcome:
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Register the job commands."""
     p = sub.add_parser("submit", parents=[common], help="submit a job spec (- reads stdin)")
-    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("spec", metavar="SPEC", help="the job spec file (JSON), or - for stdin; a local dataset path "
+                                                "in it is uploaded first, relative to the spec file")
     _wait_options(p, "--wait", "follow the job until it finishes; exit 0 only if it succeeded")
     p.set_defaults(handler=submit)
     p = sub.add_parser("status", parents=[common], help="show one job")
-    p.add_argument("id")
+    p.add_argument("id", help="the job's id (from submit or list)")
     p.set_defaults(handler=status)
     p = sub.add_parser("wait", parents=[common], help="follow a job; exit 0 only if it succeeded")
-    p.add_argument("id")
+    p.add_argument("id", help="the job's id (from submit or list)")
     _wait_options(p)
     p.set_defaults(handler=wait)
     for name, handler, text in (("cancel", cancel, "cancel a queued or running job"),
                                 ("delete", delete, "delete a finished job and its artifacts")):
         p = sub.add_parser(name, parents=[common], help=text)
-        p.add_argument("id")
+        p.add_argument("id", help="the job's id (from submit or list)")
         p.set_defaults(handler=handler)
     p = sub.add_parser("list", parents=[common], help="your jobs, newest first")
     p.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])
     p.add_argument("--backend", choices=["numpy", "sklearn", "keras"])
-    p.add_argument("--name")
-    p.add_argument("--limit", type=int, default=20, help="at most this many jobs (default 20)")
+    p.add_argument("--name", help="only jobs with exactly this name")
+    p.add_argument("--limit", type=positive_int, default=20, help="at most this many jobs, 1 or more (default 20)")
     p.set_defaults(handler=list_jobs)
     p = sub.add_parser("history", parents=[common], help="per-epoch loss and metrics")
-    p.add_argument("id")
+    p.add_argument("id", help="the job's id (from submit or list)")
     p.add_argument("--since", type=int, metavar="EPOCH", help="only epochs after this one")
     p.add_argument("--all", action="store_true", help="print every epoch (default: at most 40 rows)")
     p.add_argument("--plot", metavar="FILE.png", help="draw the loss and metric curves into a PNG (an SVG or PDF "
                    "if FILE ends so); needs matplotlib: pip install 'trainyard[plot]'")
     p.set_defaults(handler=history)
     p = sub.add_parser("download", parents=[common], help="download the trained model file")
-    p.add_argument("id")
+    p.add_argument("id", help="the job's id (from submit or list)")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="where to write it (default: JOB_ID plus the model's extension, e.g. JOB_ID.npz)")
     p.add_argument("--format", choices=("native", "onnx"), default="native",
@@ -292,7 +315,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
                         "(.onnx) that onnxruntime runs, scaling inside")
     p.set_defaults(handler=download)
     p = sub.add_parser("predict", parents=[common], help="predict with a trained job's model")
-    p.add_argument("id")
+    p.add_argument("id", help="the job's id (from submit or list)")
     p.add_argument("--inputs", required=True, metavar="JSON|FILE",
                    help="rows of raw features: a JSON array, a .json file or a .csv file")
     p.set_defaults(handler=predict)

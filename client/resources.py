@@ -3,20 +3,52 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import gzip
+from pathlib import Path
 from typing import Any
 
 from client.client import Client
-from client.commands import Outcome
-from client.errors import ServiceUnavailable
+from client.commands import InputError, Outcome
+from client.errors import ServiceUnavailable, ValidationFailed
 from client.output import cell, key_values, table
 
 DATASET_COLUMNS = ["id", "name", "task", "n_samples", "n_features", "n_classes", "size_bytes"]
 
 
+def csv_header(path: str) -> list[str] | None:
+    """A CSV file's column names (its first row), or None when it is not a readable CSV file."""
+    if not path.lower().endswith((".csv", ".csv.gz", ".txt")):
+        return None
+    try:
+        opener = gzip.open if path.lower().endswith(".gz") else open
+        with opener(path, "rt", newline="", errors="replace") as handle:
+            return next(csv.reader([handle.readline()]), None)
+    except OSError:
+        return None
+
+
 def datasets_upload(args: argparse.Namespace, client: Client) -> Outcome:
-    record = client.upload_dataset(args.file, name=args.name, format=args.format, target=args.target,
-                                   task=args.task, labels=args.labels)
-    return Outcome(0, record, key_values((k, cell(record.get(k))) for k in DATASET_COLUMNS + ["sha256"]))
+    for path in (args.file, args.labels):  # the same missing file is bad usage (2) here as in submit and predict
+        if path is not None and not Path(path).is_file():
+            raise InputError(f"{path}: {'is a folder' if Path(path).is_dir() else 'no such file'}")
+    header = csv_header(args.file)
+    default = f"the target column defaults to the last one, {header[-1]!r}" if header and args.target is None else ""
+    try:
+        record = client.upload_dataset(args.file, name=args.name, format=args.format, target=args.target,
+                                       task=args.task, labels=args.labels)
+    except ValidationFailed as exc:
+        if default and len(header) > 1 and "--target" not in exc.describe():  # (a server that says it itself)
+            exc.errors.append({"loc": "target", "msg": f"{default}; name the label column with --target COLUMN "
+                                                       f"(one of {', '.join(header)})"})
+        if header and len(header) == 1 and ";" in header[0] and "separated" not in exc.describe():
+            exc.errors.append({"loc": "file", "msg": "the header has one column with ';' in it: trainyard reads "
+                                                     "comma-separated files; convert it to commas"})
+        raise
+    outcome = Outcome(0, record, key_values((k, cell(record.get(k))) for k in DATASET_COLUMNS + ["target", "sha256"]))
+    if default:
+        outcome.notes.append(f"trainyard datasets upload: {default}; --target COLUMN picks another")
+    return outcome
 
 
 def datasets_list(args: argparse.Namespace, client: Client) -> Outcome:
@@ -136,17 +168,18 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     p = sub.add_parser("datasets", help="upload, list, show or delete datasets")
     ds = p.add_subparsers(dest="datasets_command", metavar="upload|list|show|delete", required=True)
     u = ds.add_parser("upload", parents=[common], help="upload a CSV, NPZ or IDX file")
-    u.add_argument("file")
-    u.add_argument("--name")
-    u.add_argument("--format", choices=["csv", "npz", "idx"])
-    u.add_argument("--target", help="the CSV's target column")
+    u.add_argument("file", help="the data file: .csv (comma-separated, a header row), .npz (arrays X and y) or "
+                                "IDX images (with --labels)")
+    u.add_argument("--name", help="the dataset's name (default: the file name without its extension)")
+    u.add_argument("--format", choices=["csv", "npz", "idx"], help="default: from the file's extension")
+    u.add_argument("--target", help="the CSV's label column (default: its last column)")
     u.add_argument("--task", choices=["classification", "regression"])
     u.add_argument("--labels", metavar="FILE", help="the IDX labels file that goes with FILE's images")
     u.set_defaults(handler=datasets_upload)
     ds.add_parser("list", parents=[common], help="your datasets").set_defaults(handler=datasets_list)
     for name, handler in (("show", datasets_show), ("delete", datasets_delete)):
         d = ds.add_parser(name, parents=[common], help=f"{name} one dataset")
-        d.add_argument("id")
+        d.add_argument("id", help="the dataset's id (from upload or `datasets list`)")
         d.set_defaults(handler=handler)
     sub.add_parser("catalog", parents=[common], help="what a spec can name").set_defaults(handler=catalog)
     sub.add_parser("workers", parents=[common], help="live workers").set_defaults(handler=workers)

@@ -87,9 +87,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the result as one JSON line even at a terminal")
     p.set_defaults(handler=run, service=True)
 
-    p = sub.add_parser("up", help="all-in-one local service: migrate, API, one worker, reconciler")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p = sub.add_parser("up", help="all-in-one local service: migrate, API, one worker, reconciler",
+                       description="Migrate the database, then run the API, one worker and the reconciler as child "
+                                   "processes until Ctrl-C (`make run` runs this). Everything lives under "
+                                   "TRAINYARD_HOME (default ./var of the current folder): the SQLite database, the "
+                                   "broker's folders and the token file `token`, made for user `local`. Other "
+                                   "TRAINYARD_* settings apply (README, Configuration).")
+    p.add_argument("--host", default="127.0.0.1", help="address the API listens on (default 127.0.0.1: this "
+                                                       "machine only; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=8000, help="the API's port (default 8000)")
     p.set_defaults(handler=up, service=True)
 
     p = sub.add_parser("api", help="serve the HTTP API with gunicorn")
@@ -103,7 +109,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=int, default=1, help="jobs trained at once")
     p.set_defaults(handler=worker, service=True)
 
-    p = sub.add_parser("reconcile", help="run the reconciler loop (re-enqueues lost jobs)")
+    p = sub.add_parser("reconcile", help="run the reconciler loop (re-enqueues lost jobs)",
+                       description="Requeue jobs whose worker was lost, re-send unclaimed queued jobs, run the sweep "
+                                   "controller and, with retention on, gc. Uses TRAINYARD_DATABASE_URL and "
+                                   "TRAINYARD_BROKER_URL (default: under TRAINYARD_HOME, ./var).")
     p.set_defaults(handler=reconcile, service=True)
 
     p = sub.add_parser("gc", help="purge finished jobs past TRAINYARD_RETENTION_DAYS and delete unreferenced blobs",
@@ -114,7 +123,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(handler=gc, service=True)
 
-    p = sub.add_parser("migrate", help="create or upgrade the database schema")
+    p = sub.add_parser("migrate", help="create or upgrade the database schema",
+                       description="Bring TRAINYARD_DATABASE_URL's schema (default: SQLite in TRAINYARD_HOME, ./var) "
+                                   "to the newest version; safe to run again.")
     p.set_defaults(handler=migrate, service=True)
 
     p = sub.add_parser("celery", help="Celery's own tools on trainyard's broker: inspect ping, status, flower…",

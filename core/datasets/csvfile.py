@@ -83,6 +83,7 @@ class CsvFile:
     features: list[str]
     lines: _Lines
     reader: Iterator[list[str]]
+    target_defaulted: bool = False  # no target was named: the last column is it
 
 
 def open_csv(stream: BinaryIO, target: str | None) -> CsvFile:
@@ -102,13 +103,19 @@ def open_csv(stream: BinaryIO, target: str | None) -> CsvFile:
     duplicates = sorted(name for name, count in Counter(header).items() if count > 1)
     if duplicates:
         raise DatasetError(f"the CSV header repeats column names: {', '.join(map(repr, duplicates))}")
+    if len(header) == 1:
+        for sign, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+            if sign in header[0]:
+                raise DatasetError(f"the CSV header is one column, {header[0]!r}: the file looks {name}-separated; "
+                                   "trainyard reads comma-separated files (save it with commas)")
+    defaulted = target is None
     target = header[-1] if target is None else target
     if target not in header:
         raise DatasetError(f"target column {target!r} is not in the CSV; its columns are: {', '.join(header)}")
     if len(header) < 2:
         raise DatasetError(f"the CSV has only the target column {target!r}; it needs feature columns too")
     t = header.index(target)
-    return CsvFile(header, target, t, header[:t] + header[t + 1:], lines, reader)
+    return CsvFile(header, target, t, header[:t] + header[t + 1:], lines, reader, defaulted)
 
 
 def _bad_cell(rows: list[list[str]], names: list[str], first_row: int) -> DatasetError:
@@ -129,7 +136,11 @@ def _features(f: CsvFile, rows: list[list[str]], first_row: int) -> np.ndarray:
     try:
         x = np.array(cells, dtype=np.float64)  # numpy parses text as float() does, value for value
     except ValueError:
-        raise _bad_cell(cells, f.features, first_row) from None
+        error = _bad_cell(cells, f.features, first_row)
+        if f.target_defaulted:  # a label column that is not the last one reads as "'x' is not a number"
+            error = DatasetError(f"{error}; with no target named, the target is the last column, {f.target!r}: "
+                                 "name the label column with target (trainyard datasets upload --target COLUMN)")
+        raise error from None
     check_finite(x, f.features, "column", first_row)
     return x
 

@@ -134,7 +134,8 @@ class TargetScan:
         check_layout(shape or (self.rows,), self.dtype, task)
         classes = self._class_array() if task == "classification" else None
         if classes is not None and len(classes) < 2:
-            raise DatasetError(f"the target has only one class ({classes[0]!r}); classification needs at least 2")
+            only = classes[0].item() if isinstance(classes[0], np.generic) else classes[0]  # not np.str_('x')
+            raise DatasetError(f"the target has only one class ({only!r}); classification needs at least 2")
         if self._bad is not None and self.dtype.kind in "fc":  # in a text column, "nan" is just a label
             raise non_finite_error(self._bad, names, "target column")
         return task, classes

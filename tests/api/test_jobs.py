@@ -211,7 +211,7 @@ def test_lifecycle_history_model_and_predict(api_both):
 @pytest.mark.parametrize("body, loc, msg", [
     ({"inputs": [[0, 0], [0, "x"]]}, "inputs[1][1]", "'x' is not a number"),
     ({"inputs": [[0, 0], [0, 1, 2]]}, "inputs[1]", "3 values but the model takes 2 features"),
-    ({"inputs": [[0, 0], [1, 1], [0]]}, "inputs[2]", "1 values but the model takes 2 features"),
+    ({"inputs": [[0, 0], [1, 1], [0]]}, "inputs[2]", "1 value but the model takes 2 features"),
     ({"inputs": [[0, 0], [0, None]]}, "inputs[1][1]", "null is not a number"),
     ({"inputs": [[True, False]]}, "inputs[0][0]", "True is not a number"),
     ({"inputs": []}, "inputs", "a non-empty list of rows is required"),

@@ -169,7 +169,14 @@ def test_csv_string_targets_and_gzip():
     ("1,2,0\n3,4,1\n5,6,0\n7,8,1\n9,9,1\n", {}, "needs a header row"),
     ("a,a,y\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n", {}, "repeats column names: 'a'"),
     ("y\n0\n1\n0\n1\n", {}, "needs feature columns too"),
-    ("a,y\n1,0\n2,0\n3,0\n4,0\n", {}, "only one class"),
+    ("a,y\n1,0\n2,0\n3,0\n4,0\n", {}, "the target has only one class (0); classification needs at least 2"),
+    ("a,y\n1,x\n2,x\n3,x\n4,x\n", {}, "the target has only one class ('x'); classification"),  # not np.str_('x')
+    ("label,a,b\nx,1,2\ny,3,4\nx,5,6\ny,7,8\n", {},
+     "column 'label', row 1: 'x' is not a number; with no target named, the target is the last column, 'b': name the "
+     "label column with target (trainyard datasets upload --target COLUMN)"),
+    ("a;b;label\n1;2;x\n3;4;y\n5;6;x\n7;8;y\n", {"target": "label"},
+     "the CSV header is one column, 'a;b;label': the file looks semicolon-separated; trainyard reads comma-separated "
+     "files (save it with commas)"),
     ("a,y\n1,cat\n2,dog\n3,cat\n4,dog\n", {"task": "regression"}, "regression targets must be numbers"),
     ("a,y\n1,0.5\n2,\n3,1\n4,1\n", {}, "column 'y', row 2: missing target value"),
     ("a,y\n1,0.5\n2,nan\n3,1\n4,1\n", {}, "target column 'y', row 2: nan is not a finite number"),
