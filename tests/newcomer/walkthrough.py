@@ -225,9 +225,12 @@ def command_line(walk: Walk) -> None:
     walk.sh(f"trainyard sweeps cancel {started}")
     walk.sh(f"trainyard sweeps wait {started} --quiet", expect=(0, 1))  # cancelled (1), or done first (0)
     walk.sh(f"trainyard sweeps delete {started}")
-    long = json.loads(walk.sh("trainyard submit examples/digits_32.json --json").splitlines()[-1])["id"]
+    spec = json.loads((walk.clone / "examples" / "xor_relu_3.json").read_text())
+    spec["training"]["epochs"] = 1_000_000  # long enough to be cancelled while queued or running
+    (walk.clone / "long.json").write_text(json.dumps(spec))
+    long = json.loads(walk.sh("trainyard submit long.json --json").splitlines()[-1])["id"]
     walk.sh(f"trainyard cancel {long}")
-    walk.sh(f"trainyard wait {long} --quiet", expect=(0, 1))  # cancelled (1), or finished before the cancel (0)
+    walk.sh(f"trainyard wait {long} --quiet", expect=1)  # exit 0 only if it succeeded: it was cancelled
     walk.sh(f"trainyard delete {long}")
     walk.ids["cli"] = job
 
