@@ -56,6 +56,7 @@ def create_celery(settings: Settings) -> Celery:
     app = Celery("trainyard", set_as_current=False)
     app.conf.update(
         broker_url=settings.broker_url,
+        broker_transport="worker.fsbroker:Transport" if settings.uses_filesystem_broker else None,
         broker_transport_options=broker_transport_options(settings),
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=settings.db_connect_timeout_seconds,
