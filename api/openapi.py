@@ -144,8 +144,9 @@ ROUTES: dict[str, dict[str, tuple]] = {
                         {"security": PUBLIC})},
     "/openapi.json": {"get": ("This document", None, {200: ("application/json", {"type": "object"})},
                               {"security": PUBLIC})},
-    "/metrics": {"get": ("Prometheus metrics", None, {200: ("text/plain", {"type": "string"})},
-                         {"security": PUBLIC})},
+    "/metrics": {"get": ("Prometheus metrics: text format 0.0.4, or OpenMetrics when the Accept header asks for it "
+                         "(as Prometheus does); a bearer token only when the server sets metrics_token", None,
+                         {200: ("text/plain", {"type": "string"}), 401: "Problem"}, {"security": PUBLIC})},
     "/docs": {"get": ("A page that renders this document (works offline)", None,
                       {200: ("text/html", {"type": "string"})}, {"security": PUBLIC})},
     "/": {"get": ("The API's root: a redirect to its home page, the docs (/api/v1 redirects here first)", None,
