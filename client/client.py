@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
+import hashlib
 import json
 import os
 import re
@@ -115,7 +117,8 @@ class Client(SweepCalls):
         try:
             return Job(self.http.json("POST", "/jobs", json=spec, retry=True, headers={"Idempotency-Key": key}))
         except ApiError as exc:
-            if uploaded is not None and 400 <= exc.status < 500:  # refused: the upload made for it is unused
+            if uploaded is not None and not uploaded.get("reused") and 400 <= exc.status < 500:
+                # refused: the upload made for it is unused (one it reused stays)
                 with contextlib.suppress(ApiError):
                     self.delete_dataset(uploaded["id"])
             raise
@@ -150,11 +153,27 @@ class Client(SweepCalls):
             labels = idx_labels_path(path) if fmt == "idx" else None
         except OSError as exc:
             raise DatasetFileError(f"dataset.path {raw!r}: cannot read {path} ({exc.strerror or exc})") from exc
-        options = {k: dataset.get(k) for k in ("target", "task")}
-        record = self.upload_dataset(path, name=path.name, format=fmt, labels=labels,
-                                     **{k: v for k, v in options.items() if isinstance(v, str)})
+        options = {k: v for k in ("target", "task") if isinstance(v := dataset.get(k), str)}
+        record = None if labels is not None else self._uploaded_before(path, fmt, options)
+        if record is None:
+            record = self.upload_dataset(path, name=path.stem, format=fmt, labels=labels, **options)
         rest = {k: v for k, v in dataset.items() if k not in ("path", "id")}
         return {**spec, "dataset": {"id": record["id"], **rest}}, record
+
+    def _uploaded_before(self, path: Path, fmt: str, options: dict[str, str]) -> dict[str, Any] | None:
+        """The caller's dataset with this file's bytes (sha256), format, name and the same target and task, marked
+        `"reused": True` — so submitting one spec twice uploads its file once — or None."""
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        for record in self.list_datasets():
+            if (record.get("sha256") == digest.hexdigest() and record.get("format") == fmt
+                    and record.get("name") == path.stem
+                    and all(record.get(k) == v for k, v in options.items())
+                    and ("target" in options or fmt != "csv" or record.get("target") == _last_column(path))):
+                return {**record, "reused": True}
+        return None
 
     def get(self, job_id: str) -> Job:
         """One job's current record."""
@@ -345,3 +364,15 @@ def _items(body: Any, key: str) -> list[dict[str, Any]]:
     if isinstance(body, dict):
         body = body.get("items", body.get(key, []))
     return list(body or [])
+
+
+def _last_column(path: Path) -> str | None:
+    """A CSV file's last header name (the target the service takes when none is named), or None."""
+    import gzip
+
+    try:
+        with (gzip.open if path.name.lower().endswith(".gz") else open)(path, "rt", newline="") as handle:
+            header = next(csv.reader([handle.readline()]), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    return header[-1].strip() if header else None

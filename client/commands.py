@@ -69,7 +69,8 @@ def wait_for(client: Client, job_id: str, args: argparse.Namespace) -> Outcome:
 def submit(args: argparse.Namespace, client: Client) -> Outcome:
     def uploaded(path: str, record: dict[str, Any]) -> None:
         if not args.quiet:
-            print(f"uploaded {path} as dataset {record.get('id')}", file=sys.stderr)
+            print(f"{path}: reusing dataset {record.get('id')}, uploaded before with the same bytes" if
+                  record.get("reused") else f"uploaded {path} as dataset {record.get('id')}", file=sys.stderr)
 
     base_dir = Path.cwd() if args.spec == "-" else Path(args.spec).parent  # a data path is relative to the spec
     try:

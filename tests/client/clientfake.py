@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -245,9 +246,14 @@ class FakeApi:
         if not req.headers.get("content-type", "").startswith("multipart/form-data"):
             return problem(415, "Unsupported Media Type", "multipart expected")
         dataset_id = f"d{len(self.datasets) + 1}"
-        name = re.search(rb'name="name"\r\n\r\n([^\r]*)', req.body).group(1).decode()
-        self.datasets[dataset_id] = {"id": dataset_id, "name": name, "task": "classification", "n_samples": 2,
-                                     "n_features": 1, "n_classes": 2, "size_bytes": 14, "sha256": "ab" * 32}
+        fields = {m.group(1).decode(): m.group(2).decode()
+                  for m in re.finditer(rb'form-data; name="([^"]+)"\r\n\r\n([^\r]*)\r\n', req.body)}
+        data = re.search(rb'name="file"; filename="[^"]*"\r\n(?:[^\r]+\r\n)*\r\n(.*?)\r\n--', req.body, re.S)
+        last = (data.group(1).split(b"\n", 1)[0].decode(errors="replace").split(",")[-1].strip() if data else None)
+        self.datasets[dataset_id] = {"id": dataset_id, "name": fields.get("name"), "task": "classification",
+                                     "n_samples": 2, "n_features": 1, "n_classes": 2, "size_bytes": 14,
+                                     "format": fields.get("format"), "target": fields.get("target", last),
+                                     "sha256": hashlib.sha256(data.group(1) if data else b"").hexdigest()}
         return Reply(201, self.datasets[dataset_id])
 
     def delete_dataset(self, req: Request, match: re.Match) -> Reply:

@@ -51,7 +51,7 @@ def test_submit_uploads_a_local_path_relative_to_the_spec_file(cli, fake, tmp_pa
     assert code == 0, err
     assert "uploaded data/points.csv as dataset d1" in err
     upload = fake.calls("POST", "/datasets")[0]
-    assert form_fields(upload.body) == {"name": "points.csv", "format": "csv", "target": "label",
+    assert form_fields(upload.body) == {"name": "points", "format": "csv", "target": "label",
                                         "task": "classification"}
     assert b'filename="points.csv"' in upload.body and POINTS.encode() in upload.body
     sent = fake.calls("POST", "/jobs")[0].json()
@@ -68,8 +68,13 @@ def test_the_library_resolves_a_dict_path_from_the_working_directory(fake, fake_
     job = client.submit(json.loads(spec_file.read_text()), on_upload=lambda path, record: seen.append((path, record)))
     assert seen == [("data/points.csv", fake_api.datasets["d1"])]
     assert job.spec["dataset"] == {"id": "d1", "target": "label", "test_split": 0}
-    job = client.submit(spec_file)  # a spec's path: relative to it
-    assert job.spec["dataset"]["id"] == "d2"
+    job = client.submit(spec_file)  # a spec's path: relative to it; the same bytes again are not uploaded twice
+    assert job.spec["dataset"]["id"] == "d1" and len(fake.calls("POST", "/datasets")) == 1
+    (tmp_path / "data" / "points.csv").write_text(POINTS + "3,0\n")  # other bytes: a new upload
+    assert client.submit(spec_file).spec["dataset"]["id"] == "d2"
+    spec = json.loads(spec_file.read_text())
+    spec["dataset"]["target"] = "x"  # the same bytes with another target: another dataset
+    assert client.submit(spec).spec["dataset"]["id"] == "d3"
     plain = {"name": "builtin", "dataset": {"builtin": "xor"}}
     assert client.upload_local_dataset(plain) == (plain, None)
 
@@ -80,7 +85,7 @@ def test_an_idx_images_file_takes_its_labels_from_beside_it(fake, fake_api, make
     spec = {"dataset": {"path": str(tmp_path / "train-images-idx3-ubyte.gz"), "scale": "minmax"}}
     sent, record = make_client().upload_local_dataset(spec)
     body = fake.calls("POST", "/datasets")[0].body
-    assert form_fields(body) == {"name": "train-images-idx3-ubyte.gz", "format": "idx"}
+    assert form_fields(body) == {"name": "train-images-idx3-ubyte", "format": "idx"}  # as `datasets upload` names it
     assert b'name="labels"; filename="train-labels-idx1-ubyte.gz"' in body
     assert sent == {"dataset": {"id": record["id"], "scale": "minmax"}}
     (tmp_path / "train-labels-idx1-ubyte.gz").unlink()

@@ -106,3 +106,20 @@ def test_help_texts_name_positionals_defaults_and_up_options(capsys):
                          (["token", "create", "--help"], "--create-database"), (["migrate", "--help"], "TRAINYARD_")):
         assert main(argv) == 0
         assert wanted in " ".join(capsys.readouterr().out.split()), (argv, wanted)
+
+
+def test_submitting_a_local_file_twice_uploads_it_once_and_names_it_as_datasets_upload_does(cli, fake, fake_api,
+                                                                                             tmp_path):
+    (tmp_path / "wine.csv").write_text("a,label\n1,x\n2,y\n")
+    spec = {"name": "w", "dataset": {"path": "wine.csv", "target": "label"}, "training": {"epochs": 1}}
+    (tmp_path / "w.json").write_text(json.dumps(spec))
+    code, _, err = cli("submit", str(tmp_path / "w.json"))
+    assert code == 0 and "uploaded wine.csv as dataset d1" in err
+    assert fake_api.datasets["d1"]["name"] == "wine"  # as `datasets upload wine.csv` names it
+    code, _, err = cli("submit", str(tmp_path / "w.json"))
+    assert code == 0 and "wine.csv: reusing dataset d1, uploaded before with the same bytes" in err
+    assert len(fake.calls("POST", "/datasets")) == 1
+    spec["model"] = {"layers": [{"activation": "bogus"}]}  # refused: the dataset it reused is kept
+    (tmp_path / "w.json").write_text(json.dumps(spec))
+    assert cli("submit", str(tmp_path / "w.json"))[0] == 1
+    assert not fake.calls("DELETE", "/datasets/d1") and "d1" in fake_api.datasets
