@@ -25,6 +25,9 @@ bp = Blueprint("ui", __name__, template_folder="templates")
 # scripts. plotly.js sets style attributes and adds a stylesheet of its own at run time, hence styles' 'unsafe-inline'.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
        "connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+# The sweep page's parallel coordinates are WebGL, drawn by regl inside plotly.js, which compiles its shaders' glue
+# code with Function(): that page alone also allows 'unsafe-eval' (still no inline script).
+EVAL_PAGES = {"ui.sweep"}
 OPEN = {"ui.root", "ui.signin", "ui.signin_post", "ui.static_file"}  # what needs no session
 
 
@@ -61,7 +64,8 @@ def _session() -> Response | None:
 @bp.after_request
 def _headers(response: Response) -> Response:
     if response.mimetype == "text/html":
-        response.headers["Content-Security-Policy"] = CSP
+        csp = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-eval'") if request.endpoint in EVAL_PAGES else CSP
+        response.headers["Content-Security-Policy"] = csp
         response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -46,15 +46,28 @@ def token_for(settings: Settings, user: str, scopes=("read", "write")) -> str:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, fast_timings):
+    """The API (2 processes), a worker and a reconciler (it also steps sweeps whose trial-end step failed)."""
+    import subprocess
+
+    from apitest import ROOT, settings_env, stop_process
+
     with live_stack(Settings(home=tmp_path_factory.mktemp("ui") / "home", **fast_timings), api_processes=2) as s:
         s.bob = token_for(s.settings, "bob")
-        yield s
+        with open(s.settings.home / "reconciler.log", "ab") as log:
+            reconciler = subprocess.Popen([sys.executable, "-m", "worker.reconciler"], env=settings_env(s.settings),
+                                          cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield s
+        finally:
+            stop_process(reconciler)
 
 
 @pytest.fixture(scope="module")
 def browser():
     with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        # WebGL (plotly's parallel coordinates) in software: this machine has no GPU
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                              args=["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
         yield b
         b.close()
 
@@ -83,8 +96,8 @@ class Signed:
         self.stack, self.context = stack, browser.new_context(viewport={"width": 1280, "height": 900})
         self.page = self.context.new_page()
         self.page.set_default_timeout(TIMEOUT_MS)
-        self.dialogs, self.errors = [], []
-        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        self.dialogs, self.errors, self.accept = [], [], False  # confirm(): dismissed unless accept is set
+        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.accept() if self.accept else d.dismiss()))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.goto(stack.url + "/")
         assert "/ui/signin" in self.page.url
@@ -256,3 +269,55 @@ def test_every_page_renders_without_script_errors(alice, stack, shots):
     alice.page.goto(stack.url + "/ui/workers")
     alice.page.wait_for_selector("#workers tbody tr td")
     assert "cpu" in alice.page.inner_text("#queues")
+
+
+def test_a_sweep_page_sorts_trials_by_objective_and_draws_best_so_far_and_parallel_coordinates(alice, shots):
+    base = {**XOR_FIT, "training": {**XOR_FIT["training"], "epochs": 30}}
+    sweep = alice.api("POST", "/sweeps", {"name": "units", "base": base, "sampler": "grid",
+                                          "space": {"model.layers[0].units": {"choice": [1, 2, 8]}},
+                                          "objective": {"metric": "loss"}})
+    page = alice.page
+    page.goto(f"{alice.stack.url}/ui/sweeps")
+    page.wait_for_selector("#sweeps a:text('units')")
+    page.click("#sweeps a:text('units')")
+    page.wait_for_url(f"**/ui/sweeps/{sweep['id']}")
+    page.wait_for_function("() => document.getElementById('status').textContent === 'succeeded'", timeout=120_000)
+    page.wait_for_function("() => document.querySelectorAll('#trials tbody tr').length === 3")
+    page.click("th[data-sort=objective]")
+    page.wait_for_function("() => document.querySelector('th[data-sort=objective]').textContent.endsWith('▾')")
+    values = page.eval_on_selector_all("#trials tbody td.value", "cells => cells.map(c => parseFloat(c.textContent))")
+    assert values == sorted(values) and len(values) == 3  # loss: smallest first
+    best = page.evaluate("document.getElementById('objective-chart').data[1].y")
+    assert best == sorted(best, reverse=True) and abs(best[-1] - values[0]) < 1e-3  # best so far never worsens
+    dims = page.evaluate("document.getElementById('parcoords-chart').data[0].dimensions.map(d => d.label)")
+    assert dims == ["model.layers[0].units", "loss"]
+    assert "WebGL is not supported" not in page.inner_text("#parcoords-chart")
+    assert page.evaluate("document.querySelectorAll('#parcoords-chart canvas').length") > 0  # drawn
+    link = page.get_attribute("#trials tbody tr:first-child a", "href")
+    assert link.startswith("/ui/jobs/")
+    shots(page, "sweep")
+
+
+def test_datasets_upload_shows_the_apis_field_errors_then_lists_and_deletes(alice, shots, tmp_path):
+    page = alice.page
+    page.goto(f"{alice.stack.url}/ui/datasets")
+    csv = tmp_path / "two.csv"
+    csv.write_text("a,b,label\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n")
+    page.set_input_files("#file", str(csv))
+    page.fill("#ds-name", "two-features")
+    page.fill("#ds-target", "nope")
+    page.click("#upload-form button[type=submit]")
+    error = page.wait_for_selector("#upload-form .field-error")
+    assert error.inner_text().startswith("file: target column 'nope' is not in the CSV")  # the API's loc and msg
+    shots(page, "datasets-error")
+    page.fill("#ds-target", "label")
+    page.click("#upload-form button[type=submit]")
+    row = page.wait_for_selector("#datasets tbody tr[data-id]")
+    assert "two-features" in row.inner_text()
+    shots(page, "datasets")
+    page.click("#datasets tbody tr[data-id] button.delete")  # confirm() dismissed: nothing happens
+    assert page.query_selector("#datasets tbody tr[data-id]") is not None
+    alice.accept = True
+    page.click("#datasets tbody tr[data-id] button.delete")
+    page.wait_for_selector("#datasets tbody tr[data-id]", state="detached")
+    assert alice.api("GET", "/datasets")["items"] == []

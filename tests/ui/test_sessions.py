@@ -172,5 +172,8 @@ def test_another_users_sweep_is_not_found(api_both):
     mine = api_both.alice.post("/sweeps", json=spec).get_json()
     client, _, _ = sign_in(api_both, api_both.alice.token)
     assert client.get(f"/ui/sweeps/{theirs['id']}").status_code == 404
-    assert client.get(f"/ui/sweeps/{mine['id']}").status_code == 200
+    page = client.get(f"/ui/sweeps/{mine['id']}")
+    assert page.status_code == 200
+    # plotly's WebGL parallel coordinates compile code with Function(): eval on this page only, never inline script
+    assert re.search(r"script-src ([^;]*)", page.headers["Content-Security-Policy"]).group(1) == "'self' 'unsafe-eval'"
     assert client.get("/ui/sweeps/nonexistent").status_code == 404

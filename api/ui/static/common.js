@@ -72,7 +72,8 @@ const TY = (() => {
       if (field) field.after(el("span", { class: "error field-error" }, `${e.loc}: ${e.msg}`));
       else rest.push(`${e.loc || "(body)"}: ${e.msg}`);
     }
-    box.textContent = [err.message, ...rest].join("\n");
+    const placed = ((err.problem || {}).errors || []).length - rest.length;
+    box.textContent = placed && !rest.length ? "" : [err.message, ...rest].join("\n");
   }
 
   const FINISHED = new Set(["succeeded", "failed", "cancelled"]);

@@ -7,6 +7,7 @@
   const enc = encodeURIComponent(id);
   const LAYOUT = { margin: { l: 50, r: 10, t: 30, b: 40 }, xaxis: { title: { text: "epoch" } }, legend: { orientation: "h" } };
   const CONFIG = { responsive: true, displaylogo: false };
+  const BOUNDARY_MS = 3000;
   let job = null, keys = null, lastEpoch = 0, pending = [], source = null, boundaryAt = -1, boundaryBusy = false;
   const charts = { loss: $("loss-chart"), metric: $("metric-chart") };
 
@@ -64,7 +65,8 @@
   function flush() {
     const rows = pending; pending = [];
     extend(rows);
-    if (job && job.status === "running" && lastEpoch - boundaryAt >= Math.max(1, (job.progress.epochs || 100) / 20)) boundary(false);
+    // While it trains: the boundary of the latest checkpoint, asked for at most every BOUNDARY_MS.
+    if (job && job.status === "running" && Date.now() - boundaryAt >= BOUNDARY_MS) boundary(false);
   }
 
   async function history() {
@@ -112,11 +114,16 @@
   async function matrix() {
     const box = $("matrix-chart");
     try {
-      const m = await TY.api("GET", `/jobs/${enc}/confusion-matrix?split=test`);
+      let m = null;
+      for (const split of ["test", "val", "train"]) {  // the held-out split when there is one
+        try { m = await TY.api("GET", `/jobs/${enc}/confusion-matrix?split=${split}`); break; }
+        catch (e) { if (e.status !== 404) throw e; }
+      }
+      if (!m) return;
       if (m.n_classes > 60) return;
       box.hidden = false;
       const labels = m.matrix.map((_, i) => String(i));
-      Plotly.react(box, [{ type: "heatmap", z: m.matrix, x: labels, y: labels, colorscale: "Blues", text: m.matrix,
+      Plotly.react(box, [{ type: "heatmap", z: m.matrix, x: labels, y: labels, colorscale: "Blues", reversescale: true, text: m.matrix,
                            texttemplate: "%{text}", hovertemplate: "true %{y}, predicted %{x}: %{z}<extra></extra>" }],
         { ...LAYOUT, title: { text: `Confusion matrix (${m.split})` }, xaxis: { title: { text: "predicted" }, type: "category" },
           yaxis: { title: { text: "true" }, autorange: "reversed", type: "category" } }, CONFIG);
@@ -125,7 +132,7 @@
 
   async function boundary(final) {
     if (boundaryBusy) return;
-    boundaryBusy = true; boundaryAt = lastEpoch;
+    boundaryBusy = true; boundaryAt = Date.now();
     const box = $("boundary-chart");
     try {
       const b = await TY.api("GET", `/jobs/${enc}/decision-boundary?size=60`);
@@ -133,13 +140,16 @@
       const pts = b.points;
       const traces = [{ type: "heatmap", x: b.x, y: b.y, z: b.z, zmin: b.zmin, zmax: b.zmax, colorscale: "RdBu", reversescale: true,
                         colorbar: { title: { text: b.label } }, hovertemplate: "x %{x:.2f}, y %{y:.2f}: %{z:.3f}<extra></extra>" }];
+      // Binary: each point in its class's colour of the heat map (red: the first class, blue: the second).
+      const colours = b.classes && b.classes.length === 2 ? { [b.classes[0]]: "#b2182b", [b.classes[1]]: "#2166ac" } : {};
       for (const cls of [...new Set(pts.label)]) {
         const idx = pts.label.map((l, i) => l === cls ? i : -1).filter(i => i >= 0);
         traces.push({ type: "scatter", mode: "markers", name: `class ${cls}`, x: idx.map(i => pts.x[i]), y: idx.map(i => pts.y[i]),
-                      marker: { size: 8, line: { width: 1, color: "#000" } } });
+                      marker: { size: 9, color: colours[cls], line: { width: 1.5, color: "#fff" } } });
       }
       Plotly.react(box, traces, { ...LAYOUT, title: { text: `Decision boundary (${b.source}, epoch ${b.epoch})` },
-        xaxis: { title: { text: b.features[0] } }, yaxis: { title: { text: b.features[1] }, scaleanchor: "x" } }, CONFIG);
+        xaxis: { title: { text: b.features[0] }, constrain: "domain" },
+        yaxis: { title: { text: b.features[1] }, scaleanchor: "x", constrain: "domain" } }, CONFIG);
       box.dataset.source = b.source; box.dataset.epoch = String(b.epoch);
     } catch (e) {
       if (e.status !== 409 || final) box.hidden = true;  // 409: no checkpoint yet
