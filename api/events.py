@@ -94,7 +94,9 @@ class Feed:
 
         def query(db):
             rows = repo.history_rows(session=db, job_id=job_id, since=since, until=until)
-            text = "".join(event("progress", {"status": status, "epoch": row["epoch"], "epochs": epochs, **row},
+            # An epoch is only ever made by a running job: a replay after the end says so too, not the final status
+            # (which only the `status` event carries).
+            text = "".join(event("progress", {"status": "running", "epoch": row["epoch"], "epochs": epochs, **row},
                                  row["epoch"]) for row in rows)
             # Rows and the job's epoch are written in one transaction, so epochs of this range with no row never
             # get one (a lost or trimmed history): move past them rather than wait for them forever.
