@@ -113,6 +113,13 @@ def _message(error: dict) -> str:
         msg = msg.removeprefix(prefix)
     if error["type"] == "extra_forbidden":
         msg = "unknown field"
+    elif error["type"] in ("union_tag_invalid", "union_tag_not_found"):  # the layer's `type`, worded as elsewhere
+        ctx = error.get("ctx") or {}
+        valid = ", ".join(sorted(_TAGS))
+        if error["type"] == "union_tag_invalid":
+            msg = f"unknown layer type {ctx.get('tag')!r}; valid: {valid}"
+        else:
+            msg = f"a layer needs a type; valid: {valid}"
     return msg
 
 

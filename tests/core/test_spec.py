@@ -135,7 +135,8 @@ REJECTIONS = [
     (with_changes(model__layers__1__activation="swish"), "model.layers[1].activation", "unknown activation 'swish'"),
     (with_changes(model__layers__0__units=0), "model.layers[0].units", "greater than or equal to 1"),
     (with_changes(model__layers__0__bogus=1), "model.layers[0].bogus", "unknown field"),
-    (with_changes(model__layers__0__type="conv2d"), "model.layers[0].type", "'dense', 'dropout', 'batch_norm'"),
+    (with_changes(model__layers__0__type="conv2d"), "model.layers[0].type",
+     "unknown layer type 'conv2d'; valid: batch_norm, dense, dropout"),
     (with_changes(model__layers__0__kernel_initializer={"name": "normal", "std": 1}),
      "model.layers[0].kernel_initializer", "unknown parameter 'std' for initializer 'normal'; valid: mean, stddev"),
     (with_changes(model__layers__0__kernel_initializer={"name": "normal", "stddev": -1}),
@@ -347,3 +348,14 @@ def test_a_uniform_range_that_overflows_is_refused_with_its_field(bounds):
     assert exc.value.errors == [{"loc": "model.layers[0].kernel_initializer",
                                  "msg": "maxval - minval overflows (it must be a finite number for numpy to draw from)"}]
     parse_spec(with_changes(model__layers__0__kernel_initializer={"name": "uniform", "minval": 0, "maxval": 1.7e308}))
+
+
+@pytest.mark.parametrize("layer, message", [
+    ({"type": "conv2d", "units": 2}, "unknown layer type 'conv2d'; valid: batch_norm, dense, dropout"),
+    ({"units": 2}, "a layer needs a type; valid: batch_norm, dense, dropout"),
+])
+def test_an_unknown_or_missing_layer_type_is_worded_like_every_other_name(layer, message):
+    """Not pydantic's "Input tag 'conv2d' found using 'type' does not match any of the expected tags" (issue 13)."""
+    with pytest.raises(SpecError) as info:
+        parse_spec({"dataset": {"builtin": "xor"}, "model": {"layers": [layer]}})
+    assert info.value.errors == [{"loc": "model.layers[0].type", "msg": message}]
