@@ -30,7 +30,7 @@ from client import Client
 pytestmark = pytest.mark.timeout(1500)
 
 ROOT = Path(__file__).resolve().parents[2]
-EVERY = 250  # checkpoint_every of the job whose worker is killed
+EVERY = 200  # checkpoint_every of the job whose worker is killed
 IMAGES = {"TRAINYARD_IMAGE": "trainyard-ci/trainyard:numpy", "TRAINYARD_PROXY_IMAGE": "trainyard-ci/proxy:latest",
           "TRAINYARD_FLOWER_IMAGE": "trainyard-ci/flower:latest"}
 
@@ -125,10 +125,10 @@ def test_jobs_pushed_through_the_proxy_run_on_both_workers(stack):
     containers = stack.project.containers("worker-cpu")
     assert len(containers) == 2
     with stack.client() as client:
-        jobs = [client.submit(moons(1000, seed)).id for seed in range(4)]
+        jobs = [client.submit(moons(600, seed)).id for seed in range(4)]
         with ThreadPoolExecutor(4) as pool:
             finals = list(pool.map(lambda job_id: stack.client().wait(job_id, timeout=300, progress=False), jobs))
-    assert [(job.status, job.attempts, job.progress["epoch"]) for job in finals] == [("succeeded", 1, 1000)] * 4, \
+    assert [(job.status, job.attempts, job.progress["epoch"]) for job in finals] == [("succeeded", 1, 600)] * 4, \
         [job.error for job in finals]
     ran = stack.worker_containers(jobs)
     assert all(len(where) == 1 for where in ran.values()), ran  # one attempt each, in one container
@@ -137,7 +137,7 @@ def test_jobs_pushed_through_the_proxy_run_on_both_workers(stack):
 
 def test_a_killed_worker_container_s_job_resumes_on_the_other_from_its_checkpoint(stack):
     project = stack.project
-    epochs = 24 * EVERY
+    epochs = 15 * EVERY
     with stack.client() as client:
         job_id = client.submit(moons(epochs, seed=7, checkpoint_every=EVERY, name="victim")).id
         job = wait_for(lambda: (j := client.get(job_id)).status == "running" and epoch(j) >= 2 * EVERY + 50 and j,
@@ -171,7 +171,7 @@ def test_the_service_scales_to_three_workers(stack):
     dead = set(stack.killed.values())
     wait_for(lambda: len(stack.live_cpu_workers() - dead) == 3, 120, "three live cpu workers", project.logs_tail)
     with stack.client() as client:
-        jobs = [client.submit(moons(1000, seed)).id for seed in range(10, 16)]
+        jobs = [client.submit(moons(600, seed)).id for seed in range(10, 16)]
         with ThreadPoolExecutor(6) as pool:
             finals = list(pool.map(lambda job_id: stack.client().wait(job_id, timeout=300, progress=False), jobs))
     assert [job.status for job in finals] == ["succeeded"] * 6, [job.error for job in finals]
