@@ -52,6 +52,12 @@ def invalid(errors: list[dict], detail: str | None = None) -> ApiError:
     return ApiError(422, detail or summary(errors), kind="invalid-request", errors=errors)
 
 
+def invalid_spec(errors: list[dict], detail: str | None = None) -> ApiError:
+    """A 422 about a submitted job spec's content: `invalid-spec`, as core's own spec errors are, whichever check
+    found it (the dataset it names, a limit, a non-finite number)."""
+    return ApiError(422, detail or summary(errors), kind="invalid-spec", errors=errors)
+
+
 def summary(errors: list[dict]) -> str:
     """`loc: msg; loc: msg` of the first MAX_ERRORS errors (a detail from a million errors would be megabytes)."""
     return "; ".join(f"{e['loc']}: {e['msg']}" if e.get("loc") else e["msg"] for e in errors[:MAX_ERRORS])

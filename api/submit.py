@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from api.offload import offload
-from api.errors import ApiError, invalid
+from api.errors import ApiError, invalid_spec
 from api.jsonio import non_finite
 from api.limits import layer_count_errors, spec_limit_errors
 from api.logtext import one_line
@@ -29,7 +29,7 @@ def _dataset_info(doc: dict, *, db: Session, owner: str) -> DatasetInfo | None:
     if not isinstance(dataset, dict):
         return None
     if dataset.get("path") is not None:  # a normalised spec carries "path": null
-        raise invalid([{"loc": "dataset.path", "msg": "a server never opens a file a client names; upload it "
+        raise invalid_spec([{"loc": "dataset.path", "msg": "a server never opens a file a client names; upload it "
                                                       "(POST /api/v1/datasets) and use {\"id\": ...}"}])
     ident = dataset.get("id")
     if not isinstance(ident, str):
@@ -37,33 +37,33 @@ def _dataset_info(doc: dict, *, db: Session, owner: str) -> DatasetInfo | None:
     try:
         ds = get_dataset(session=db, owner=owner, dataset_id=ident)
     except NotFound:
-        raise invalid([{"loc": "dataset.id", "msg": f"no dataset with id {ident!r}"}]) from None
+        raise invalid_spec([{"loc": "dataset.id", "msg": f"no dataset with id {ident!r}"}]) from None
     return DatasetInfo(ds.task, ds.n_features, ds.n_classes, ds.n_samples, ds.n_targets)
 
 
 def validate_submission(doc: Any, *, db: Session, owner: str, settings: Settings) -> JobSpec:
     """A checked, normalised spec for this owner, or a 422 whose `errors` name each field."""
     if not isinstance(doc, dict):
-        raise invalid([{"loc": "", "msg": "the body must be a JSON object (a job spec)"}])
+        raise invalid_spec([{"loc": "", "msg": "the body must be a JSON object (a job spec)"}])
     errors = layer_count_errors(doc, settings)  # first: the cost of every later check grows with the layers
     if errors:
-        raise invalid(errors)
+        raise invalid_spec(errors)
     bad = non_finite(doc)
     if bad:
-        raise invalid([{"loc": loc, "msg": "not a finite number (NaN and Infinity are not allowed)"} for loc in bad])
+        raise invalid_spec([{"loc": loc, "msg": "not a finite number (NaN and Infinity are not allowed)"} for loc in bad])
     info = _dataset_info(doc, db=db, owner=owner)
     try:
         spec = offload(validate_spec, doc, info)  # SpecError → 422 with field paths
     except (TypeError, KeyError, AttributeError) as exc:
         # A validator that met a value of a type it did not expect (e.g. {"name": {}}): still the client's input.
         log.warning("spec validation raised %s; answered 422", one_line(exc))  # one line: a client can repeat it
-        raise invalid([{"loc": "", "msg": f"the spec has a value of the wrong type ({exc})"}]) from None
+        raise invalid_spec([{"loc": "", "msg": f"the spec has a value of the wrong type ({exc})"}]) from None
     if spec.dataset.builtin == "mnist" and not settings.mnist_dir:
-        raise invalid([{"loc": "dataset.builtin", "msg": "mnist needs the four MNIST IDX files in a folder named "
+        raise invalid_spec([{"loc": "dataset.builtin", "msg": "mnist needs the four MNIST IDX files in a folder named "
                                                          "by TRAINYARD_MNIST_DIR, which this server does not set"}])
     errors = spec_limit_errors(spec, info or builtin_info(spec), settings)
     if errors:
-        raise invalid(errors)
+        raise invalid_spec(errors)
     return spec
 
 

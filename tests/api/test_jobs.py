@@ -310,3 +310,18 @@ def test_every_request_gives_back_its_concurrency_slot(api):
     assert all(taken)
     for _ in taken:
         slots.release()
+
+
+def test_every_422_about_a_submitted_spec_is_invalid_spec(api_both):
+    """dataset.id answered invalid-request and an activation invalid-spec (issue 13 §3): one type for the spec's
+    content, whichever check found it."""
+    bad = [({"dataset": {"id": "nope"}, "model": {"layers": [{"type": "dense", "units": 1}]}}, "dataset.id"),
+           ({**xor(), "model": {"layers": [{"type": "dense", "units": 1, "activation": "swish"}]}},
+            "model.layers[0].activation"),
+           ({**xor(), "dataset": {"builtin": "xor", "path": "x.csv"}}, "dataset.path"),
+           ({**xor(), "training": {"epochs": 10**7}}, "training.epochs"),
+           ([1], "")]
+    for spec, loc in bad:
+        body = problem(api_both.alice.post("/jobs", json=spec), 422)
+        assert body["type"] == "urn:trainyard:problem:invalid-spec", (loc, body)
+        assert body["errors"][0]["loc"] == loc, body
