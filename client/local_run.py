@@ -65,7 +65,14 @@ def run_command(spec_path: str, *, save: str | None = None, quiet: bool = False,
             _check_writable(save)
         spec = validate_spec(_read_spec(spec_path))
         if spec.dataset.path is not None:  # a relative data path is relative to the spec file
-            spec.dataset.path = str(Path(spec_path).parent / Path(spec.dataset.path).expanduser())
+            given = spec.dataset.path
+            spec.dataset.path = str((Path(spec_path).parent / Path(given).expanduser()).absolute())
+            if not Path(spec.dataset.path).exists():
+                from core.errors import DatasetError
+
+                raise DatasetError(f"dataset.path {given!r}: no such file {spec.dataset.path}"
+                                   + ("" if Path(given).expanduser().is_absolute()
+                                      else " (a relative path is relative to the spec file's folder)"))
         epochs = spec.training.epochs
 
         def on_epoch(row: dict) -> None:

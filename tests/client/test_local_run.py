@@ -158,3 +158,14 @@ def test_a_converged_sklearn_run_says_it_stopped_early_and_why(capsys, monkeypat
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     assert main(["run", str(path), "--quiet"]) == 0
     assert capsys.readouterr().out.splitlines()[1] == f"  {reason}"
+
+
+def test_a_missing_data_file_names_the_path_it_looked_for(capsys, tmp_path, monkeypatch):
+    (tmp_path / "specs").mkdir()
+    spec = tmp_path / "specs" / "wine.json"
+    spec.write_text(json.dumps({"dataset": {"path": "wine.csv"}, "model": {"layers": [{"type": "dense", "units": 1}]}}))
+    monkeypatch.chdir(tmp_path)
+    code, result, _ = run(capsys, "specs/wine.json", "--quiet")
+    assert code == 1 and result["error"] == {
+        "code": "dataset_error", "message": f"dataset.path 'wine.csv': no such file {tmp_path / 'specs' / 'wine.csv'} "
+                                            "(a relative path is relative to the spec file's folder)"}
