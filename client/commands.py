@@ -16,7 +16,7 @@ from client.client import Client
 from client.errors import ApiError, DatasetFileError, WaitTimeout
 from client.models import Job
 from client.output import job_rows, job_summary, table
-from client.plot import PlotUnavailable, save_history_plot
+from client.plot import FORMATS, PlotUnavailable, save_history_plot
 
 
 @dataclass
@@ -138,6 +138,8 @@ def positive_int(text: str) -> int:
 
 
 def history(args: argparse.Namespace, client: Client) -> Outcome:
+    if args.plot and Path(args.plot).suffix.lower().lstrip(".") not in FORMATS:  # never PNG bytes in a .jpg
+        raise InputError(f"--plot {args.plot}: the file name must end in .png, .svg or .pdf (the format follows it)")
     rows = client.history(args.id, since=args.since)
     shown = rows if args.all else thin(rows, 40)
     text = table(shown, history_columns(rows)) if rows else "no epochs yet"

@@ -123,3 +123,8 @@ def test_submitting_a_local_file_twice_uploads_it_once_and_names_it_as_datasets_
     (tmp_path / "w.json").write_text(json.dumps(spec))
     assert cli("submit", str(tmp_path / "w.json"))[0] == 1
     assert not fake.calls("DELETE", "/datasets/d1") and "d1" in fake_api.datasets
+
+
+def test_history_plot_refuses_a_file_name_whose_format_it_cannot_write(cli, tmp_path):
+    code, _, err = cli("history", "j1", "--plot", str(tmp_path / "curves.jpg"))
+    assert code == 2 and "must end in .png, .svg or .pdf" in err and not (tmp_path / "curves.jpg").exists()
