@@ -27,7 +27,7 @@ def test_a_csv_upload_without_target_says_which_column_it_took_and_suggests_targ
             "(one of label, a, b)") in err.splitlines()
     fake.routes.pop(0)
     first(fake, "POST", "/datasets", lambda req, m: Reply(201, {"id": "d1", "name": "f", "target": "b"}))
-    code, out, err = cli("datasets", "upload", str(data))
+    code, _, err = cli("datasets", "upload", str(data))
     assert code == 0 and "trainyard datasets upload: the target column defaults to the last one, 'b'; --target " \
                          "COLUMN picks another" in err
     code, _, err = cli("datasets", "upload", str(data), "--target", "label")

@@ -102,7 +102,7 @@ def fresh_clone(into: Path) -> Path:
 def readme_block(readme: str, heading: str, language: str) -> str:
     """The first ```language block after `heading`."""
     start = readme.index(heading)
-    match = re.compile(rf"```{language}\n(.*?)```", re.S).search(readme, start)
+    match = re.compile(rf"```{language}\n(.*?)```", re.DOTALL).search(readme, start)
     assert match, f"no {language} block after {heading!r}"
     return match.group(1)
 
