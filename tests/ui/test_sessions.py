@@ -177,3 +177,19 @@ def test_another_users_sweep_is_not_found(api_both):
     # plotly's WebGL parallel coordinates compile code with Function(): eval on this page only, never inline script
     assert re.search(r"script-src ([^;]*)", page.headers["Content-Security-Policy"]).group(1) == "'self' 'unsafe-eval'"
     assert client.get("/ui/sweeps/nonexistent").status_code == 404
+
+
+def test_with_auth_off_the_dashboard_still_uses_a_session_and_csrf(sqlite_settings):
+    from apitest import make_api
+
+    api = make_api(sqlite_settings, auth=False)
+    try:
+        client = api.app.test_client()
+        page = client.get("/ui/signin").get_data(as_text=True)
+        assert "Authentication is off" in page and 'id="token"' not in page
+        assert client.post("/ui/signin", data={}).status_code == 303
+        page = client.get("/ui/jobs")
+        assert page.status_code == 200
+        assert client.post("/ui/signout", data={}).status_code == 403  # a form still needs the CSRF token
+    finally:
+        api.engine.dispose()
