@@ -30,7 +30,8 @@ XOR_CSV = b"a,b,y\n" + b"".join(b"%d,%d,%d\n" % (a, b, a ^ b) for a in (0, 1) fo
 
 
 def xor_spec(dataset=None, **training) -> dict:
-    return {"name": "xor", "dataset": dataset or {"builtin": "xor"},
+    """A small XOR job that always trains: these tests are about the worker, so no job is answered by reuse."""
+    return {"name": "xor", "reuse": False, "dataset": dataset or {"builtin": "xor"},
             "model": {"layers": [{"type": "dense", "units": 4, "activation": "relu"},
                                  {"type": "dense", "units": 1, "activation": "sigmoid"}]},
             "training": {"epochs": 300, "batch_size": 4, "seed": 1,
