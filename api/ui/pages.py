@@ -196,6 +196,14 @@ def workers():
                  queues=queue_depths(session(), g.user_id))
 
 
+@bp.get("/ui/workers/queues")
+def queues():
+    """The queue table of the workers page as JSON (its script refreshes it)."""
+    from api.context import session
+
+    return {"items": queue_depths(session(), g.user_id)}
+
+
 def queue_depths(db, owner: str) -> list[dict]:
     """Per queue (device): jobs queued by everyone (a count only, as /metrics shows it), and the caller's queued
     and running jobs."""

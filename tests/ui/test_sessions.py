@@ -193,3 +193,14 @@ def test_with_auth_off_the_dashboard_still_uses_a_session_and_csrf(sqlite_settin
         assert client.post("/ui/signout", data={}).status_code == 403  # a form still needs the CSRF token
     finally:
         api.engine.dispose()
+
+
+def test_queue_depths_count_everyones_queued_jobs_and_only_the_callers_own(api_both):
+    api_both.alice.submit()
+    api_both.alice.submit(xor(name="second", training={"epochs": 6, "seed": 2, "batch_size": 4}))
+    api_both.bob.submit()
+    client, _, _ = sign_in(api_both, api_both.alice.token)
+    items = {q["name"]: q for q in client.get("/ui/workers/queues").get_json()["items"]}
+    assert items["cpu"] == {"name": "cpu", "queued": 3, "mine": 2, "running_mine": 0}
+    assert items["gpu"]["queued"] == 0
+    assert api_both.app.test_client().get("/ui/workers/queues").status_code == 302  # signed out: sign in first

@@ -2,7 +2,15 @@
 "use strict";
 (() => {
   const body = document.querySelector("#workers tbody");
+  async function queues() {  // server-side counts (the page's own route), refreshed with the workers
+    const r = await fetch("/ui/workers/queues", { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (!r.ok) return;
+    const data = await r.json();
+    document.querySelector("#queues tbody").replaceChildren(...data.items.map(q => TY.el("tr", {},
+      TY.el("td", {}, q.name), TY.el("td", {}, q.queued), TY.el("td", {}, q.mine), TY.el("td", {}, q.running_mine))));
+  }
   async function load() {
+    queues().catch(() => {});
     try {
       const data = await TY.api("GET", "/workers");
       body.replaceChildren(...data.items.map(w => TY.el("tr", {},
