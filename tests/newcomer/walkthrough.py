@@ -221,9 +221,12 @@ def command_line(walk: Walk) -> None:
     walk.sh(f"trainyard sweeps show {sweep} --sort objective")
     walk.sh(f"trainyard sweeps wait {sweep}")
     walk.sh(f"trainyard sweeps delete {sweep}")
-    started = json.loads(walk.sh(f"trainyard sweep {sweep_file} --json").splitlines()[-1])["id"]
+    long_sweep = json.loads((walk.clone / sweep_file).read_text())
+    long_sweep["base"]["training"]["epochs"] = 100_000  # still running when it is cancelled
+    (walk.clone / "long_sweep.json").write_text(json.dumps(long_sweep))
+    started = json.loads(walk.sh("trainyard sweep long_sweep.json --json").splitlines()[-1])["id"]
     walk.sh(f"trainyard sweeps cancel {started}")
-    walk.sh(f"trainyard sweeps wait {started} --quiet", expect=(0, 1))  # cancelled (1), or done first (0)
+    walk.sh(f"trainyard sweeps wait {started} --quiet", expect=1)  # exit 0 only if it succeeded
     walk.sh(f"trainyard sweeps delete {started}")
     spec = json.loads((walk.clone / "examples" / "xor_relu_3.json").read_text())
     spec["training"]["epochs"] = 1_000_000  # long enough to be cancelled while queued or running
