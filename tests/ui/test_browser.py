@@ -321,3 +321,46 @@ def test_datasets_upload_shows_the_apis_field_errors_then_lists_and_deletes(alic
     page.click("#datasets tbody tr[data-id] button.delete")
     page.wait_for_selector("#datasets tbody tr[data-id]", state="detached")
     assert alice.api("GET", "/datasets")["items"] == []
+
+
+def test_the_link_trainyard_up_prints_signs_a_browser_in_once(browser, stack, shots):
+    from api.ui.sessions import create_code
+
+    engine = make_engine(stack.settings)
+    try:
+        with session_scope(make_sessionmaker(engine)) as s:
+            code = create_code(s, user_name="alice")
+    finally:
+        engine.dispose()
+    link = f"{stack.url}/ui/signin?code={code}"
+    first, second = browser.new_context(), browser.new_context()
+    try:
+        page = first.new_page()
+        page.goto(link)
+        page.click("#code-form button[type=submit]")
+        page.wait_for_url("**/ui/jobs")
+        assert code not in page.url and [c["name"] for c in first.cookies()] == ["trainyard_session"]
+        other = second.new_page()
+        other.goto(link)
+        other.click("#code-form button[type=submit]")
+        assert "used already or has expired" in other.inner_text("#signin-error")
+        shots(other, "signin-used-link")
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_read_only_token_signs_in_and_sees_no_actions(browser, stack, shots):
+    reader = Signed(browser, stack, token_for(stack.settings, "carol", scopes=("read",)))
+    try:
+        page = reader.page
+        assert page.inner_text(".badge") == "read-only" and page.query_selector("#submit-form") is None
+        job = reader.api("POST", "/jobs", {**XOR_FIT, "name": "carols"},
+                         token=token_for(stack.settings, "carol"))
+        page.goto(f"{stack.url}/ui/jobs/{job['id']}")
+        page.wait_for_selector("body[data-ready=yes]")
+        assert page.query_selector("#cancel") is None and page.query_selector("#delete") is None
+        shots(page, "job-read-only")
+        assert reader.errors == []
+    finally:
+        reader.close()
