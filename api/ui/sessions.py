@@ -18,7 +18,7 @@ import hmac
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.models import ApiToken, utcnow
@@ -31,6 +31,7 @@ SESSION_PREFIX, CODE_PREFIX = "tys_", "tyc_"
 SESSION_NAME, CODE_NAME = "dashboard session", "dashboard sign-in code"
 SESSION_HOURS = 12
 CODE_MINUTES = 15
+KEEP_ENDED = timedelta(days=7)  # an ended session or code row is kept this long (`trainyard token list` shows it)
 
 
 def csrf_token(session_secret: str) -> str:
@@ -52,7 +53,11 @@ def _new_row(db: Session, *, prefix: str, name: str, user_id: str, scopes: str, 
 
 
 def start_session(db: Session, *, user_id: str, scopes: str) -> str:
-    """A new session's secret (for the cookie) for `user_id` with `scopes`."""
+    """A new session's secret (for the cookie) for `user_id` with `scopes`; the user's sessions and codes that ended
+    more than KEEP_ENDED ago are deleted (so signing in keeps their rows few)."""
+    cutoff = utcnow() - KEEP_ENDED
+    db.execute(delete(ApiToken).where(ApiToken.user_id == user_id, ApiToken.name.in_((SESSION_NAME, CODE_NAME)),
+                                      or_(ApiToken.revoked_at < cutoff, ApiToken.expires_at < cutoff)))
     return _new_row(db, prefix=SESSION_PREFIX, name=SESSION_NAME, user_id=user_id, scopes=scopes,
                     lifetime=timedelta(hours=SESSION_HOURS))
 

@@ -204,3 +204,22 @@ def test_queue_depths_count_everyones_queued_jobs_and_only_the_callers_own(api_b
     assert items["cpu"] == {"name": "cpu", "queued": 3, "mine": 2, "running_mine": 0}
     assert items["gpu"]["queued"] == 0
     assert api_both.app.test_client().get("/ui/workers/queues").status_code == 302  # signed out: sign in first
+
+
+def test_signing_in_deletes_the_users_sessions_that_ended_a_week_ago(api_both):
+    from datetime import timedelta
+
+    from store.models import utcnow
+
+    _, old_secret, _ = sign_in(api_both, api_both.alice.token)
+    _, recent_secret, _ = sign_in(api_both, api_both.alice.token)
+    _, bobs_secret, _ = sign_in(api_both, api_both.bob.token)
+    with session_scope(api_both.sessions) as s:
+        for secret, ended in ((old_secret, 8), (recent_secret, 1), (bobs_secret, 8)):
+            s.query(ApiToken).filter_by(token_sha256=digest(secret)).update(
+                {"revoked_at": utcnow() - timedelta(days=ended)})
+    sign_in(api_both, api_both.alice.token)
+    with session_scope(api_both.sessions) as s:
+        left = {row.token_sha256 for row in s.query(ApiToken).filter_by(name=sessions.SESSION_NAME)}
+    assert digest(old_secret) not in left and {digest(recent_secret), digest(bobs_secret)} <= left
+    assert len(left) == 3  # alice's recent and new one, bob's (his own sign-in cleans his)
