@@ -46,6 +46,11 @@ class Example:
     expected: list = field(default_factory=list)
 
 
+def _num(value: object) -> str:
+    """A metric for people: 4 decimals (0.9829, not 0.9828620394173093); `-` when missing."""
+    return f"{value:.4f}" if isinstance(value, float) else "-" if value is None else str(value)
+
+
 def cheese_rows() -> tuple[list[list[float]], list[int]]:
     """The cheese-festival decision table: (weather, company, transport) and `go`."""
     with open(HERE / "data" / "cheese_festival.csv") as handle:
@@ -125,7 +130,7 @@ def show(client: Client, example: Example, job) -> dict:
     summary = {"spec": example.spec, "status": job.status, "accuracy": metrics.get("accuracy"),
                "test_accuracy": metrics.get("test_accuracy")}
     if not inputs:
-        print(f"   accuracy {metrics.get('accuracy')}, test accuracy {metrics.get('test_accuracy')}")
+        print(f"   accuracy {_num(metrics.get('accuracy'))}, test accuracy {_num(metrics.get('test_accuracy'))}")
         return summary
     answer = client.predict(job.id, inputs)
     predictions, probabilities = answer["predictions"], answer.get("probabilities") or []
@@ -141,7 +146,7 @@ def show(client: Client, example: Example, job) -> dict:
         print(f"   {shown:<16} {prob:>7} {predictions[n]!s:>5} {expected[n]!s:>9} {note!s:>6} {note_p:>11}")
     correct = sum(p == e for p, e in zip(predictions, expected)) / len(expected)
     summary.update(predictions=predictions, expected=expected, matches_expected=correct == 1.0)
-    print(f"   predictions vs expected: {correct:.2f} correct; job accuracy {metrics.get('accuracy')}")
+    print(f"   predictions vs expected: {correct:.2f} correct; job accuracy {_num(metrics.get('accuracy'))}")
     if example.notes_predictions is not None:
         same = predictions == example.notes_predictions
         summary["matches_notes"] = same
@@ -174,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 submitted.append((example, client.submit(load_spec(client, example, uploads))))
             except ApiError as exc:  # e.g. MNIST files missing on the server: a 422 that says so
-                print(f"\n== {example.spec}: {example.title}\n   not submitted: {exc}")
+                print(f"\n== {example.spec}: {example.title}\n   not submitted: {exc.status} {exc.detail}")
                 summaries.append({"spec": example.spec, "status": "not submitted", "error": exc.detail})
         for example, job in submitted:
             final = client.wait(job.id, timeout=args.timeout, progress=sys.stderr.isatty())
