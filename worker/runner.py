@@ -85,8 +85,9 @@ class JobReporter:
     """Callbacks for one attempt plus the thread that reports them (see the module docstring)."""
 
     def __init__(self, *, settings: Settings, factory: sessionmaker[Session], job_id: str, attempt: int,
-                 on_hard_timeout: Callable[[], None] | None):
+                 on_hard_timeout: Callable[[], None] | None, trial: tuple[str, int] | None = None):
         self.settings, self.factory, self.job_id, self.attempt = settings, factory, job_id, attempt
+        self.trial = trial  # (sweep id, trial number) of a sweep's trial: its pruning is decided as it reports
         self.deadline = time.monotonic() + settings.job_timeout_seconds
         self.on_hard_timeout = on_hard_timeout
         self.rows: list[dict] = []  # appended by the training thread, drained by the reporter
@@ -146,16 +147,31 @@ class JobReporter:
             self.cancelled.set()
         return rows
 
-    def flush(self) -> None:
+    def flush(self) -> int:
+        """Write the buffered rows and extend the lease; how many rows were written."""
         with self.lock:
             with session_scope(self.factory) as session:
                 rows = self._drain(session)
             del self.rows[:len(rows)]
+        return len(rows)
+
+    def _decide_pruning(self) -> None:
+        """A trial that just reported epochs: its sweep's pruner judges them now (one controller step), rather than
+        at the controller's next pass, so a pruned trial stops within a heartbeat of the epoch that condemned it."""
+        from worker.controller import step
+
+        sweep_id, number = self.trial
+        try:
+            if number in step(settings=self.settings, factory=self.factory, sweep_id=sweep_id).pruned:
+                self.cancelled.set()
+        except Exception:  # the controller's pass decides it later
+            log.warning("job %s: pruning of sweep %s not decided now", self.job_id, sweep_id, exc_info=True)
 
     def _loop(self) -> None:
         while not self.stopping.wait(self.settings.heartbeat_seconds):
             try:
-                self.flush()
+                if self.flush() and self.trial is not None:
+                    self._decide_pruning()
             except LeaseLost:
                 self.lost.set()
                 return
@@ -204,7 +220,7 @@ def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, 
             log.info("job %s: its message went to job %s, the next by fair share on queue %s", job_id, job.id, queue)
         job_id, owner = job.id, job.owner_id
         attempt, document, dataset_id = job.attempts, job.spec, job.dataset_id
-        sweep_id = job.sweep_id  # a sweep's trial: its sweep takes a step once it ends
+        sweep_id, trial = job.sweep_id, job.trial  # a sweep's trial: its sweep takes a step as it reports and ends
         checkpoint = latest_checkpoint(session=session, job_id=job_id)
         truncate_history(session=session, job_id=job_id, after_epoch=checkpoint[0] if checkpoint else 0)
     log.info("job %s: attempt %d on %s%s", job_id, attempt, worker,
@@ -216,7 +232,7 @@ def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, 
             on_hard_timeout()
 
     reporter = JobReporter(settings=settings, factory=factory, job_id=job_id, attempt=attempt,
-                           on_hard_timeout=released)
+                           on_hard_timeout=released, trial=(sweep_id, trial) if sweep_id is not None else None)
     reporter.start()
     outcome: dict = {}
     try:

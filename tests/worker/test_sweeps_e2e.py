@@ -199,21 +199,36 @@ def test_parameters_come_back_from_the_seed(stack, sampler, parallel):
         assert runs[0] == [next_params({**request, "base": doc["base"]}, [], n) for n in range(4)]
 
 
-def test_the_median_pruner_stops_a_clearly_worse_trial(stack):
+def median_sweep_with_a_hopeless_last_trial() -> dict:
     space = {"training.optimizer.learning_rate": {"choice": [0.05, 0.04, 1e-7]}}
     # a grid seed whose last trial is the one that cannot learn (the order is the seed's shuffle of the grid)
     seed = next(s for s in range(100) if next_params({"space": space, "sampler": {"name": "grid", "seed": s},
                                                       "objective": {"direction": "minimize"}}, [], 2)
                 == {"training.optimizer.learning_rate": 1e-7})
-    doc = {"base": base(2500), "sampler": {"name": "grid", "seed": seed}, "parallel": 1, "space": space,
-           "objective": {"metric": "loss"}, "pruner": {"name": "median", "warmup_epochs": 20, "startup_trials": 2}}
-    body = stack.create(doc)
-    done = stack.wait(body["id"])
+    return {"base": base(2500), "sampler": {"name": "grid", "seed": seed}, "parallel": 1, "space": space,
+            "objective": {"metric": "loss"}, "pruner": {"name": "median", "warmup_epochs": 20, "startup_trials": 2}}
+
+
+def assert_the_last_trial_was_pruned(stack, sweep_id: str) -> None:
+    done = stack.wait(sweep_id)
     assert done["status"] == "succeeded" and done["counts"]["pruned"] == 1 and done["counts"]["succeeded"] == 2, done
-    bad = stack.trials(body["id"])[2]
+    bad = stack.trials(sweep_id)[2]
     assert bad["state"] == "pruned" and bad["epoch"] < 2500
     job = stack.api.alice.get(f"/jobs/{bad['job_id']}").get_json()
     assert job["status"] == "cancelled" and job["error"]["code"] == "pruned" and job["error"]["epoch"] >= 20
+
+
+def test_the_median_pruner_stops_a_clearly_worse_trial(stack):
+    assert_the_last_trial_was_pruned(stack, stack.create(median_sweep_with_a_hopeless_last_trial())["id"])
+
+
+def test_a_trial_is_judged_as_it_reports_without_the_controllers_pass(stack):
+    """With no controller running, the worker's own reports prune the trial (and its ends start the next ones)."""
+    stop_process(stack.procs["reconciler"])
+    try:
+        assert_the_last_trial_was_pruned(stack, stack.create(median_sweep_with_a_hopeless_last_trial())["id"])
+    finally:
+        stack.start("reconciler", "worker.reconciler")
 
 
 def test_cancel_stops_every_trial(stack):
