@@ -39,7 +39,7 @@
       { x: scored.map(t => t.trial), y: scored.map(t => t.value), mode: "markers", name: obj.metric, type: "scatter",
         text: scored.map(t => paramText(t.params)) },
       { x: scored.map(t => t.trial), y: bestSoFar, mode: "lines", name: "best so far", line: { shape: "hv" }, type: "scatter" }],
-      { margin: MARGIN, title: { text: `${obj.metric} per trial` }, xaxis: { title: { text: "trial" }, tickformat: "d", dtick: 1 }, legend: { orientation: "h" } }, CONFIG);
+      { margin: MARGIN, title: { text: `${obj.metric} per trial` }, xaxis: { title: { text: "trial" }, tickformat: "d", dtick: Math.max(1, Math.ceil(byTrial.length / 12)) }, legend: { orientation: "h" } }, CONFIG);
     const names = [...new Set(scored.flatMap(t => Object.keys(t.params || {})))];
     const dims = names.map(n => {
       const vals = scored.map(t => t.params[n]);
