@@ -31,8 +31,9 @@ def routes(app):
             if not rule.endpoint.startswith("ui.")]  # the dashboard's pages: a session cookie (tests/ui)
 
 
-def fill(rule, job_id: str = "0123456789abcdef01234567", dataset_id: str = "0123456789abcdef01234567") -> str:
-    values = {"job_id": job_id, "dataset_id": dataset_id}
+def fill(rule, job_id: str = "0123456789abcdef01234567", dataset_id: str = "0123456789abcdef01234567",
+         sweep_id: str = "0123456789abcdef01234567") -> str:
+    values = {"job_id": job_id, "dataset_id": dataset_id, "sweep_id": sweep_id}
     missing = set(rule.arguments) - set(values)
     assert not missing, f"route {rule.rule} has parameters this test does not know: {missing}; add them"
     return sectest.url_for_rule(rule, values)
@@ -178,14 +179,15 @@ def test_no_route_reads_a_file(api):
     assert "static" not in api.app.view_functions and api.app.static_folder is None
 
 
-def test_traversal_strings_in_every_path_parameter_find_nothing(api):
+def test_traversal_strings_in_every_path_parameter_find_nothing(limited):
+    api = limited(rate_limit_per_second=1e6, rate_limit_burst=10**6)  # hundreds of requests: not the limit's test
     job = api.alice.submit(XOR_FIT)
     fake_worker.train(api, job["id"], XOR_FIT)
     with_params = [(e, m, rule) for e, m, rule in routes(api.app) if rule.arguments and m not in ("OPTIONS",)]
     assert with_params, "no parameterised routes found"
     for endpoint, method, rule in with_params:
         for attack in sectest.TRAVERSALS:
-            url = fill(rule, attack, attack)
+            url = fill(rule, attack, attack, attack)
             r = api.client.open(url, method=method, headers={"Authorization": f"Bearer {api.alice.token}"},
                                 json={"inputs": [[0, 0]]} if method == "POST" else None)
             assert r.status_code in (404, 405), (method, url, r.status_code)
