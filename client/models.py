@@ -1,4 +1,5 @@
-"""Light wrappers around the service's JSON: a job with attribute access, and terminal statuses."""
+"""Light wrappers around the service's JSON: resources (a job; client.sweeps' sweep) with attribute access, and
+terminal statuses."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from typing import Any
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 
 
-class Job:
-    """One job as `GET /jobs/{id}` returns it (or as `GET /jobs` summarises it: no spec, `error_code` for
-    `error`); `job.data` is the JSON, `job["key"]` reads it too."""
+class Resource:
+    """A resource of the service as its JSON: `resource.data` is the JSON, `resource["key"]` reads it too, and the
+    fields every resource has (id, name, status) are attributes."""
 
     def __init__(self, data: dict[str, Any]):
         self.data = dict(data)
@@ -18,19 +19,25 @@ class Job:
         return self.data[key]
 
     def get(self, key: str, default: Any = None) -> Any:
-        """A field of the job's JSON, or `default`."""
+        """A field of the JSON, or `default`."""
         return self.data.get(key, default)
 
     def __repr__(self) -> str:
-        return f"Job(id={self.id!r}, name={self.name!r}, status={self.status!r})"
+        return f"{type(self).__name__}(id={self.id!r}, name={self.name!r}, status={self.status!r})"
 
     def to_dict(self) -> dict[str, Any]:
-        """The job's JSON, as the service sent it."""
+        """The JSON, as the service sent it."""
         return dict(self.data)
 
     id = property(lambda self: str(self.data.get("id", "")))
     name = property(lambda self: self.data.get("name"))
     status = property(lambda self: self.data.get("status"))
+
+
+class Job(Resource):
+    """One job as `GET /jobs/{id}` returns it (or as `GET /jobs` summarises it: no spec, `error_code` for
+    `error`)."""
+
     backend = property(lambda self: self.data.get("backend"))
     device = property(lambda self: self.data.get("device"))
     spec = property(lambda self: self.data.get("spec") or {})

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from client.errors import ApiError, WaitTimeout
+from client.models import Resource
 from client.sse import Event, parse_events
 
 SWEEP_TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -28,29 +29,9 @@ class SweepWaitTimeout(WaitTimeout):
         self.args = (f"sweep {sweep_id} did not finish within {timeout:g} s (it is {status})",)
 
 
-class Sweep:
-    """One sweep as `GET /sweeps/{id}` returns it; `sweep.data` is the JSON, `sweep["key"]` reads it too."""
+class Sweep(Resource):
+    """One sweep as `GET /sweeps/{id}` returns it."""
 
-    def __init__(self, data: dict[str, Any]):
-        self.data = dict(data)
-
-    def __getitem__(self, key: str) -> Any:
-        return self.data[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """A field of the sweep's JSON, or `default`."""
-        return self.data.get(key, default)
-
-    def __repr__(self) -> str:
-        return f"Sweep(id={self.id!r}, name={self.name!r}, status={self.status!r})"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The sweep's JSON, as the service sent it."""
-        return dict(self.data)
-
-    id = property(lambda self: str(self.data.get("id", "")))
-    name = property(lambda self: self.data.get("name"))
-    status = property(lambda self: self.data.get("status"))
     trials = property(lambda self: self.data.get("trials"))
     parallel = property(lambda self: self.data.get("parallel"))
     space = property(lambda self: self.data.get("space") or {})
