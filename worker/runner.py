@@ -34,7 +34,7 @@ from store.blobs import sha256_hex
 from store.datasets import dataset_bytes
 from store.db import DATABASE_UNAVAILABLE, make_engine, make_sessionmaker, session_scope
 from store.errors import BlobCorrupt, LeaseLost
-from store.models import CANCELLED, CANCELLED_ERROR, FAILED, SUCCEEDED, Dataset, Job
+from store.models import CANCELLED, CANCELLED_ERROR, FAILED, SUCCEEDED, Dataset, Job, Sweep
 from store.private import private_folder
 from store.fairshare import held_devices
 from store.runs import (claim_job, claim_next_job, finish_job, heartbeat, latest_checkpoint, record_epochs,
@@ -220,7 +220,11 @@ def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, 
             log.info("job %s: its message went to job %s, the next by fair share on queue %s", job_id, job.id, queue)
         job_id, owner = job.id, job.owner_id
         attempt, document, dataset_id = job.attempts, job.spec, job.dataset_id
-        sweep_id, trial = job.sweep_id, job.trial  # a sweep's trial: its sweep takes a step as it reports and ends
+        sweep_id = job.sweep_id  # a sweep's trial: its sweep takes a step when it ends
+        # ... and, when the sweep prunes, each time it reports epochs (a sweep without a pruner has nothing to judge)
+        pruned_live = sweep_id is not None and session.scalar(
+            select(Sweep.request["pruner"]["name"].as_string()).where(Sweep.id == sweep_id)) not in (None, "none")
+        trial = (sweep_id, job.trial) if pruned_live else None
         checkpoint = latest_checkpoint(session=session, job_id=job_id)
         truncate_history(session=session, job_id=job_id, after_epoch=checkpoint[0] if checkpoint else 0)
     log.info("job %s: attempt %d on %s%s", job_id, attempt, worker,
@@ -232,7 +236,7 @@ def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, 
             on_hard_timeout()
 
     reporter = JobReporter(settings=settings, factory=factory, job_id=job_id, attempt=attempt,
-                           on_hard_timeout=released, trial=(sweep_id, trial) if sweep_id is not None else None)
+                           on_hard_timeout=released, trial=trial)
     reporter.start()
     outcome: dict = {}
     try:
