@@ -5,19 +5,19 @@ from __future__ import annotations
 from flask import Flask, g, request
 from sqlalchemy import Engine
 
-from api import (auth, catalog, datasets, docs, headers, health, jobs, metrics, params, ratelimit, results, throttle,
-                 workers)
-from api.bodies import read_body
-from api.events import Feed
-from api import pins
-from api import sweeps
-from api import boundary
-from api.ui import pages as ui_pages
-from api.context import State, close_session, read_sessionmaker, state
-from api.errors import register_error_handlers
-from api.jsonio import FiniteJSONProvider
-from store.db import make_engine, make_sessionmaker
-from store.settings import Settings
+from trainyard.api import (auth, catalog, datasets, docs, headers, health, jobs, metrics, params, ratelimit, results,
+                           throttle, workers)
+from trainyard.api.bodies import read_body
+from trainyard.api.events import Feed
+from trainyard.api import pins
+from trainyard.api import sweeps
+from trainyard.api import boundary
+from trainyard.api.ui import pages as ui_pages
+from trainyard.api.context import State, close_session, read_sessionmaker, state
+from trainyard.api.errors import register_error_handlers
+from trainyard.api.jsonio import FiniteJSONProvider
+from trainyard.store.db import make_engine, make_sessionmaker
+from trainyard.store.settings import Settings
 
 PREFIX = "/api/v1"
 # Endpoints that need no token (DESIGN §6): health, the OpenAPI document and its page, metrics (own setting).

@@ -6,13 +6,13 @@ import logging
 
 from flask import g, request
 
-from api import ratelimit, scopes
-from api.errors import ApiError
-from api.tokencache import TokenInfo
-from api.ui import sessions as ui_sessions
-from store.db import DATABASE_UNAVAILABLE, make_sessionmaker, no_wait, session_scope
-from store.models import utcnow
-from store.tokens import REVOKED, SCOPES, digest, find_token, get_or_create_user, token_state, touch_token
+from trainyard.api import ratelimit, scopes
+from trainyard.api.errors import ApiError
+from trainyard.api.tokencache import TokenInfo
+from trainyard.api.ui import sessions as ui_sessions
+from trainyard.store.db import DATABASE_UNAVAILABLE, make_sessionmaker, no_wait, session_scope
+from trainyard.store.models import utcnow
+from trainyard.store.tokens import REVOKED, SCOPES, digest, find_token, get_or_create_user, token_state, touch_token
 
 LOCAL_USER = "local"  # everyone, when TRAINYARD_AUTH is off
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def authenticate() -> None:
     """Set `g.user_id` and `g.scopes` from the request's bearer token (401 when it is missing, unknown, revoked
     or expired), count the request against the token's rate limit (429), then check the scope the route needs
     (403)."""
-    from api.context import state
+    from trainyard.api.context import state
 
     st = state()
     if not st.settings.auth:  # everyone is the local user: every scope, no per-token limit
@@ -68,7 +68,7 @@ def _session_cookie() -> TokenInfo:
 
 def verify(token: str) -> TokenInfo:
     """The live token's (or dashboard session's) TokenInfo, cached; 401 when it is unknown, revoked or expired."""
-    from api.context import session, state
+    from trainyard.api.context import session, state
 
     st = state()
     key = digest(token)
@@ -96,7 +96,7 @@ def _touch(token_id: str) -> None:
     """Record the token's use (at most once a minute per token and process; see api.tokencache). Bookkeeping:
     it never waits for SQLite's write lock (a long upload's write would stall every request behind it), and a
     database that cannot take the write now does not fail the request."""
-    from api.context import state
+    from trainyard.api.context import state
 
     try:
         with session_scope(make_sessionmaker(no_wait(state().engine))) as db:
@@ -110,7 +110,7 @@ def _when(value) -> str:
 
 
 def _local_user_id() -> str:
-    from api.context import writing
+    from trainyard.api.context import writing
 
     with writing() as db:
         return get_or_create_user(session=db, name=LOCAL_USER).id

@@ -12,8 +12,8 @@ from typing import Iterator
 
 from flask import request
 
-from api.errors import ApiError
-from store.green import green
+from trainyard.api.errors import ApiError
+from trainyard.store.green import green
 
 BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 

@@ -17,15 +17,15 @@ import numpy as np
 from flask import Blueprint, Response
 from pydantic import Field
 
-from api.context import session, state
-from api.errors import ApiError
-from api.jsonio import dumps
-from api.offload import offload
-from api.params import int_param
-from api.schemas import _Out
-from store import jobs as repo
-from store.models import RUNNING, SUCCEEDED, Dataset
-from store.retention import ensure_kept
+from trainyard.api.context import session, state
+from trainyard.api.errors import ApiError
+from trainyard.api.jsonio import dumps
+from trainyard.api.offload import offload
+from trainyard.api.params import int_param
+from trainyard.api.schemas import _Out
+from trainyard.store import jobs as repo
+from trainyard.store.models import RUNNING, SUCCEEDED, Dataset
+from trainyard.store.retention import ensure_kept
 
 bp = Blueprint("boundary", __name__)
 MIN_SIZE, MAX_SIZE, DEFAULT_SIZE = 10, 200, 60
@@ -61,9 +61,9 @@ def _conflict(detail: str) -> ApiError:
 
 
 def _load_data(spec_doc: dict, upload: tuple | None):
-    from core import datasets
-    from core.spec.checks import finalize_spec
-    from core.validate import validate_spec
+    from trainyard.core import datasets
+    from trainyard.core.spec.checks import finalize_spec
+    from trainyard.core.validate import validate_spec
 
     spec = validate_spec(spec_doc)
     raw = datasets.load(spec.dataset, upload=upload)
@@ -74,7 +74,7 @@ def _load_data(spec_doc: dict, upload: tuple | None):
 def _upload(job) -> tuple | None:
     if not job.dataset_id:
         return None
-    from store.datasets import dataset_bytes
+    from trainyard.store.datasets import dataset_bytes
 
     ds = session().get(Dataset, job.dataset_id)
     if ds is None:
@@ -84,12 +84,12 @@ def _upload(job) -> tuple | None:
 
 
 def _checkpoint_predictor(spec, raw, blob: bytes):
-    from core import datasets
-    from core.checkpoint import load_checkpoint
-    from core.job import versions
-    from core.modelfile import load_model, save_model
-    from core.spec import normalised
-    from core.training import Trainer
+    from trainyard.core import datasets
+    from trainyard.core.checkpoint import load_checkpoint
+    from trainyard.core.job import versions
+    from trainyard.core.modelfile import load_model, save_model
+    from trainyard.core.spec import normalised
+    from trainyard.core.training import Trainer
 
     data = datasets.prepare(raw, spec.dataset)
     trainer = Trainer(spec, data, None, np.dtype(spec.backend_options.get("dtype", "float32")))
@@ -129,8 +129,8 @@ def grid_body(predictor, raw, size: int) -> dict:
 @bp.get("/jobs/<job_id>/decision-boundary")
 def get_decision_boundary(job_id: str):
     """The model's output over a `size`² grid of a two-feature job's input plane and its training points."""
-    from core.backends import load_serving_predictor
-    from store.runs import latest_checkpoint
+    from trainyard.core.backends import load_serving_predictor
+    from trainyard.store.runs import latest_checkpoint
 
     size = int_param("size", _arg("size"), default=DEFAULT_SIZE, minimum=MIN_SIZE, maximum=MAX_SIZE)
     db, owner, st = session(), _owner(), state()
@@ -171,7 +171,7 @@ def _arg(name: str) -> str | None:
 
 
 def _owner() -> str:
-    from api.auth import user_id
+    from trainyard.api.auth import user_id
 
     return user_id()
 

@@ -7,9 +7,9 @@ import dataclasses
 from flask import Blueprint
 from pydantic_core import PydanticUndefined
 
-from core import spec as vocab
-from core import capabilities
-from core.datasets.catalog import BUILTINS, GATES, GENERATED
+from trainyard.core import spec as vocab
+from trainyard.core import capabilities
+from trainyard.core.datasets.catalog import BUILTINS, GATES, GENERATED
 
 bp = Blueprint("catalog", __name__)
 

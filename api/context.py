@@ -11,10 +11,10 @@ from flask import current_app, g
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.predicting import PredictorCache
-from api.tokencache import TokenCache
-from store.db import make_sessionmaker, read_only, session_scope
-from store.settings import Settings
+from trainyard.api.predicting import PredictorCache
+from trainyard.api.tokencache import TokenCache
+from trainyard.store.db import make_sessionmaker, read_only, session_scope
+from trainyard.store.settings import Settings
 
 
 ACTIVE_REQUESTS = 4
@@ -82,7 +82,7 @@ def celery_app() -> Any:
     """The worker's Celery app for these settings, made on first use (building it opens no connection)."""
     st = state()
     if st.celery is None:
-        from worker.app import create_celery
+        from trainyard.worker.app import create_celery
 
         st.celery = create_celery(st.settings)
     return st.celery

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from api import views
-from api.context import session, state, writing
-from api.auth import user_id
-from api.offload import offload
-from api.errors import ApiError, invalid
-from api.limits import class_count_errors
-from api.jsonio import bad_text
-from core import datasets as loaders
-from core.errors import DatasetError
-from store import datasets as repo
+from trainyard.api import views
+from trainyard.api.context import session, state, writing
+from trainyard.api.auth import user_id
+from trainyard.api.offload import offload
+from trainyard.api.errors import ApiError, invalid
+from trainyard.api.limits import class_count_errors
+from trainyard.api.jsonio import bad_text
+from trainyard.core import datasets as loaders
+from trainyard.core.errors import DatasetError
+from trainyard.store import datasets as repo
 
 bp = Blueprint("datasets", __name__)
 FORMATS = ("csv", "npz", "idx")

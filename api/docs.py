@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, redirect
 
-from api.headers import inline_hashes
-from api.openapi import openapi_document
+from trainyard.api.headers import inline_hashes
+from trainyard.api.openapi import openapi_document
 
 bp = Blueprint("docs", __name__)
 

@@ -17,8 +17,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from store.private import private_folder
-from store.settings import Settings, load_settings
+from trainyard.store.private import private_folder
+from trainyard.store.settings import Settings, load_settings
 
 STOP_SECONDS = 15.0  # how long the parts get to stop before they are killed
 READY_SECONDS = 60.0
@@ -27,8 +27,8 @@ LOCAL_USER = "local"
 
 def ensure_token(settings: Settings) -> str:
     """The token in $TRAINYARD_HOME/token, created (for user `local`) when absent or no longer valid."""
-    from store.db import make_engine, make_sessionmaker, session_scope
-    from store.tokens import create_token, verify_token
+    from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+    from trainyard.store.tokens import create_token, verify_token
 
     path = settings.token_file
     engine = make_engine(settings)
@@ -51,9 +51,6 @@ def ensure_token(settings: Settings) -> str:
 def child_env(settings: Settings) -> dict[str, str]:
     """The environment every part gets: the same home, database and broker as `up` resolved them."""
     env = dict(os.environ)
-    # The parts import this checkout even when trainyard is not installed and `up` runs elsewhere.
-    root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     env.update(TRAINYARD_HOME=str(settings.home), TRAINYARD_DATABASE_URL=settings.database_url,
                TRAINYARD_BROKER_URL=settings.broker_url, PYTHONUNBUFFERED="1")
     if not env.get("TRAINYARD_OPERATOR_USERS", "").strip():  # whoever runs `up` may see its worker's host and pid
@@ -65,9 +62,9 @@ def commands(*, host: str, port: int) -> dict[str, list[str]]:
     """The parts and how each is started."""
     py = sys.executable
     return {
-        "api": [py, "-m", "api.serve", "--host", host, "--port", str(port), "--workers", "1"],
-        "worker": [py, "-m", "client.cli", "worker", "--queues", "cpu", "--concurrency", "1"],
-        "reconciler": [py, "-m", "client.cli", "reconcile"],
+        "api": [py, "-m", "trainyard.api.serve", "--host", host, "--port", str(port), "--workers", "1"],
+        "worker": [py, "-m", "trainyard.client.cli", "worker", "--queues", "cpu", "--concurrency", "1"],
+        "reconciler": [py, "-m", "trainyard.client.cli", "reconcile"],
     }
 
 
@@ -111,7 +108,7 @@ def _healthy(url: str) -> bool:
 
 
 def _banner(settings: Settings, host: str, port: int) -> str:
-    from api.ui.sessions import CODE_MINUTES, sign_in_link
+    from trainyard.api.ui.sessions import CODE_MINUTES, sign_in_link
 
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     base = f"http://{shown}:{port}"
@@ -138,7 +135,7 @@ def port_in_use(host: str, port: int) -> bool:
 
 def up(*, host: str, port: int) -> int:
     """Migrate, start the API, one worker and the reconciler, and supervise them until one exits or we are told to stop."""
-    from store.migrate import upgrade
+    from trainyard.store.migrate import upgrade
 
     if port_in_use(host, port):
         print(f"trainyard up: port {port} on {host} is in use (another trainyard up?); stop it or choose "
@@ -192,8 +189,8 @@ def running_jobs_note(settings: Settings, limit: int = 5) -> str:
     next start's reconciler finds their lease expired and requeues them, and resume from their last checkpoint."""
     from sqlalchemy import func, select
 
-    from store.db import make_engine, make_sessionmaker, session_scope
-    from store.models import Job
+    from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+    from trainyard.store.models import Job
 
     try:
         engine = make_engine(settings)

@@ -20,9 +20,9 @@ from flask import Flask, Response, current_app, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from api.logtext import loggable, one_line
-from core.errors import SpecError, TrainyardError
-from store.db import DATABASE_UNAVAILABLE
+from trainyard.api.logtext import loggable, one_line
+from trainyard.core.errors import SpecError, TrainyardError
+from trainyard.store.db import DATABASE_UNAVAILABLE
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:trainyard:problem:"
@@ -131,7 +131,7 @@ def _http_error(exc: HTTPException) -> Response:
 def _too_large(default: str) -> str:
     """Which limit a 413 passed: the body's size, or (a body within it) werkzeug's form limits, which cannot tell
     apart a form of too many parts from one with a too large field or part header."""
-    from api.app import UPLOAD_ENDPOINTS
+    from trainyard.api.app import UPLOAD_ENDPOINTS
 
     limit, length = request.max_content_length, request.content_length
     if limit and (length is None or length > limit):
@@ -186,7 +186,7 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def _store_error(exc: Exception) -> Response:
-    from store import errors as e
+    from trainyard.store import errors as e
 
     if isinstance(exc, e.NotFound):
         return problem(404, str(exc), kind="not-found")
@@ -210,6 +210,6 @@ def _store_error(exc: Exception) -> Response:
 def register_store_errors(app: Flask) -> None:
     """The store's NotFound → 404, Conflict and BlobCorrupt → 409 (with the store's message), Purged → 410,
     BadCursor and IdempotencyKeyReused → 422."""
-    from store.errors import StoreError
+    from trainyard.store.errors import StoreError
 
     app.register_error_handler(StoreError, _store_error)

@@ -18,12 +18,12 @@ from typing import Any, Callable, Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import views
-from api.jsonio import dumps
-from store import jobs as repo
-from store.models import FINISHED, Job
-from store.settings import Settings
-from store.tokens import verify_token
+from trainyard.api import views
+from trainyard.api.jsonio import dumps
+from trainyard.store import jobs as repo
+from trainyard.store.models import FINISHED, Job
+from trainyard.store.settings import Settings
+from trainyard.store.tokens import verify_token
 
 POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0

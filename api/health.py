@@ -5,14 +5,14 @@ from __future__ import annotations
 from flask import Blueprint
 from sqlalchemy import text
 
-from api.errors import problem
+from trainyard.api.errors import problem
 
 bp = Blueprint("health", __name__)
 BROKER_TIMEOUT_SECONDS = 2.0
 
 
 def check_database() -> tuple[bool, str]:
-    from api.context import state
+    from trainyard.api.context import state
 
     try:
         with state().read_sessions() as db:  # a read: on SQLite it never waits for the write lock
@@ -23,7 +23,7 @@ def check_database() -> tuple[bool, str]:
 
 
 def check_broker() -> tuple[bool, str]:
-    from api.context import celery_app
+    from trainyard.api.context import celery_app
 
     try:
         with celery_app().connection_for_write() as conn:

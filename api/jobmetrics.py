@@ -22,8 +22,8 @@ from typing import Callable, Iterable
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from sqlalchemy import BigInteger, case, cast, func, select
 
-from api.schemas import ErrorCode
-from store.models import ACTIVE, FAILED, FINISHED, QUEUED, RUNNING, Job, Worker
+from trainyard.api.schemas import ErrorCode
+from trainyard.store.models import ACTIVE, FAILED, FINISHED, QUEUED, RUNNING, Job, Worker
 
 STATUSES = ACTIVE + FINISHED
 DURATION_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600)

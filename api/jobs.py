@@ -8,21 +8,21 @@ import logging
 
 from flask import Blueprint, request
 
-from api import views
-from api.context import celery_app, session, state, writing
-from api.auth import user_id
-from api.errors import ApiError, invalid
-from api.jsonio import parse_json
-from api.offload import offload
-from api.params import page_limit
-from api.schemas import JobStatus
-from api.submit import check_queue_limit, validate_submission
-from core.spec import BACKENDS
-from store import jobs as repo
-from store.errors import DatasetNotFound
-from store.reuse import has_reusable
-from store.fairshare import QueueView
-from store.models import QUEUED, Job
+from trainyard.api import views
+from trainyard.api.context import celery_app, session, state, writing
+from trainyard.api.auth import user_id
+from trainyard.api.errors import ApiError, invalid
+from trainyard.api.jsonio import parse_json
+from trainyard.api.offload import offload
+from trainyard.api.params import page_limit
+from trainyard.api.schemas import JobStatus
+from trainyard.api.submit import check_queue_limit, validate_submission
+from trainyard.core.spec import BACKENDS
+from trainyard.store import jobs as repo
+from trainyard.store.errors import DatasetNotFound
+from trainyard.store.reuse import has_reusable
+from trainyard.store.fairshare import QueueView
+from trainyard.store.models import QUEUED, Job
 
 bp = Blueprint("jobs", __name__)
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def queue_view(db) -> QueueView:
 def _publish(job: Job) -> None:
     """Send the job id to its queue; on failure the job stays queued and the reconciler sends it later."""
     try:
-        from worker.publish import publish_job
+        from trainyard.worker.publish import publish_job
 
         publish_job(celery=celery_app(), job_id=job.id, device=job.device)
     except Exception:  # the broker may be down: never fail a committed submission

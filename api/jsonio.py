@@ -10,8 +10,8 @@ from typing import Any, Iterator
 
 from flask.json.provider import DefaultJSONProvider
 
-from api.errors import MAX_ERRORS, ApiError, invalid
-from store.settings import Settings
+from trainyard.api.errors import MAX_ERRORS, ApiError, invalid
+from trainyard.store.settings import Settings
 
 # A string token, or a bracket (outside strings): enough to follow nesting on the error path.
 _STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import os
 
-from core.datasets.catalog import DatasetInfo
-from core.spec import JobSpec, estimate_size, normalised
-from core.spec.memory import PARTS, split_rows
-from store.settings import Settings
+from trainyard.core.datasets.catalog import DatasetInfo
+from trainyard.core.spec import JobSpec, estimate_size, normalised
+from trainyard.core.spec.memory import PARTS, split_rows
+from trainyard.store.settings import Settings
 
 # Keras backend_options that size TensorFlow's thread pools → the worker setting they may not exceed.
 THREAD_SETTINGS = {"intra_op_threads": "tf_intra_op_threads", "inter_op_threads": "tf_inter_op_threads"}

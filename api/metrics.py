@@ -26,9 +26,9 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import event
 
-from api.errors import ApiError
-from api.jobmetrics import RETIRED, JobCollector, contributions
-from store.models import Job
+from trainyard.api.errors import ApiError
+from trainyard.api.jobmetrics import RETIRED, JobCollector, contributions
+from trainyard.store.models import Job
 
 bp = Blueprint("metrics", __name__)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -133,7 +133,7 @@ def install(app: Flask) -> None:
 @bp.get("/metrics")
 def get_metrics():
     """Every metric in the format the scraper asks for; bearer `metrics_token` required only when that is set."""
-    from api.context import state
+    from trainyard.api.context import state
 
     s = state()
     if s.settings.metrics_token:

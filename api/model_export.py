@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from api.errors import ApiError, invalid
-from core.errors import ModelFileError
+from trainyard.api.errors import ApiError, invalid
+from trainyard.core.errors import ModelFileError
 
 FORMATS = ("native", "onnx")
 
@@ -20,8 +20,8 @@ def requested_format(value: str | None) -> str:
 
 def onnx_model(model: bytes, name: str) -> bytes:
     """The ONNX graph of a stored model file of any backend (no TensorFlow); 409 where the file has no export."""
-    from core.export.onnx_graph import to_onnx
-    from core.export.stack import read_stack
+    from trainyard.core.export.onnx_graph import to_onnx
+    from trainyard.core.export.stack import read_stack
 
     try:
         stack = read_stack(model)

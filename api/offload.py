@@ -14,8 +14,8 @@ from typing import Any, Callable, TypeVar
 
 from flask import g
 
-from api.context import state
-from store.green import green
+from trainyard.api.context import state
+from trainyard.store.green import green
 
 T = TypeVar("T")
 

@@ -14,11 +14,11 @@ from http import HTTPStatus
 
 from pydantic.json_schema import models_json_schema
 
-from api import boundary, pins, schemas, scopes, sweep_docs
-from api.params import INT_MAX
-from core.spec import BACKENDS
-from core.spec import json_schema as spec_json_schema
-from store.jobs import HISTORY_PAGE, MAX_HISTORY_PAGE
+from trainyard.api import boundary, pins, schemas, scopes, sweep_docs
+from trainyard.api.params import INT_MAX
+from trainyard.core.spec import BACKENDS
+from trainyard.core.spec import json_schema as spec_json_schema
+from trainyard.store.jobs import HISTORY_PAGE, MAX_HISTORY_PAGE
 
 PREFIX = "/api/v1"
 REF = "#/components/schemas/{model}"
@@ -188,7 +188,7 @@ def _response(status: int, spec) -> dict:
 
 
 def _api_spec_schemas(spec: dict) -> dict:
-    """core.spec's schema as the API takes it: `dataset.path` is for local runs only (the API refuses it), so it
+    """trainyard.core.spec's schema as the API takes it: `dataset.path` is for local runs only (the API refuses it), so it
     is not declared. (That a dataset names exactly one of `builtin` and `id` is said, not declared: a `oneOf`
     beside the properties makes generated clients drop the properties.)"""
     defs = spec.pop("$defs", {})

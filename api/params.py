@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from flask import Flask, request
 
-from api.errors import invalid
-from api.jsonio import bad_text, escaped
-from store.errors import NotFound
+from trainyard.api.errors import invalid
+from trainyard.api.jsonio import bad_text, escaped
+from trainyard.store.errors import NotFound
 
 INT_MAX = 2**31 - 1  # the largest value of an INTEGER column (PostgreSQL's int4)
 TEXT_HEADERS = ("Idempotency-Key",)  # headers whose text the API stores or compares in a query

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from api.auth import user_id
-from api.context import session, writing
-from api.jobs import job_view
-from store import retention
+from trainyard.api.auth import user_id
+from trainyard.api.context import session, writing
+from trainyard.api.jobs import job_view
+from trainyard.store import retention
 
 bp = Blueprint("pins", __name__)
 
@@ -49,7 +49,7 @@ def unpin_sweep(sweep_id: str):
 
 
 def _pin_sweep(sweep_id: str, pinned: bool):
-    from api.sweeps import view
+    from trainyard.api.sweeps import view
 
     with writing() as w:
         sweep = retention.set_sweep_pinned(session=w, owner=user_id(), sweep_id=sweep_id, pinned=pinned)

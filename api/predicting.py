@@ -9,8 +9,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from api.errors import ApiError, invalid
-from core.backends.base import Predictor, Preprocessing
+from trainyard.api.errors import ApiError, invalid
+from trainyard.core.backends.base import Predictor, Preprocessing
 
 
 def _bad_value(value: Any) -> str | None:

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from flask import Flask, current_app, g
 from flask_limiter import Limiter, RateLimitExceeded
 
-from api.errors import ApiError
-from store.settings import Settings
+from trainyard.api.errors import ApiError
+from trainyard.store.settings import Settings
 
 EXTENSION = "trainyard.ratelimit"
 SCOPE = "token"

@@ -7,19 +7,19 @@ import re
 import numpy as np
 from flask import Blueprint, Response, g, request
 
-from api import events, model_export
-from api.context import session, state
-from api.auth import user_id
-from api.errors import invalid
-from api.jsonio import dumps, parse_json
-from api.offload import offload
-from api.params import int_param, page_limit
-from api.predicting import no_model, outputs, parse_inputs, predict_body
-from core.backends import load_serving_predictor
-from store import jobs as repo
-from store import matrices
-from store.models import SUCCEEDED
-from store.retention import ensure_kept
+from trainyard.api import events, model_export
+from trainyard.api.context import session, state
+from trainyard.api.auth import user_id
+from trainyard.api.errors import invalid
+from trainyard.api.jsonio import dumps, parse_json
+from trainyard.api.offload import offload
+from trainyard.api.params import int_param, page_limit
+from trainyard.api.predicting import no_model, outputs, parse_inputs, predict_body
+from trainyard.core.backends import load_serving_predictor
+from trainyard.store import jobs as repo
+from trainyard.store import matrices
+from trainyard.store.models import SUCCEEDED
+from trainyard.store.retention import ensure_kept
 
 bp = Blueprint("results", __name__)
 EXTENSIONS = {"npz": "npz", "skops": "skops", "keras": "keras"}

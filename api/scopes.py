@@ -13,8 +13,8 @@ import re
 
 from flask import Flask, request
 
-from api.errors import ApiError
-from store.tokens import READ, SCOPES, WRITE
+from trainyard.api.errors import ApiError
+from trainyard.store.tokens import READ, SCOPES, WRITE
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PREFIX = "/api/v1"

@@ -17,9 +17,9 @@ from typing import Iterator
 from gunicorn.app.base import BaseApplication
 from gunicorn.util import import_app
 
-from store.settings import Settings, load_settings
+from trainyard.store.settings import Settings, load_settings
 
-APP = "api.wsgi:application"
+APP = "trainyard.api.wsgi:application"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # as api.metrics (not imported: nothing of the app loads in the master)
 SINCE_ENV = "TRAINYARD_METRICS_SINCE"
 
@@ -77,7 +77,7 @@ def gunicorn_options(*, host: str, port: int, workers: int, settings: Settings |
     return {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "worker_class": "api.gevent_worker.ApiWorker",
+        "worker_class": "trainyard.api.gevent_worker.ApiWorker",
         "worker_connections": s.api_max_connections,
         "keepalive": max(1, math.ceil(s.header_timeout_seconds)),  # gunicorn takes whole seconds
         "timeout": 60,
@@ -107,8 +107,8 @@ def serve(*, host: str, port: int, workers: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m api.serve --host H --port P --workers N` (what `trainyard up` starts)."""
-    parser = argparse.ArgumentParser(prog="python -m api.serve")
+    """`python -m trainyard.api.serve --host H --port P --workers N` (what `trainyard up` starts)."""
+    parser = argparse.ArgumentParser(prog="python -m trainyard.api.serve")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=2)

@@ -7,18 +7,18 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from api.offload import offload
-from api.errors import ApiError, invalid_spec
-from api.jsonio import non_finite
-from api.limits import layer_count_errors, spec_limit_errors
-from api.logtext import one_line
-from core.datasets.catalog import DatasetInfo
-from core.spec import JobSpec, builtin_info
-from core.validate import validate_spec
-from store.datasets import get_dataset
-from store.errors import NotFound
-from store.jobs import count_queued_jobs
-from store.settings import Settings
+from trainyard.api.offload import offload
+from trainyard.api.errors import ApiError, invalid_spec
+from trainyard.api.jsonio import non_finite
+from trainyard.api.limits import layer_count_errors, spec_limit_errors
+from trainyard.api.logtext import one_line
+from trainyard.core.datasets.catalog import DatasetInfo
+from trainyard.core.spec import JobSpec, builtin_info
+from trainyard.core.validate import validate_spec
+from trainyard.store.datasets import get_dataset
+from trainyard.store.errors import NotFound
+from trainyard.store.jobs import count_queued_jobs
+from trainyard.store.settings import Settings
 
 log = logging.getLogger(__name__)
 

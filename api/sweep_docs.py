@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from api.schemas import _Out
+from trainyard.api.schemas import _Out
 
 # The normalised spec, declared by reference to the JobSpec schema (api.openapi turns the marker into a `$ref`).
 NormalisedSpec = Annotated[dict[str, Any], WithJsonSchema({"type": "object", "x-schema": "JobSpec"})]

@@ -9,15 +9,15 @@ from typing import Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import defer
 
-from api.events import KEEPALIVE_SECONDS, POLL_SECONDS, Feed, event
-from store import sweeps as repo
-from store.models import FINISHED, Job, Sweep
-from store.settings import Settings
+from trainyard.api.events import KEEPALIVE_SECONDS, POLL_SECONDS, Feed, event
+from trainyard.store import sweeps as repo
+from trainyard.store.models import FINISHED, Job, Sweep
+from trainyard.store.settings import Settings
 
 
 def snapshot(feed: Feed, sweep_id: str) -> tuple[dict, list[dict]] | None:
     """`(sweep body, trials)` as of at most POLL_SECONDS ago, or None once the sweep is deleted."""
-    from api.sweeps import sweep_body
+    from trainyard.api.sweeps import sweep_body
 
     def query(db):
         sweep = db.get(Sweep, sweep_id)

@@ -9,14 +9,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from api.errors import ApiError, invalid
-from api.submit import validate_submission
-from core.errors import SpecError
-from core.spec import normalised
-from core.sweeps.paths import apply, parse_path
-from core.sweeps.request import (SweepError, SweepRequest, corners, parse_request, reported_metrics, resolve_space,
-                                 space_loc)
-from store.settings import Settings
+from trainyard.api.errors import ApiError, invalid
+from trainyard.api.submit import validate_submission
+from trainyard.core.errors import SpecError
+from trainyard.core.spec import normalised
+from trainyard.core.sweeps.paths import apply, parse_path
+from trainyard.core.sweeps.request import (SweepError, SweepRequest, corners, parse_request, reported_metrics,
+                                           resolve_space, space_loc)
+from trainyard.store.settings import Settings
 
 
 def _spec_errors(doc: dict, *, db: Session, owner: str, settings: Settings) -> tuple[Any, list[dict]]:

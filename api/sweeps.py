@@ -13,17 +13,17 @@ import logging
 
 from flask import Blueprint, Response, g, request
 
-from api import sweep_events
-from api.auth import user_id
-from api.context import celery_app, session, state, writing
-from api.errors import invalid
-from api.jsonio import isoformat, parse_json
-from api.offload import offload
-from api.params import page_limit
-from api.sweep_submit import validate_sweep
-from api.views import api_spec
-from store import sweeps as repo
-from store.models import FINISHED, Sweep
+from trainyard.api import sweep_events
+from trainyard.api.auth import user_id
+from trainyard.api.context import celery_app, session, state, writing
+from trainyard.api.errors import invalid
+from trainyard.api.jsonio import isoformat, parse_json
+from trainyard.api.offload import offload
+from trainyard.api.params import page_limit
+from trainyard.api.sweep_submit import validate_sweep
+from trainyard.api.views import api_spec
+from trainyard.store import sweeps as repo
+from trainyard.store.models import FINISHED, Sweep
 
 bp = Blueprint("sweeps", __name__)
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def view(db, sweep: Sweep, *, full: bool = True) -> dict:
 
 def _step(sweep_id: str) -> None:
     """One controller step now (see the module docstring); the periodic controller retries if it fails."""
-    from worker.controller import step
+    from trainyard.worker.controller import step
 
     st = state()
     try:

@@ -23,8 +23,8 @@ from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from api.errors import ApiError
-from store.settings import Settings
+from trainyard.api.errors import ApiError
+from trainyard.store.settings import Settings
 
 EXTENSION = "trainyard.throttle"
 SCOPE = "auth-failures"  # one counter per address, shared by every route

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from store.tokens import TOUCH_SECONDS
+from trainyard.store.tokens import TOUCH_SECONDS
 
 CACHE_SECONDS = 5.0
 CACHE_SIZE = 10_000

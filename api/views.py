@@ -3,9 +3,9 @@ validating here too would cost a third of a `GET /jobs/{id}`)."""
 
 from __future__ import annotations
 
-from api.jsonio import finite, isoformat
-from core.stopping import stop_reason
-from store.models import Dataset, Job
+from trainyard.api.jsonio import finite, isoformat
+from trainyard.core.stopping import stop_reason
+from trainyard.store.models import Dataset, Job
 
 PREFIX = "/api/v1"
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from api.auth import user_id
-from api.context import session, state
-from api.jsonio import isoformat
-from store.workers import WorkerStatus, is_operator, list_live_workers
+from trainyard.api.auth import user_id
+from trainyard.api.context import session, state
+from trainyard.api.jsonio import isoformat
+from trainyard.store.workers import WorkerStatus, is_operator, list_live_workers
 
 bp = Blueprint("workers", __name__)
 

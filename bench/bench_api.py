@@ -62,12 +62,12 @@ def scratch_postgres() -> tuple[str, callable]:
 
 def prepare(settings) -> tuple[str, str]:
     """Migrate, make a token and one succeeded job with history and metrics; returns (token, job id)."""
-    from core.spec import parse_spec
-    from store.db import make_engine, make_sessionmaker, session_scope
-    from store.jobs import create_job
-    from store.migrate import upgrade
-    from store.runs import claim_job, finish_job, heartbeat, record_epochs
-    from store.tokens import create_token
+    from trainyard.core.spec import parse_spec
+    from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+    from trainyard.store.jobs import create_job
+    from trainyard.store.migrate import upgrade
+    from trainyard.store.runs import claim_job, finish_job, heartbeat, record_epochs
+    from trainyard.store.tokens import create_token
 
     upgrade(settings)
     engine = make_engine(settings)
@@ -179,7 +179,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=18765)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from store.settings import Settings
+    from trainyard.store.settings import Settings
 
     home = Path(tempfile.mkdtemp(prefix="trainyard-bench-"))
     url, drop = ("", lambda: None) if args.sqlite else scratch_postgres()
@@ -195,7 +195,7 @@ def main() -> int:
         token, job_id = prepare(settings)
         auth = {"Authorization": f"Bearer {token}"}
         cases = [("baseline GET /ping (trivial Flask)", "bench_api:trivial()", "/ping", {}),
-                 ("GET /api/v1/jobs/{id}", "api.wsgi:application", f"/api/v1/jobs/{job_id}", auth)]
+                 ("GET /api/v1/jobs/{id}", "trainyard.api.wsgi:application", f"/api/v1/jobs/{job_id}", auth)]
         for i, (label, app, path, headers) in enumerate(cases):
             server = start_server(app, args.port + i, args.workers, env)
             try:

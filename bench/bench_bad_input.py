@@ -47,11 +47,11 @@ def make_client(postgres: bool, home: Path, cleanup: list):
     """A test client of an app on a fresh database, and a token; `cleanup` receives what drops that database."""
     from sqlalchemy import create_engine, text
 
-    from api.app import create_app
-    from store.db import make_engine, make_sessionmaker, session_scope
-    from store.migrate import upgrade
-    from store.settings import Settings
-    from store.tokens import create_token
+    from trainyard.api.app import create_app
+    from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+    from trainyard.store.migrate import upgrade
+    from trainyard.store.settings import Settings
+    from trainyard.store.tokens import create_token
 
     settings = Settings(home=home, rate_limit_burst=1000)
     if postgres:

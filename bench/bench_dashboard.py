@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_dashboard.py [--jobs 10000] [--epochs 10000] [--samples 20]
 
-A real API (`python -m api.serve`, 2 processes) on a fresh SQLite home (no worker: the bench plays the worker's part,
+A real API (`python -m trainyard.api.serve`, 2 processes) on a fresh SQLite home (no worker: the bench plays the worker's part,
 so it knows when an epoch is recorded). Printed:
 
 - jobs page: navigation start → the first page of rows drawn, with `--jobs` jobs of the signed-in user;
@@ -26,10 +26,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "contract"), str(ROOT / "tests" 
 from livestack import live_stack  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from store.db import make_engine, make_sessionmaker, session_scope  # noqa: E402
-from store.models import Job, User  # noqa: E402
-from store.runs import claim_job, heartbeat, record_epochs  # noqa: E402
-from store.settings import Settings  # noqa: E402
+from trainyard.store.db import make_engine, make_sessionmaker, session_scope  # noqa: E402
+from trainyard.store.models import Job, User  # noqa: E402
+from trainyard.store.runs import claim_job, heartbeat, record_epochs  # noqa: E402
+from trainyard.store.settings import Settings  # noqa: E402
 
 XOR = {"name": "bench", "dataset": {"builtin": "xor"},
        "model": {"layers": [{"type": "dense", "units": 4, "activation": "tanh"},

@@ -60,11 +60,11 @@ def main() -> None:
                .render_as_string(hide_password=False))
     env.update(item.split("=", 1) for item in args.env)
     py = sys.executable
-    subprocess.run([py, "-m", "client.cli", "migrate"], env=env, cwd=args.root, check=True, capture_output=True)
-    token = subprocess.run([py, "-m", "client.cli", "token", "create", "--user", "bench"], env=env, cwd=args.root,
+    subprocess.run([py, "-m", "trainyard.client.cli", "migrate"], env=env, cwd=args.root, check=True, capture_output=True)
+    token = subprocess.run([py, "-m", "trainyard.client.cli", "token", "create", "--user", "bench"], env=env, cwd=args.root,
                            check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
     port = free_port()
-    api = subprocess.Popen([py, "-m", "api.serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+    api = subprocess.Popen([py, "-m", "trainyard.api.serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
                            env=env, cwd=args.root, stdout=open(home / "api.log", "wb"), stderr=subprocess.STDOUT)
     base, auth = f"http://127.0.0.1:{port}/api/v1", {"Authorization": f"Bearer {token}"}
     try:

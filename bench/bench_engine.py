@@ -21,9 +21,9 @@ import warnings
 
 import numpy as np
 
-from core.backends.base import PreparedData, Preprocessing
-from core.spec import parse_spec
-from core.training import fit
+from trainyard.core.backends.base import PreparedData, Preprocessing
+from trainyard.core.spec import parse_spec
+from trainyard.core.training import fit
 
 N, FEATURES, HIDDEN, CLASSES, BATCH = 60_000, 784, 128, 10, 128
 

@@ -87,15 +87,15 @@ def main() -> int:
     sys.path.insert(0, str(root))  # the code under test, for the rows and messages as well as the processes
     from sqlalchemy import func, select
 
-    from core.validate import validate_spec
-    from store.db import make_engine, make_sessionmaker, session_scope
-    from store.jobs import create_job
-    from store.migrate import upgrade
-    from store.models import Job
-    from store.settings import Settings
-    from store.tokens import get_or_create_user
-    from worker.app import create_celery
-    from worker.publish import publish_job
+    from trainyard.core.validate import validate_spec
+    from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+    from trainyard.store.jobs import create_job
+    from trainyard.store.migrate import upgrade
+    from trainyard.store.models import Job
+    from trainyard.store.settings import Settings
+    from trainyard.store.tokens import get_or_create_user
+    from trainyard.worker.app import create_celery
+    from trainyard.worker.publish import publish_job
 
     assert Path(sys.modules["store"].__file__).resolve().is_relative_to(root), sys.modules["store"].__file__
     with tempfile.TemporaryDirectory() as tmp, database(Settings, Path(tmp) / "home") as settings:
@@ -117,8 +117,8 @@ def main() -> int:
 
         for seed in range(args.queued):  # before the workers start, so that A has them all queued
             submit(a, seed + 1)
-        procs = [start(root, settings, "worker.main", "--queues", "cpu", "--concurrency", "1")
-                 for _ in range(args.workers)] + [start(root, settings, "worker.reconciler")]
+        procs = [start(root, settings, "trainyard.worker.main", "--queues", "cpu", "--concurrency", "1")
+                 for _ in range(args.workers)] + [start(root, settings, "trainyard.worker.reconciler")]
         try:
             while count(Job.owner_id == a, Job.status == "running") < args.workers:
                 time.sleep(0.05)

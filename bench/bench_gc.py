@@ -26,19 +26,19 @@ sys.path[:0] = [str(ROOT)]
 
 from sqlalchemy import Text, cast, create_engine, func, select, text, update  # noqa: E402
 
-from core.backends.base import Callbacks  # noqa: E402
-from core.job import train_job  # noqa: E402
-from core.validate import validate_spec  # noqa: E402
-from store.blobs import put_blob  # noqa: E402
-from store.db import make_engine, make_sessionmaker, session_scope  # noqa: E402
-from store.gc import describe, run_gc  # noqa: E402
-from store.jobs import create_job  # noqa: E402
-from store.migrate import upgrade  # noqa: E402
-from store.models import Blob, HistoryChunk, Job, utcnow  # noqa: E402
-from store.retention import set_pinned  # noqa: E402
-from store.runs import claim_job, finish_job, heartbeat, record_epochs, save_checkpoint  # noqa: E402
-from store.settings import Settings  # noqa: E402
-from store.tokens import get_or_create_user  # noqa: E402
+from trainyard.core.backends.base import Callbacks  # noqa: E402
+from trainyard.core.job import train_job  # noqa: E402
+from trainyard.core.validate import validate_spec  # noqa: E402
+from trainyard.store.blobs import put_blob  # noqa: E402
+from trainyard.store.db import make_engine, make_sessionmaker, session_scope  # noqa: E402
+from trainyard.store.gc import describe, run_gc  # noqa: E402
+from trainyard.store.jobs import create_job  # noqa: E402
+from trainyard.store.migrate import upgrade  # noqa: E402
+from trainyard.store.models import Blob, HistoryChunk, Job, utcnow  # noqa: E402
+from trainyard.store.retention import set_pinned  # noqa: E402
+from trainyard.store.runs import claim_job, finish_job, heartbeat, record_epochs, save_checkpoint  # noqa: E402
+from trainyard.store.settings import Settings  # noqa: E402
+from trainyard.store.tokens import get_or_create_user  # noqa: E402
 
 SPEC = {"dataset": {"builtin": "digits"},
         "model": {"layers": [{"type": "dense", "units": 128, "activation": "relu"},

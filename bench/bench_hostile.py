@@ -73,10 +73,10 @@ def service(postgres: bool, *, user: str, api_workers: int = 1, **changes) -> It
     one worker and the reconciler as processes on loopback: `(url, port, token, processes)` once healthy.
     Everything is stopped (and the scratch database dropped) on exit."""
     from bench_api import scratch_postgres
-    from store.db import make_engine, make_sessionmaker, session_scope
-    from store.migrate import upgrade
-    from store.settings import Settings
-    from store.tokens import create_token
+    from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+    from trainyard.store.migrate import upgrade
+    from trainyard.store.settings import Settings
+    from trainyard.store.tokens import create_token
 
     home = Path(tempfile.mkdtemp(prefix="trainyard-bench-"))
     url_db, drop = scratch_postgres() if postgres else ("", lambda: None)
@@ -89,10 +89,10 @@ def service(postgres: bool, *, user: str, api_workers: int = 1, **changes) -> It
         token, _ = create_token(session=s, user_name=user)
     engine.dispose()
     port = free_port()
-    procs = [start(["-m", "api.serve", "--port", str(port), "--workers", str(api_workers)], settings,
+    procs = [start(["-m", "trainyard.api.serve", "--port", str(port), "--workers", str(api_workers)], settings,
                    home / "api.log"),
-             start(["-m", "worker.main", "--queues", "cpu", "--concurrency", "1"], settings, home / "worker.log"),
-             start(["-m", "worker.reconciler"], settings, home / "reconciler.log")]
+             start(["-m", "trainyard.worker.main", "--queues", "cpu", "--concurrency", "1"], settings, home / "worker.log"),
+             start(["-m", "trainyard.worker.reconciler"], settings, home / "reconciler.log")]
     url = f"http://127.0.0.1:{port}/api/v1"
     try:
         wait_healthy(url, home)

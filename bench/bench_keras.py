@@ -38,9 +38,9 @@ def run_backend(epochs: int) -> dict:
     import tensorflow  # noqa: F401  (timed here so both sides report the same import)
 
     imported = time.perf_counter() - t0
-    from core.backends import get_backend
-    from core.backends.base import Callbacks
-    from core.validate import validate_spec
+    from trainyard.core.backends import get_backend
+    from trainyard.core.backends.base import Callbacks
+    from trainyard.core.validate import validate_spec
 
     x, y = mnist_like()
     spec = validate_spec({"backend": "keras", "dataset": {"builtin": "mnist"}, "model": {"layers": [

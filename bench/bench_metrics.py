@@ -27,9 +27,9 @@ ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 def _insert(settings, n: int) -> None:
     from sqlalchemy import insert
 
-    from store.db import make_engine, make_sessionmaker, session_scope
-    from store.models import Job
-    from store.tokens import get_or_create_user
+    from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+    from trainyard.store.models import Job
+    from trainyard.store.tokens import get_or_create_user
 
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine)
@@ -61,9 +61,9 @@ def main() -> int:
 
     import sqlalchemy
 
-    from api.app import create_app
-    from store.migrate import upgrade
-    from store.settings import Settings
+    from trainyard.api.app import create_app
+    from trainyard.store.migrate import upgrade
+    from trainyard.store.settings import Settings
 
     home = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
     admin = name = None

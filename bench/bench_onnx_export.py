@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = r"""
 import json, resource, sys, time
 import numpy as np
-from core.backends.base import Preprocessing
-from core.modelfile import load_model, save_model
-from core.network import Network
+from trainyard.core.backends.base import Preprocessing
+from trainyard.core.modelfile import load_model, save_model
+from trainyard.core.network import Network
 
 params, dtype = float(sys.argv[1]), sys.argv[2]
 n_in, k = 100, 10
@@ -40,8 +40,8 @@ rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 base = rss()
 t = time.perf_counter(); predictor = load_model(blob); load_s = time.perf_counter() - t
 after_load = rss()
-from core.export.onnx_graph import to_onnx
-from core.export.stack import read_stack
+from trainyard.core.export.onnx_graph import to_onnx
+from trainyard.core.export.stack import read_stack
 t = time.perf_counter(); onnx_bytes = to_onnx(read_stack(blob)); export_s = time.perf_counter() - t
 after_export = rss()
 import onnxruntime as ort

@@ -4,7 +4,7 @@
     .venv/bin/python bench/bench_rate_limit.py --root /tmp/old-tree   # another tree (e.g. before a change)
     .venv/bin/python bench/bench_rate_limit.py --rate 1 --burst 50 --seconds 5
 
-Two `python -m api.serve --workers 1` servers on one SQLite file, counters in the local Redis
+Two `python -m trainyard.api.serve --workers 1` servers on one SQLite file, counters in the local Redis
 (redis://127.0.0.1:6379/9, a fresh key prefix); `--clients` threads (half on each server, keep-alive)
 send GET /catalog with one token for `--seconds`. The limit shared by both processes (a moving window of
 burst requests per burst/rate s) accepts at most burst × ceil(seconds / window) in all; the token bucket each
@@ -54,12 +54,12 @@ def main() -> None:
                TRAINYARD_RATE_LIMIT_BURST=str(args.burst), TRAINYARD_RATE_LIMIT_STORAGE_URL=REDIS_URL,
                TRAINYARD_BROKER_NAMESPACE=f"bench-rl-{uuid.uuid4().hex[:8]}:")
     py = sys.executable
-    subprocess.run([py, "-m", "client.cli", "migrate"], env=env, cwd=args.root, check=True, capture_output=True)
-    made = subprocess.run([py, "-m", "client.cli", "token", "create", "--user", "bench"], env=env, cwd=args.root,
+    subprocess.run([py, "-m", "trainyard.client.cli", "migrate"], env=env, cwd=args.root, check=True, capture_output=True)
+    made = subprocess.run([py, "-m", "trainyard.client.cli", "token", "create", "--user", "bench"], env=env, cwd=args.root,
                           check=True, capture_output=True, text=True)
     token = made.stdout.strip().splitlines()[-1]
     ports = [free_port(), free_port()]
-    procs = [subprocess.Popen([py, "-m", "api.serve", "--host", "127.0.0.1", "--port", str(p), "--workers", "1"],
+    procs = [subprocess.Popen([py, "-m", "trainyard.api.serve", "--host", "127.0.0.1", "--port", str(p), "--workers", "1"],
                               env=env, cwd=args.root, stdout=open(home / f"api-{p}.log", "wb"),
                               stderr=subprocess.STDOUT) for p in ports]
     try:

@@ -34,17 +34,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.job import train_job  # noqa: E402
-from core.validate import validate_spec  # noqa: E402
-from store.db import make_engine, make_sessionmaker, session_scope  # noqa: E402
-from store.jobs import create_job, get_job, history_rows  # noqa: E402
-from store.migrate import upgrade  # noqa: E402
-from store.settings import Settings  # noqa: E402
-from store.tokens import get_or_create_user  # noqa: E402
-from store.workers import list_live_workers  # noqa: E402
-from worker.app import create_celery  # noqa: E402
-from worker.publish import publish_job  # noqa: E402
-from worker.runner import run_job  # noqa: E402
+from trainyard.core.job import train_job  # noqa: E402
+from trainyard.core.validate import validate_spec  # noqa: E402
+from trainyard.store.db import make_engine, make_sessionmaker, session_scope  # noqa: E402
+from trainyard.store.jobs import create_job, get_job, history_rows  # noqa: E402
+from trainyard.store.migrate import upgrade  # noqa: E402
+from trainyard.store.settings import Settings  # noqa: E402
+from trainyard.store.tokens import get_or_create_user  # noqa: E402
+from trainyard.store.workers import list_live_workers  # noqa: E402
+from trainyard.worker.app import create_celery  # noqa: E402
+from trainyard.worker.publish import publish_job  # noqa: E402
+from trainyard.worker.runner import run_job  # noqa: E402
 
 POSTGRES = os.environ.get("TRAINYARD_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("TRAINYARD_BENCH_REDIS", "redis://127.0.0.1:6379/10")
@@ -90,7 +90,7 @@ def service(settings: Settings, workers: int = 1):
     with session_scope(factory) as session:
         owner = get_or_create_user(session=session, name="bench").id
     env = {**os.environ, **settings.to_env(), "TRAINYARD_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-m", "worker.main", "--queues", "cpu", "--concurrency", "1"],
+    procs = [subprocess.Popen([sys.executable, "-m", "trainyard.worker.main", "--queues", "cpu", "--concurrency", "1"],
                               env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True) for _ in range(workers)]
     try:
@@ -131,7 +131,7 @@ def wait(factory, owner: str, job_id: str, poll: float = 0.005):
 
 def run_cli_seconds(document: dict) -> float:
     """Wall time of `trainyard run SPEC --quiet` in this process (its result line discarded)."""
-    from client.local_run import run_command
+    from trainyard.client.local_run import run_command
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "spec.json"

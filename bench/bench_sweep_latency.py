@@ -30,14 +30,14 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from bench_service import postgres_settings, service, submit, wait, xor  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from core.spec import normalised  # noqa: E402
-from core.sweeps.request import parse_request  # noqa: E402
-from core.validate import validate_spec  # noqa: E402
-from store.db import session_scope  # noqa: E402
-from store.models import Job, Sweep  # noqa: E402
-from store.settings import Settings  # noqa: E402
-from store.sweeps import create_sweep  # noqa: E402
-from worker.controller import step  # noqa: E402
+from trainyard.core.spec import normalised  # noqa: E402
+from trainyard.core.sweeps.request import parse_request  # noqa: E402
+from trainyard.core.validate import validate_spec  # noqa: E402
+from trainyard.store.db import session_scope  # noqa: E402
+from trainyard.store.models import Job, Sweep  # noqa: E402
+from trainyard.store.settings import Settings  # noqa: E402
+from trainyard.store.sweeps import create_sweep  # noqa: E402
+from trainyard.worker.controller import step  # noqa: E402
 
 
 def base() -> dict:
@@ -87,10 +87,10 @@ def step_cost(settings: Settings, sampler: str, trials: int = 40) -> tuple[float
     """(SQL statements, CPU ms) per step, medians over the steps after the first five."""
     from sqlalchemy import event, update
 
-    from store.db import make_engine, make_sessionmaker
-    from store.migrate import upgrade
-    from store.tokens import get_or_create_user
-    from worker.app import create_celery
+    from trainyard.store.db import make_engine, make_sessionmaker
+    from trainyard.store.migrate import upgrade
+    from trainyard.store.tokens import get_or_create_user
+    from trainyard.worker.app import create_celery
 
     upgrade(settings)
     engine = make_engine(settings)

@@ -47,10 +47,10 @@ SWEEP = json.loads((ROOT / "examples" / "digits_sweep.json").read_text())
 def stack(postgres: bool, workers: int = 2, **changes) -> Iterator[tuple[str, dict]]:
     """API, `workers` worker processes and the reconciler on a scratch database: `(url, auth headers)`."""
     from bench_api import scratch_postgres
-    from store.db import make_engine, make_sessionmaker, session_scope
-    from store.migrate import upgrade
-    from store.settings import Settings
-    from store.tokens import create_token
+    from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+    from trainyard.store.migrate import upgrade
+    from trainyard.store.settings import Settings
+    from trainyard.store.tokens import create_token
 
     home = Path(tempfile.mkdtemp(prefix="trainyard-bench-sweeps-"))
     url_db, drop = scratch_postgres() if postgres else ("", lambda: None)
@@ -63,9 +63,9 @@ def stack(postgres: bool, workers: int = 2, **changes) -> Iterator[tuple[str, di
         token = create_token(session=s, user_name="bench")[0]
     engine.dispose()
     port = free_port()
-    procs = [start(["-m", "api.serve", "--port", str(port), "--workers", "1"], settings, home / "api.log"),
-             start(["-m", "worker.reconciler"], settings, home / "reconciler.log")]
-    procs += [start(["-m", "worker.main", "--queues", "cpu", "--concurrency", "1"], settings,
+    procs = [start(["-m", "trainyard.api.serve", "--port", str(port), "--workers", "1"], settings, home / "api.log"),
+             start(["-m", "trainyard.worker.reconciler"], settings, home / "reconciler.log")]
+    procs += [start(["-m", "trainyard.worker.main", "--queues", "cpu", "--concurrency", "1"], settings,
                     home / f"worker{i}.log") for i in range(workers)]
     url = f"http://127.0.0.1:{port}/api/v1"
     try:
@@ -126,9 +126,9 @@ def run_local_study(request: dict, trials: list[dict]) -> dict:
     """The same parameter sets through a local Optuna study (`n_jobs=2`), each trained in-process."""
     import optuna
 
-    from core.job import train_job
-    from core.sweeps.paths import apply
-    from core.validate import validate_spec
+    from trainyard.core.job import train_job
+    from trainyard.core.sweeps.paths import apply
+    from trainyard.core.validate import validate_spec
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     metric, base = request["objective"]["metric"], request["base"]
@@ -157,8 +157,8 @@ def run_local_study(request: dict, trials: list[dict]) -> dict:
 
 
 def _train_one(document: dict, metric: str) -> tuple[float, int]:
-    from core.job import train_job
-    from core.validate import validate_spec
+    from trainyard.core.job import train_job
+    from trainyard.core.validate import validate_spec
 
     result = train_job(validate_spec(document))
     return result.metrics[metric], len(result.history)
@@ -168,7 +168,7 @@ def run_local_processes(request: dict, trials: list[dict]) -> dict:
     """A floor for the service's overhead: the same trials in 2 local processes, no sampler, no database."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from core.sweeps.paths import apply
+    from trainyard.core.sweeps.paths import apply
 
     documents = [apply(request["base"], t["params"]) for t in sorted(trials, key=lambda t: t["trial"])]
     metric = request["objective"]["metric"]

@@ -98,12 +98,13 @@ CHILD = r"""
 import io, json, resource, sys, time
 cap, home, payload, labels, form, changes = sys.argv[1:7]
 resource.setrlimit(resource.RLIMIT_AS, (int(cap), int(cap)))
-import core, numpy
-from api.app import create_app
-from store.db import make_engine, session_scope, make_sessionmaker
-from store.migrate import upgrade
-from store.settings import Settings
-from store.tokens import create_token
+import numpy
+import trainyard.core
+from trainyard.api.app import create_app
+from trainyard.store.db import make_engine, session_scope, make_sessionmaker
+from trainyard.store.migrate import upgrade
+from trainyard.store.settings import Settings
+from trainyard.store.tokens import create_token
 settings = Settings(home=home, **json.loads(changes))
 upgrade(settings)
 engine = make_engine(settings)
@@ -128,7 +129,7 @@ if isinstance(body, dict) and status != 201:
     detail = body.get("errors", [{}])[0].get("msg") or body.get("detail")
 print(json.dumps({"status": status, "detail": (detail or "")[:200], "rss_before_mib": before // 1024,
                   "peak_growth_mib": (after - before) // 1024, "cpu_s": round(time.process_time() - cpu, 1),
-                  "code": core.__file__}))
+                  "code": trainyard.core.__file__}))
 """
 
 

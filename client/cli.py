@@ -6,11 +6,11 @@ import argparse
 import os
 import sys
 
-from client import commands, pin_commands, resources, service, sweep_commands
-from client.client import Client
-from client.commands import InputError
-from client.errors import ApiError, Unauthorized
-from client.output import dumps, problem_json, problem_text
+from trainyard.client import commands, pin_commands, resources, service, sweep_commands
+from trainyard.client.client import Client
+from trainyard.client.commands import InputError
+from trainyard.client.errors import ApiError, Unauthorized
+from trainyard.client.output import dumps, problem_json, problem_text
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,11 +13,11 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from client.errors import ApiError, DatasetFileError
-from client.models import Job
-from client.sweeps import SweepCalls
-from client.transport import RetryCallback, Transport
-from client.waiting import ProgressArg, Waiter
+from trainyard.client.errors import ApiError, DatasetFileError
+from trainyard.client.models import Job
+from trainyard.client.sweeps import SweepCalls
+from trainyard.client.transport import RetryCallback, Transport
+from trainyard.client.waiting import ProgressArg, Waiter
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from client.client import Client
-from client.errors import ApiError, DatasetFileError, WaitTimeout
-from client.models import Job
-from client.output import job_rows, job_summary, table
-from client.plot import FORMATS, PlotUnavailable, save_history_plot
+from trainyard.client.client import Client
+from trainyard.client.errors import ApiError, DatasetFileError, WaitTimeout
+from trainyard.client.models import Job
+from trainyard.client.output import job_rows, job_summary, table
+from trainyard.client.plot import FORMATS, PlotUnavailable, save_history_plot
 
 
 @dataclass

@@ -11,7 +11,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from client.progress import ProgressBar
+from trainyard.client.progress import ProgressBar
 
 
 class UsageError(Exception):
@@ -50,12 +50,12 @@ def run_command(spec_path: str, *, save: str | None = None, quiet: bool = False,
     `as_json` None: the JSON line unless stdout is a terminal (scripts and pipes always get it). Exit code 0 if it
     succeeded, 1 if the spec is invalid or training failed, 2 if the spec file or the --save path cannot be used.
     """
-    from core.backends.base import Callbacks
-    from core.errors import TrainyardError
-    from core.job import json_safe, train_job, versions
-    from core.spec import normalised
-    from core.stopping import stop_reason
-    from core.validate import validate_spec
+    from trainyard.core.backends.base import Callbacks
+    from trainyard.core.errors import TrainyardError
+    from trainyard.core.job import json_safe, train_job, versions
+    from trainyard.core.spec import normalised
+    from trainyard.core.stopping import stop_reason
+    from trainyard.core.validate import validate_spec
 
     result: dict = {"status": "failed", "metrics": None, "error": None, "history": [], "versions": versions()}
     bar = None if quiet else ProgressBar(label=Path(spec_path).stem)
@@ -68,7 +68,7 @@ def run_command(spec_path: str, *, save: str | None = None, quiet: bool = False,
             given = spec.dataset.path
             spec.dataset.path = str((Path(spec_path).parent / Path(given).expanduser()).absolute())
             if not Path(spec.dataset.path).exists():
-                from core.errors import DatasetError
+                from trainyard.core.errors import DatasetError
 
                 raise DatasetError(f"dataset.path {given!r}: no such file {spec.dataset.path}"
                                    + ("" if Path(given).expanduser().is_absolute()
@@ -114,7 +114,7 @@ def run_command(spec_path: str, *, save: str | None = None, quiet: bool = False,
 
 def summary(label: str, result: dict, save: str | None) -> str:
     """The result for a person at a terminal: status, epochs, final metrics, the model file, what went wrong."""
-    from client.output import format_number
+    from trainyard.client.output import format_number
 
     history = result.get("history") or []
     lines = [f"{label}: {result['status']}" + (f" after {len(history)} epochs" if history else "")

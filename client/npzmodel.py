@@ -1,6 +1,6 @@
 """Use a downloaded numpy-backend model file (`.npz`) with numpy alone — no trainyard service, no `core`.
 
-    from client.npzmodel import load
+    from trainyard.client.npzmodel import load
     model = load("JOB_ID.npz")
     model.predict([[5.1, 3.5, 1.4, 0.2]])        # original labels (or values, for regression)
     model.predict_proba([[5.1, 3.5, 1.4, 0.2]])  # (n, k) class probabilities, columns in model.classes order

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Sequence
 
-from client.errors import ApiError, field_errors
-from client.models import Job
-from client.progress import format_number
+from trainyard.client.errors import ApiError, field_errors
+from trainyard.client.models import Job
+from trainyard.client.progress import format_number
 
 
 def cell(value: Any) -> str:

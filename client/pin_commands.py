@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from client.client import Client
-from client.commands import Outcome
+from trainyard.client.client import Client
+from trainyard.client.commands import Outcome
 
 
 def pin(args: argparse.Namespace, client: Client) -> Outcome:

@@ -8,10 +8,10 @@ import gzip
 from pathlib import Path
 from typing import Any
 
-from client.client import Client
-from client.commands import InputError, Outcome
-from client.errors import ServiceUnavailable, ValidationFailed
-from client.output import cell, key_values, table
+from trainyard.client.client import Client
+from trainyard.client.commands import InputError, Outcome
+from trainyard.client.errors import ServiceUnavailable, ValidationFailed
+from trainyard.client.output import cell, key_values, table
 
 DATASET_COLUMNS = ["id", "name", "task", "n_samples", "n_features", "n_classes", "size_bytes"]
 

@@ -20,42 +20,42 @@ def call(module: str, function: str, *args: Any, **kwargs: Any) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return call("client.local_run", "run_command", args.spec, save=args.save, quiet=args.quiet,
+    return call("trainyard.client.local_run", "run_command", args.spec, save=args.save, quiet=args.quiet,
                 as_json=True if args.json else None)
 
 
 def up(args: argparse.Namespace) -> int:
-    return call("api.embedded", "up", host=args.host, port=args.port)
+    return call("trainyard.api.embedded", "up", host=args.host, port=args.port)
 
 
 def api(args: argparse.Namespace) -> int:
-    return call("api.serve", "serve", host=args.host, port=args.port, workers=args.workers)
+    return call("trainyard.api.serve", "serve", host=args.host, port=args.port, workers=args.workers)
 
 
 def worker(args: argparse.Namespace) -> int:
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
-    return call("worker.main", "run_worker", queues=queues, concurrency=args.concurrency)
+    return call("trainyard.worker.main", "run_worker", queues=queues, concurrency=args.concurrency)
 
 
 def reconcile(args: argparse.Namespace) -> int:
-    return call("worker.reconciler", "main")
+    return call("trainyard.worker.reconciler", "main")
 
 
 def gc(args: argparse.Namespace) -> int:
-    return call("store.gc", "gc_command", dry_run=args.dry_run, as_json=args.json)
+    return call("trainyard.store.gc", "gc_command", dry_run=args.dry_run, as_json=args.json)
 
 
 def migrate(args: argparse.Namespace) -> int:
-    return call("store.migrate", "main")
+    return call("trainyard.store.migrate", "main")
 
 
 def token_create(args: argparse.Namespace) -> int:
-    return call("store.token_commands", "create_token_cli", args.user, name=args.name, scopes=args.scopes,
+    return call("trainyard.store.token_commands", "create_token_cli", args.user, name=args.name, scopes=args.scopes,
                 expires=args.expires, as_json=args.json, create_database=args.create_database)
 
 
 def token_list(args: argparse.Namespace) -> int:
-    return call("store.token_commands", "list_tokens_cli", args.user, as_json=args.json)
+    return call("trainyard.store.token_commands", "list_tokens_cli", args.user, as_json=args.json)
 
 
 def token_revoke(args: argparse.Namespace) -> int:
@@ -64,12 +64,12 @@ def token_revoke(args: argparse.Namespace) -> int:
         if args.json:
             print('{"error": {"status": 0, "title": "bad usage", "detail": "give a TOKEN, --id ID or --user NAME"}}')
         return 2
-    return call("store.token_commands", "revoke_token_cli", args.token, args.user, token_id=args.id, name=args.name,
+    return call("trainyard.store.token_commands", "revoke_token_cli", args.token, args.user, token_id=args.id, name=args.name,
                 as_json=args.json)
 
 
 def celery(args: argparse.Namespace) -> int:
-    return call("worker.celerycli", "run_celery", args.celery_args)
+    return call("trainyard.worker.celerycli", "run_celery", args.celery_args)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

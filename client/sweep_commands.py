@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from client.client import Client
-from client.commands import InputError, Outcome
-from client.errors import DatasetFileError, WaitTimeout
-from client.output import table
-from client.sweep_table import LiveView, best_text, headline, sweep_rows, sweep_summary, trials_table
-from client.sweeps import Sweep
+from trainyard.client.client import Client
+from trainyard.client.commands import InputError, Outcome
+from trainyard.client.errors import DatasetFileError, WaitTimeout
+from trainyard.client.output import table
+from trainyard.client.sweep_table import LiveView, best_text, headline, sweep_rows, sweep_summary, trials_table
+from trainyard.client.sweeps import Sweep
 
 
 def read_request(path: str) -> dict[str, Any]:

@@ -7,9 +7,9 @@ import shutil
 import sys
 from typing import Any, TextIO
 
-from client.output import cell, key_values, table
-from client.progress import format_number
-from client.sweeps import Sweep
+from trainyard.client.output import cell, key_values, table
+from trainyard.client.progress import format_number
+from trainyard.client.sweeps import Sweep
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", "pruned")
 

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from client.errors import ApiError, WaitTimeout
-from client.models import Resource
-from client.sse import Event, parse_events
+from trainyard.client.errors import ApiError, WaitTimeout
+from trainyard.client.models import Resource
+from trainyard.client.sse import Event, parse_events
 
 SWEEP_TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 TRIAL_SORTS = ("trial", "objective")

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import requests
 
-from client.errors import ApiError, ConnectionFailed, ServiceNotRunning, error_for
+from trainyard.client.errors import ApiError, ConnectionFailed, ServiceNotRunning, error_for
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 API_PREFIX = "/api/v1"

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import requests
 
-from client.errors import ApiError, NotFound, ServiceUnavailable, WaitTimeout
-from client.models import TERMINAL, Job
-from client.progress import ProgressBar
-from client.sse import parse_events
+from trainyard.client.errors import ApiError, NotFound, ServiceUnavailable, WaitTimeout
+from trainyard.client.models import TERMINAL, Job
+from trainyard.client.progress import ProgressBar
+from trainyard.client.sse import parse_events
 
 if TYPE_CHECKING:
-    from client.client import Client
+    from trainyard.client.client import Client
 
 ProgressArg = bool | Callable[[dict[str, Any]], None]
 

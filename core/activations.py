@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.buffers import Buffers
-from core.registry import Registry
+from trainyard.core.buffers import Buffers
+from trainyard.core.registry import Registry
 
 ACTIVATIONS: Registry["Activation"] = Registry("activation")
 

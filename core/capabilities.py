@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.spec import ACTIVATIONS, INITIALIZERS, LOSSES, METRICS, OPTIMIZERS, Dense, JobSpec
+from trainyard.core.spec import ACTIVATIONS, INITIALIZERS, LOSSES, METRICS, OPTIMIZERS, Dense, JobSpec
 
 ALL_LAYERS = ("dense", "dropout", "batch_norm")
 

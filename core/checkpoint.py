@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 if TYPE_CHECKING:
-    from core.training import Trainer
+    from trainyard.core.training import Trainer
 
 FORMAT = "trainyard-checkpoint"
 VERSION = 1

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from core.metrics import minimised
-from core.network import Network
+from trainyard.core.metrics import minimised
+from trainyard.core.network import Network
 
 
 class EarlyStopper:

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from core.registry import Registry
+from trainyard.core.registry import Registry
 
 INITIALIZERS: Registry["Initializer"] = Registry("initializer")
 _TRUNCATION_CORRECTION = 0.87962566103423978  # stddev of a unit normal truncated to [-2, 2]

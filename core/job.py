@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-import core
-from core import datasets
-from core.backends import get_backend
-from core.backends.base import Callbacks, TrainResult
-from core.errors import Diverged
-from core.spec import JobSpec, finalize_spec
+import trainyard.core
+from trainyard.core import datasets
+from trainyard.core.backends import get_backend
+from trainyard.core.backends.base import Callbacks, TrainResult
+from trainyard.core.errors import Diverged
+from trainyard.core.spec import JobSpec, finalize_spec
 
 
 def train_job(spec: JobSpec, callbacks: Callbacks | None = None, *, upload: tuple | None = None,
@@ -43,7 +43,7 @@ def train_job(spec: JobSpec, callbacks: Callbacks | None = None, *, upload: tupl
 
 def versions() -> dict[str, str]:
     """The library versions every result records."""
-    return {"trainyard": core.__version__, "python": platform.python_version(), "numpy": np.__version__}
+    return {"trainyard": trainyard.core.__version__, "python": platform.python_version(), "numpy": np.__version__}
 
 
 def json_safe(value: Any) -> Any:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from core import activations, initializers
-from core.buffers import Buffers
-from core.registry import Registry
+from trainyard.core import activations, initializers
+from trainyard.core.buffers import Buffers
+from trainyard.core.registry import Registry
 
 LAYERS: Registry["Layer"] = Registry("layer")
 

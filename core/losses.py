@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.buffers import Buffers
-from core.registry import Registry
+from trainyard.core.buffers import Buffers
+from trainyard.core.registry import Registry
 
 LOSSES: Registry["Loss"] = Registry("loss")
 EPSILON = 1e-7  # Keras's backend epsilon: probabilities are clipped to [EPSILON, 1 - EPSILON]

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from core.backends.base import Preprocessing
-from core.errors import ZIP_READ_ERRORS, ModelFileError
-from core.network import Network
-from core.spec import ModelSpec
-from core.targets import OutputPredictor
+from trainyard.core.backends.base import Preprocessing
+from trainyard.core.errors import ZIP_READ_ERRORS, ModelFileError
+from trainyard.core.network import Network
+from trainyard.core.spec import ModelSpec
+from trainyard.core.targets import OutputPredictor
 
 FORMAT = "trainyard-npz"
 FORMAT_VERSION = 1

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core import layers as layer_lib
-from core.layers import Dense, Layer
+from trainyard.core import layers as layer_lib
+from trainyard.core.layers import Dense, Layer
 
 
 class Network:

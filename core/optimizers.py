@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-from core import fused
-from core.registry import Registry
+from trainyard.core import fused
+from trainyard.core.registry import Registry
 
 OPTIMIZERS: Registry["Optimizer"] = Registry("optimizer")
 

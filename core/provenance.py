@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from importlib import metadata
 
-from core.datasets.catalog import GATES
+from trainyard.core.datasets.catalog import GATES
 
 # backend → {recorded name: distributions that provide it, the first installed one counts}
 _BACKEND_LIBRARIES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -34,7 +34,7 @@ def _installed(distributions: tuple[str, ...]) -> str | None:
 
 @functools.lru_cache(maxsize=None)
 def _base_versions() -> tuple[tuple[str, str], ...]:
-    from core.job import versions  # numpy is loaded already; the import is deferred only to keep this module light
+    from trainyard.core.job import versions  # numpy is loaded already; the import is deferred only to keep this module light
 
     return tuple(sorted(versions().items()))
 

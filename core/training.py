@@ -14,16 +14,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core import losses, metrics, optimizers
-from core.backends.base import Callbacks, PreparedData
-from core.buffers import Buffers
-from core.checkpoint import load_checkpoint, save_checkpoint
-from core.early_stopping import EarlyStopper
-from core.errors import DatasetError, Diverged
-from core.network import Network
-from core.spec import JobSpec, default_metrics
-from core.spec.memory import EVAL_ROWS
-from core.targets import decode, encode
+from trainyard.core import losses, metrics, optimizers
+from trainyard.core.backends.base import Callbacks, PreparedData
+from trainyard.core.buffers import Buffers
+from trainyard.core.checkpoint import load_checkpoint, save_checkpoint
+from trainyard.core.early_stopping import EarlyStopper
+from trainyard.core.errors import DatasetError, Diverged
+from trainyard.core.network import Network
+from trainyard.core.spec import JobSpec, default_metrics
+from trainyard.core.spec.memory import EVAL_ROWS
+from trainyard.core.targets import decode, encode
 
 
 @dataclass

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.backends import get_backend
-from core.datasets.catalog import DatasetInfo
-from core.errors import SpecError
-from core.spec import JobSpec, builtin_info, finalize_spec, parse_spec
+from trainyard.core.backends import get_backend
+from trainyard.core.datasets.catalog import DatasetInfo
+from trainyard.core.errors import SpecError
+from trainyard.core.spec import JobSpec, builtin_info, finalize_spec, parse_spec
 
 
 def validate_spec(document: Any, info: DatasetInfo | None = None) -> JobSpec:

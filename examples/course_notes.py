@@ -19,10 +19,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's `client`, from any folder
 try:
-    from client.client import Client  # (not `from client import`: works even where an old editable install
-    from client.errors import ApiError  # recorded `client` as a namespace package)
+    from trainyard.client import Client
+    from trainyard.client.errors import ApiError
 except ModuleNotFoundError as missing:  # a Python without trainyard's requirements (`requests`)
     sys.exit(f"{Path(__file__).name}: {missing}; run it with the virtualenv's Python: `. .venv/bin/activate` "
              "first (after `make run` or `make test` made it), or `.venv/bin/python examples/course_notes.py`")

@@ -7,9 +7,9 @@ settings are read from the environment.
 
 from alembic import context
 
-from store.db import make_engine
-from store.models import Base
-from store.settings import load_settings
+from trainyard.store.db import make_engine
+from trainyard.store.models import Base
+from trainyard.store.settings import load_settings
 
 
 def _configure_and_run(connection) -> None:

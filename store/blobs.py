@@ -8,8 +8,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store.errors import BlobCorrupt, NotFound
-from store.models import Blob
+from trainyard.store.errors import BlobCorrupt, NotFound
+from trainyard.store.models import Blob
 
 
 def sha256_hex(data: bytes) -> str:

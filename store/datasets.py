@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from store.blobs import delete_blob_if_unreferenced, get_blob, put_blob
-from store.errors import DatasetInUse, NotFound
-from store.models import ACTIVE, Dataset, Job
+from trainyard.store.blobs import delete_blob_if_unreferenced, get_blob, put_blob
+from trainyard.store.errors import DatasetInUse, NotFound
+from trainyard.store.models import ACTIVE, Dataset, Job
 
 
 def create_dataset(*, session: Session, owner: str, name: str, format: str, data: bytes, task: str,

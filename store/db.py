@@ -26,10 +26,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from core.job import json_safe
-from store.private import private_sqlite_file
-from store.green import green
-from store.settings import Settings
+from trainyard.core.job import json_safe
+from trainyard.store.private import private_sqlite_file
+from trainyard.store.green import green
+from trainyard.store.settings import Settings
 
 
 # The database cannot be reached or cannot answer now (refused or dropped connection, connect or statement
@@ -76,7 +76,7 @@ def make_engine(settings: Settings) -> Engine:
     a wait without end), WAL on SQLite."""
     if settings.is_sqlite:
         return _sqlite_engine(settings)
-    from store import pgtimeouts
+    from trainyard.store import pgtimeouts
 
     engine = create_engine(
         settings.database_url,

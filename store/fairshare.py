@@ -37,8 +37,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from store.models import QUEUED, RUNNING, Job, User
-from store.workers import list_live_workers
+from trainyard.store.models import QUEUED, RUNNING, Job, User
+from trainyard.store.workers import list_live_workers
 
 JOBS = Job.__table__
 PRIORITIES = {"low": 0, "normal": 1, "high": 2}  # the spec's names → jobs.priority (higher is taken first)

@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import orphans, retention
-from store.db import make_sessionmaker, read_only, session_scope
-from store.models import utcnow
-from store.settings import Settings
+from trainyard.store import orphans, retention
+from trainyard.store.db import make_sessionmaker, read_only, session_scope
+from trainyard.store.models import utcnow
+from trainyard.store.settings import Settings
 
 PAGE = 200  # jobs read per query
 JOBS_PER_WRITE = 20  # jobs purged per transaction
@@ -150,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def gc_command(*, dry_run: bool, as_json: bool) -> int:
     """Run one pass with the environment's settings and print its report (text, or one JSON object)."""
-    from store.db import DATABASE_UNAVAILABLE, make_engine
-    from store.settings import SettingsError, load_settings
+    from trainyard.store.db import DATABASE_UNAVAILABLE, make_engine
+    from trainyard.store.settings import SettingsError, load_settings
 
     try:
         settings = load_settings()

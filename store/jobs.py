@@ -15,16 +15,16 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
-from core.provenance import backend_versions
-from core.spec import JobSpec, normalised
-from store import matrices, reuse
-from store.blobs import delete_blob_if_unreferenced, get_blob
-from store.fairshare import QueueView, priority_value
-from store.errors import (BadCursor, DatasetNotFound, IdempotencyKeyReused, JobFinished, JobNotFinished,
-                          ModelNotAvailable, NotFound)
-from store.retention import ensure_kept
-from store.models import (ACTIVE, CANCELLED, CANCELLED_ERROR, QUEUED, RUNNING, SUCCEEDED, Artifact, Dataset,
-                          HistoryChunk, Job, utcnow)
+from trainyard.core.provenance import backend_versions
+from trainyard.core.spec import JobSpec, normalised
+from trainyard.store import matrices, reuse
+from trainyard.store.blobs import delete_blob_if_unreferenced, get_blob
+from trainyard.store.fairshare import QueueView, priority_value
+from trainyard.store.errors import (BadCursor, DatasetNotFound, IdempotencyKeyReused, JobFinished, JobNotFinished,
+                                    ModelNotAvailable, NotFound)
+from trainyard.store.retention import ensure_kept
+from trainyard.store.models import (ACTIVE, CANCELLED, CANCELLED_ERROR, QUEUED, RUNNING, SUCCEEDED, Artifact, Dataset,
+                                    HistoryChunk, Job, utcnow)
 
 MAX_PAGE = 500
 HISTORY_PAGE, MAX_HISTORY_PAGE = 1000, 10_000  # epochs per history page: the default and the most

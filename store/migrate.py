@@ -8,8 +8,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from store.db import make_engine
-from store.settings import Settings, load_settings
+from trainyard.store.db import make_engine
+from trainyard.store.settings import Settings, load_settings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 MIGRATION_MARGIN_SECONDS = 10.0

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, not_, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store.models import Artifact, Base, Blob
+from trainyard.store.models import Artifact, Base, Blob
 
 BATCH = 100  # blobs deleted per transaction: SQLite holds its one write lock for a batch, never for a whole pass
 
@@ -82,7 +82,7 @@ def collect_orphans(*, factory, read_factory, older_than: datetime, pause: float
         pause: seconds to sleep after each write transaction, so that on SQLite other processes waiting for the
             write lock get it (its busy handler polls every 100 ms; back-to-back transactions would starve them).
     """
-    from store.db import session_scope
+    from trainyard.store.db import session_scope
 
     done, after = Collected(), ""
     while True:

@@ -23,7 +23,7 @@ import psycopg
 from psycopg import errors
 from psycopg.waiting import Ready
 
-from store.settings import Settings
+from trainyard.store.settings import Settings
 
 KEEPALIVE_PROBES = 3  # unanswered probes before the kernel gives up on the connection
 

@@ -15,8 +15,8 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Text, and_, cast, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from store.errors import Purged
-from store.models import FINISHED, Artifact, HistoryChunk, Job, Sweep, User
+from trainyard.store.errors import Purged
+from trainyard.store.models import FINISHED, Artifact, HistoryChunk, Job, Sweep, User
 
 PURGED_KINDS = ("model", "checkpoint")  # artifacts retention removes; confusion matrices stay (small results)
 PARTS = ("history", "checkpoint", "model")  # what `jobs.purged` may list
@@ -132,7 +132,7 @@ def ensure_kept(job: Job, part: str) -> None:
 
 def set_pinned(*, session: Session, owner: str, job_id: str, pinned: bool) -> Job:
     """Pin or unpin the owner's job (NotFound otherwise); the job as it is now."""
-    from store.jobs import get_job
+    from trainyard.store.jobs import get_job
 
     job = get_job(session=session, owner=owner, job_id=job_id)
     job.pinned = pinned
@@ -142,7 +142,7 @@ def set_pinned(*, session: Session, owner: str, job_id: str, pinned: bool) -> Jo
 
 def set_sweep_pinned(*, session: Session, owner: str, sweep_id: str, pinned: bool) -> Sweep:
     """Pin or unpin the owner's sweep, and with it every trial (NotFound otherwise); the sweep as it is now."""
-    from store.sweeps import get_sweep
+    from trainyard.store.sweeps import get_sweep
 
     sweep = get_sweep(session=session, owner=owner, sweep_id=sweep_id)
     sweep.pinned = pinned

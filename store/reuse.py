@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.provenance import backend_versions, builtin_generator
-from core.spec import JobSpec, normalised
-from store.models import SUCCEEDED, Artifact, Dataset, HistoryChunk, Job, utcnow
+from trainyard.core.provenance import backend_versions, builtin_generator
+from trainyard.core.spec import JobSpec, normalised
+from trainyard.store.models import SUCCEEDED, Artifact, Dataset, HistoryChunk, Job, utcnow
 
 IGNORED_SPEC_KEYS = ("name", "reuse", "priority")  # what is run, not how it is trained
 COPIED_ARTIFACTS = ("model", "confusion_")  # kinds (or prefixes) a reused job gets; never a checkpoint

@@ -14,13 +14,13 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from core.metrics import split_confusion_matrices
-from store import fairshare, matrices
-from store.blobs import delete_blob_if_unreferenced, get_blob, put_blob
-from store.errors import LeaseLost
-from store.reuse import refresh_fingerprint
-from store.models import (CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Artifact, HistoryChunk, Job, Worker,
-                          pruned_error, utcnow)
+from trainyard.core.metrics import split_confusion_matrices
+from trainyard.store import fairshare, matrices
+from trainyard.store.blobs import delete_blob_if_unreferenced, get_blob, put_blob
+from trainyard.store.errors import LeaseLost
+from trainyard.store.reuse import refresh_fingerprint
+from trainyard.store.models import (CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Artifact, HistoryChunk, Job, Worker,
+                                    pruned_error, utcnow)
 
 WORKER_LOST = "worker_lost"
 

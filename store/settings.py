@@ -249,7 +249,7 @@ def _check(s: Settings) -> None:
 
 
 def _check_expiry(s: Settings) -> None:
-    from store.durations import parse_duration
+    from trainyard.store.durations import parse_duration
 
     try:
         parse_duration(s.token_default_expiry)

@@ -17,11 +17,11 @@ from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
-from core.spec import JobSpec
-from core.sweeps.search import TrialRow
-from store.errors import BadCursor, Conflict, IdempotencyKeyReused, NotFound
-from store.jobs import _decode_cursor, _encode_cursor, create_job, delete_job, history_rows
-from store.models import ACTIVE, CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job, Sweep, utcnow
+from trainyard.core.spec import JobSpec
+from trainyard.core.sweeps.search import TrialRow
+from trainyard.store.errors import BadCursor, Conflict, IdempotencyKeyReused, NotFound
+from trainyard.store.jobs import _decode_cursor, _encode_cursor, create_job, delete_job, history_rows
+from trainyard.store.models import ACTIVE, CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job, Sweep, utcnow
 
 MAX_PAGE = 500
 TRIAL_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "pruned")

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from store.durations import parse_duration
-from store.tokens import create_api_token, describe_token, list_tokens, revoke_tokens
+from trainyard.store.durations import parse_duration
+from trainyard.store.tokens import create_api_token, describe_token, list_tokens, revoke_tokens
 
 
 class NoDatabase(Exception):
@@ -37,7 +37,7 @@ def database_exists(settings) -> bool:
     """Whether the configured database holds trainyard's schema (an SQLite file is never created by asking)."""
     from sqlalchemy import inspect
 
-    from store.db import make_engine
+    from trainyard.store.db import make_engine
 
     if settings.is_sqlite:
         from sqlalchemy.engine import make_url
@@ -54,9 +54,9 @@ def database_exists(settings) -> bool:
 
 
 def _engine(create_database: bool = False):
-    from store.db import make_engine
-    from store.migrate import upgrade
-    from store.settings import load_settings
+    from trainyard.store.db import make_engine
+    from trainyard.store.migrate import upgrade
+    from trainyard.store.settings import load_settings
 
     settings = load_settings()
     if not create_database and not database_exists(settings):
@@ -77,7 +77,7 @@ def _usage(message: str, as_json: bool) -> int:
 
 def _in_session(work: Callable[[Any], Any], create_database: bool = False) -> Any:
     """`work(session)` in one transaction on the configured database (NoDatabase if it does not exist)."""
-    from store.db import make_sessionmaker, session_scope
+    from trainyard.store.db import make_sessionmaker, session_scope
 
     engine = _engine(create_database)
     try:
@@ -91,8 +91,8 @@ def create_token_cli(user: str, *, name: str | None = None, scopes: str | None =
                      as_json: bool = False, create_database: bool = False) -> int:
     """`trainyard token create --user NAME [--name N] [--scopes read,write] [--expires 30d|never] [--json]
     [--create-database]`: the token goes into the configured database, which must exist unless asked to create it."""
-    from store.settings import load_settings
-    from store.tokens import normalise_scopes
+    from trainyard.store.settings import load_settings
+    from trainyard.store.tokens import normalise_scopes
 
     scope_list = [s for s in (scopes or "read,write").replace(" ", ",").split(",") if s]
     try:

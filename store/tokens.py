@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from store.models import ApiToken, User, utcnow
+from trainyard.store.models import ApiToken, User, utcnow
 
 TOKEN_PREFIX = "ty_"
 READ, WRITE = "read", "write"

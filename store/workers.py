@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from store.models import RUNNING, Job, User, Worker, utcnow
+from trainyard.store.models import RUNNING, Job, User, Worker, utcnow
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Iterator
 
 import pytest
 
-from store.settings import Settings
+from trainyard.store.settings import Settings
 
 POSTGRES_ADMIN_URL = os.environ.get("TRAINYARD_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TRAINYARD_TEST_REDIS", "redis://127.0.0.1:6379/9")
@@ -122,7 +122,7 @@ def db_settings(request) -> Settings:
 @pytest.fixture
 def migrated_settings(db_settings) -> Settings:
     """`db_settings` with the schema upgraded to head."""
-    from store.migrate import upgrade
+    from trainyard.store.migrate import upgrade
 
     upgrade(db_settings)
     return db_settings
@@ -131,7 +131,7 @@ def migrated_settings(db_settings) -> Settings:
 @pytest.fixture
 def session_factory(migrated_settings):
     """A sessionmaker on the migrated database (the engine is disposed afterwards)."""
-    from store.db import make_engine, make_sessionmaker
+    from trainyard.store.db import make_engine, make_sessionmaker
 
     engine = make_engine(migrated_settings)
     yield make_sessionmaker(engine)
@@ -148,8 +148,8 @@ def session(session_factory):
 @pytest.fixture
 def user_id(session_factory) -> str:
     """The id of a user `alice` in the migrated database."""
-    from store.db import session_scope
-    from store.tokens import get_or_create_user
+    from trainyard.store.db import session_scope
+    from trainyard.store.tokens import get_or_create_user
 
     with session_scope(session_factory) as session:
         return get_or_create_user(session=session, name="alice").id

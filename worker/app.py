@@ -16,8 +16,8 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Exchange, Queue
 
-from store.private import private_folder
-from store.settings import Settings
+from trainyard.store.private import private_folder
+from trainyard.store.settings import Settings
 
 TRAIN_TASK = "trainyard.train"
 DEVICES = ("cpu", "gpu")
@@ -56,7 +56,7 @@ def create_celery(settings: Settings) -> Celery:
     app = Celery("trainyard", set_as_current=False)
     app.conf.update(
         broker_url=settings.broker_url,
-        broker_transport="worker.fsbroker:Transport" if settings.uses_filesystem_broker else None,
+        broker_transport="trainyard.worker.fsbroker:Transport" if settings.uses_filesystem_broker else None,
         broker_transport_options=broker_transport_options(settings),
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=settings.db_connect_timeout_seconds,
@@ -81,8 +81,8 @@ def create_celery(settings: Settings) -> Celery:
 
     @app.task(name=TRAIN_TASK, bind=True, ignore_result=True)
     def train(self, job_id: str) -> str:
-        from worker.publish import publish_job
-        from worker.runner import run_job_in_worker  # imported in the pool child, at task time
+        from trainyard.worker.publish import publish_job
+        from trainyard.worker.runner import run_job_in_worker  # imported in the pool child, at task time
 
         queue = (self.request.delivery_info or {}).get("routing_key")  # queues are bound by their device's name
         return run_job_in_worker(settings=settings, job_id=job_id, worker=self.request.hostname,

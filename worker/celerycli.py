@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from store.settings import load_settings
-from worker.app import create_celery
+from trainyard.store.settings import load_settings
+from trainyard.worker.app import create_celery
 
 
 def run_celery(argv: list[str]) -> int:

@@ -11,8 +11,8 @@ import threading
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from store.gc import describe, run_gc
-from store.settings import Settings
+from trainyard.store.gc import describe, run_gc
+from trainyard.store.settings import Settings
 
 log = logging.getLogger(__name__)
 

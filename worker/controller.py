@@ -11,7 +11,7 @@ nothing.
 Who runs it: the worker that finishes a trial, right after committing (`after_trial`: the next trial starts
 within milliseconds); the API once when a sweep is created or cancelled; and `run_controller`, a loop every
 `sweep_interval_seconds` in the reconciler process (pruning, and the safety net), also runnable alone as
-`python -m worker.controller`.
+`python -m trainyard.worker.controller`.
 """
 
 from __future__ import annotations
@@ -29,17 +29,17 @@ from typing import Callable
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.errors import SpecError
-from core.sweeps.paths import apply
-from core.sweeps.search import next_params, should_prune
-from core.validate import validate_spec
-from store import sweeps as repo
-from store.db import make_engine, make_sessionmaker, session_scope
-from store.errors import DatasetNotFound
-from store.models import ACTIVE, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, Sweep
-from store.settings import Settings, load_settings
-from worker.app import create_celery
-from worker.publish import publish_job
+from trainyard.core.errors import SpecError
+from trainyard.core.sweeps.paths import apply
+from trainyard.core.sweeps.search import next_params, should_prune
+from trainyard.core.validate import validate_spec
+from trainyard.store import sweeps as repo
+from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+from trainyard.store.errors import DatasetNotFound
+from trainyard.store.models import ACTIVE, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, Sweep
+from trainyard.store.settings import Settings, load_settings
+from trainyard.worker.app import create_celery
+from trainyard.worker.publish import publish_job
 
 log = logging.getLogger(__name__)
 _celery: dict[tuple[int, str], Celery] = {}
@@ -272,7 +272,7 @@ def start_controller_thread(settings: Settings, factory: sessionmaker[Session],
 
 
 def main() -> int:
-    """`python -m worker.controller`: the controller loop alone, until SIGTERM/SIGINT."""
+    """`python -m trainyard.worker.controller`: the controller loop alone, until SIGTERM/SIGINT."""
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     engine = make_engine(settings)

@@ -10,10 +10,10 @@ import socket
 import sys
 import threading
 
-from store.db import make_engine, make_sessionmaker, session_scope
-from store.settings import Settings, load_settings
-from store.workers import register_worker, touch_worker, unregister_worker
-from worker.app import DEVICES, create_celery
+from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+from trainyard.store.settings import Settings, load_settings
+from trainyard.store.workers import register_worker, touch_worker, unregister_worker
+from trainyard.worker.app import DEVICES, create_celery
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def run_worker(*, queues: list[str], concurrency: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m worker.main --queues cpu --concurrency 1` (what `trainyard worker` runs)."""
+    """`python -m trainyard.worker.main --queues cpu --concurrency 1` (what `trainyard worker` runs)."""
     parser = argparse.ArgumentParser(prog="trainyard worker")
     parser.add_argument("--queues", default="cpu", help="comma-separated: cpu, gpu")
     parser.add_argument("--concurrency", type=int, default=1)

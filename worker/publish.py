@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from worker.app import TRAIN_TASK, job_queue
+from trainyard.worker.app import TRAIN_TASK, job_queue
 
 
 def publish_job(*, celery: Celery, job_id: str, device: str) -> None:

@@ -17,15 +17,15 @@ import threading
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
-from store.db import make_engine, make_sessionmaker, session_scope
-from store.fairshare import held_devices
-from store.runs import jobs_to_republish, requeue_expired_jobs
-from store.settings import Settings, load_settings
-from store.workers import prune_workers
-from worker.app import create_celery
-from worker.controller import start_controller_thread
-from worker.collector import start_collector
-from worker.publish import publish_job
+from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+from trainyard.store.fairshare import held_devices
+from trainyard.store.runs import jobs_to_republish, requeue_expired_jobs
+from trainyard.store.settings import Settings, load_settings
+from trainyard.store.workers import prune_workers
+from trainyard.worker.app import create_celery
+from trainyard.worker.controller import start_controller_thread
+from trainyard.worker.collector import start_collector
+from trainyard.worker.publish import publish_job
 
 log = logging.getLogger(__name__)
 FORGET_WORKERS_AFTER_SECONDS = 24 * 3600  # a killed worker's row stays visible (not live) this long

@@ -25,21 +25,21 @@ from typing import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.backends.base import Callbacks
-from core.checkpoint import CheckpointBudget
-from core.errors import Cancelled, DatasetError, Diverged, TimedOut, TrainyardError
-from core.job import train_job
-from core.validate import validate_spec
-from store.blobs import sha256_hex
-from store.datasets import dataset_bytes
-from store.db import DATABASE_UNAVAILABLE, make_engine, make_sessionmaker, session_scope
-from store.errors import BlobCorrupt, LeaseLost
-from store.models import CANCELLED, CANCELLED_ERROR, FAILED, SUCCEEDED, Dataset, Job, Sweep
-from store.private import private_folder
-from store.fairshare import held_devices
-from store.runs import (claim_job, claim_next_job, finish_job, heartbeat, latest_checkpoint, record_epochs,
-                        save_checkpoint, truncate_history)
-from store.settings import Settings
+from trainyard.core.backends.base import Callbacks
+from trainyard.core.checkpoint import CheckpointBudget
+from trainyard.core.errors import Cancelled, DatasetError, Diverged, TimedOut, TrainyardError
+from trainyard.core.job import train_job
+from trainyard.core.validate import validate_spec
+from trainyard.store.blobs import sha256_hex
+from trainyard.store.datasets import dataset_bytes
+from trainyard.store.db import DATABASE_UNAVAILABLE, make_engine, make_sessionmaker, session_scope
+from trainyard.store.errors import BlobCorrupt, LeaseLost
+from trainyard.store.models import CANCELLED, CANCELLED_ERROR, FAILED, SUCCEEDED, Dataset, Job, Sweep
+from trainyard.store.private import private_folder
+from trainyard.store.fairshare import held_devices
+from trainyard.store.runs import (claim_job, claim_next_job, finish_job, heartbeat, latest_checkpoint, record_epochs,
+                                  save_checkpoint, truncate_history)
+from trainyard.store.settings import Settings
 
 log = logging.getLogger(__name__)
 Signal = Callable[[str, str], None]  # (job id, queue): publish a message that there is work on the queue
@@ -158,7 +158,7 @@ class JobReporter:
     def _decide_pruning(self) -> None:
         """A trial that just reported epochs: its sweep's pruner judges them now (one controller step), rather than
         at the controller's next pass, so a pruned trial stops within a heartbeat of the epoch that condemned it."""
-        from worker.controller import step
+        from trainyard.worker.controller import step
 
         sweep_id, number = self.trial
         try:
@@ -260,7 +260,7 @@ def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, 
     reporter.stop()
     status = _finish(reporter, outcome)
     if sweep_id is not None and status != "lost":  # a sweep's trial: its next one starts now, not at the next pass
-        from worker.controller import after_trial
+        from trainyard.worker.controller import after_trial
 
         created = after_trial(settings=settings, factory=factory, sweep_id=sweep_id)
         if queued is not None:  # (job id, device) of the trials it queued: see run_job_in_worker

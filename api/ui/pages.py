@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 
-from api import throttle
-from api.errors import ApiError
-from api.ui import assets, sessions
-from store import jobs as job_store
-from store import sweeps as sweep_store
-from store.errors import NotFound
-from store.tokens import WRITE
+from trainyard.api import throttle
+from trainyard.api.errors import ApiError
+from trainyard.api.ui import assets, sessions
+from trainyard.store import jobs as job_store
+from trainyard.store import sweeps as sweep_store
+from trainyard.store.errors import NotFound
+from trainyard.store.tokens import WRITE
 
 bp = Blueprint("ui", __name__, template_folder="templates")
 
@@ -38,7 +38,7 @@ def _secure() -> bool:
 @bp.before_request
 def _session() -> Response | None:
     """Who is signed in (g.user_id, g.scopes, g.csrf); a page without a session goes to the sign-in page."""
-    from api import auth
+    from trainyard.api import auth
 
     g.signed_in = False
     if request.endpoint == "ui.static_file":
@@ -100,7 +100,7 @@ def ui_root():
 
 @bp.get("/ui/signin")
 def signin():
-    from api.context import state
+    from trainyard.api.context import state
 
     return _page("signin.html", code=request.args.get("code", ""), next=_safe_next(request.args.get("next")),
                  auth=state().settings.auth)
@@ -109,9 +109,9 @@ def signin():
 @bp.post("/ui/signin")
 def signin_post():
     """Sign in with a token (or a one-time code): a new session cookie; the token itself is never kept."""
-    from api.auth import LOCAL_USER
-    from api.context import state, writing
-    from store.tokens import get_or_create_user
+    from trainyard.api.auth import LOCAL_USER
+    from trainyard.api.context import state, writing
+    from trainyard.store.tokens import get_or_create_user
 
     form = request.form
     target = _safe_next(form.get("next"))
@@ -136,8 +136,8 @@ def signin_post():
 
 @bp.post("/ui/signout")
 def signout():
-    from api.context import state, writing
-    from store.tokens import digest
+    from trainyard.api.context import state, writing
+    from trainyard.store.tokens import digest
 
     secret = request.cookies.get(sessions.COOKIE, "")
     with writing() as db:
@@ -150,15 +150,15 @@ def signout():
 
 @bp.get("/ui/jobs")
 def jobs():
-    from api.jobs import STATUSES
-    from core.spec.vocabulary import BACKENDS
+    from trainyard.api.jobs import STATUSES
+    from trainyard.core.spec.vocabulary import BACKENDS
 
     return _page("jobs.html", title="Jobs", nav="jobs", statuses=STATUSES, backends=BACKENDS)
 
 
 @bp.get("/ui/jobs/<job_id>")
 def job(job_id: str):
-    from api.context import session
+    from trainyard.api.context import session
 
     try:
         found = job_store.get_job(session=session(), owner=g.user_id, job_id=job_id)
@@ -179,7 +179,7 @@ def sweeps():
 
 @bp.get("/ui/sweeps/<sweep_id>")
 def sweep(sweep_id: str):
-    from api.context import session
+    from trainyard.api.context import session
 
     try:
         found = sweep_store.get_sweep(session=session(), owner=g.user_id, sweep_id=sweep_id)
@@ -190,7 +190,7 @@ def sweep(sweep_id: str):
 
 @bp.get("/ui/workers")
 def workers():
-    from api.context import session
+    from trainyard.api.context import session
 
     return _page("workers.html", title="Workers and queues", nav="workers",
                  queues=queue_depths(session(), g.user_id))
@@ -199,7 +199,7 @@ def workers():
 @bp.get("/ui/workers/queues")
 def queues():
     """The queue table of the workers page as JSON (its script refreshes it)."""
-    from api.context import session
+    from trainyard.api.context import session
 
     return {"items": queue_depths(session(), g.user_id)}
 
@@ -209,7 +209,7 @@ def queue_depths(db, owner: str) -> list[dict]:
     and running jobs."""
     from sqlalchemy import case, func, select
 
-    from store.models import QUEUED, RUNNING, Job
+    from trainyard.store.models import QUEUED, RUNNING, Job
 
     mine = Job.owner_id == owner
     rows = db.execute(select(Job.device, func.count(),

@@ -21,8 +21,8 @@ from datetime import timedelta
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from store.models import ApiToken, utcnow
-from store.tokens import LIVE, digest, find_token, get_or_create_user, token_state
+from trainyard.store.models import ApiToken, utcnow
+from trainyard.store.tokens import LIVE, digest, find_token, get_or_create_user, token_state
 
 COOKIE = "trainyard_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -107,7 +107,7 @@ def end_session(db: Session, session_secret: str) -> bool:
 def sign_in_link(settings, base_url: str) -> str:
     """A one-time dashboard link (`trainyard up` prints it) for the user of the token in settings.token_file,
     with that token's scopes; the token itself is not in it."""
-    from store.db import make_engine, make_sessionmaker, session_scope
+    from trainyard.store.db import make_engine, make_sessionmaker, session_scope
 
     token = settings.token_file.read_text().strip()
     engine = make_engine(settings)

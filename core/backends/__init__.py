@@ -6,14 +6,14 @@ import importlib
 import io
 import zipfile
 
-from core.backends.base import Backend, Predictor
-from core.errors import ZIP_READ_ERRORS, ModelFileError
+from trainyard.core.backends.base import Backend, Predictor
+from trainyard.core.errors import ZIP_READ_ERRORS, ModelFileError
 
 # name → (module, class); modules are imported on first use so TensorFlow loads only for keras jobs.
 _BACKENDS = {
-    "numpy": ("core.backends.numpy_engine", "NumpyBackend"),
-    "sklearn": ("core.backends.sklearn_backend", "SklearnBackend"),
-    "keras": ("core.backends.keras_backend", "KerasBackend"),
+    "numpy": ("trainyard.core.backends.numpy_engine", "NumpyBackend"),
+    "sklearn": ("trainyard.core.backends.sklearn_backend", "SklearnBackend"),
+    "keras": ("trainyard.core.backends.keras_backend", "KerasBackend"),
 }
 # model file format → backend name
 FORMATS = {"npz": "numpy", "skops": "sklearn", "keras": "keras"}
@@ -50,7 +50,7 @@ def load_serving_predictor(model: bytes) -> Predictor:
     (`keras_modelfile.WEIGHTS_MEMBER`), so an API process never imports TensorFlow for it; a Keras file saved
     before the copy existed still loads with Keras."""
     if sniff_format(model) == "keras":
-        from core.backends import keras_modelfile
+        from trainyard.core.backends import keras_modelfile
 
         if keras_modelfile.has_numpy_copy(model):
             return keras_modelfile.numpy_copy(model)

@@ -8,7 +8,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from core.spec import JobSpec
+from trainyard.core.spec import JobSpec
 
 
 @dataclass

@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from core.backends import keras_build as kb
-from core.backends import keras_modelfile
-from core.backends.base import Callbacks, PreparedData, TrainResult
-from core.capabilities import KERAS_DEFAULTS, table_errors
-from core.errors import Diverged
-from core.metrics import evaluate, minimised
-from core.spec import JobSpec, normalised
-from core.targets import decode, encode
+from trainyard.core.backends import keras_build as kb
+from trainyard.core.backends import keras_modelfile
+from trainyard.core.backends.base import Callbacks, PreparedData, TrainResult
+from trainyard.core.capabilities import KERAS_DEFAULTS, table_errors
+from trainyard.core.errors import Diverged
+from trainyard.core.metrics import evaluate, minimised
+from trainyard.core.spec import JobSpec, normalised
+from trainyard.core.targets import decode, encode
 
 OPTION_CHECKS = {
     "jit_compile": lambda v: None if v in (True, False, "auto") else "must be true, false or \"auto\"",

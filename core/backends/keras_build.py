@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.spec import BatchNorm, Dense, Dropout, Initializer, JobSpec
+from trainyard.core.spec import BatchNorm, Dense, Dropout, Initializer, JobSpec
 
 # metrics Keras computes per mini-batch exactly as trainyard defines them; the rest
 # (precision, recall, f1: macro averages) are computed at each epoch's end by the backend

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from core.backends.base import Preprocessing
-from core.backends.keras_build import ALLOWED_CLASSES, ALLOWED_MODULES
-from core.errors import ZIP_READ_ERRORS, ModelFileError
-from core.spec import JobSpec, normalised
-from core.targets import OutputPredictor
+from trainyard.core.backends.base import Preprocessing
+from trainyard.core.backends.keras_build import ALLOWED_CLASSES, ALLOWED_MODULES
+from trainyard.core.errors import ZIP_READ_ERRORS, ModelFileError
+from trainyard.core.spec import JobSpec, normalised
+from trainyard.core.targets import OutputPredictor
 
 FORMAT_VERSION = 1
 META_MEMBER = "trainyard.json"
@@ -75,7 +75,7 @@ def _serving_model(model: Any, preprocessing: Preprocessing) -> Any:
 
 def numpy_network(model: Any, spec: JobSpec, n_features: int) -> Any:
     """The trained Keras layers as a float32 numpy-engine Network (same weights; LeakyReLU folded into its Dense)."""
-    from core.network import Network
+    from trainyard.core.network import Network
 
     configs = [layer.model_dump(mode="json") for layer in spec.model.layers]
     network = Network.from_configs(configs, n_features, np.random.default_rng(0), np.float32)
@@ -91,7 +91,7 @@ def numpy_network(model: Any, spec: JobSpec, n_features: int) -> Any:
 
 def export(model: Any, spec: JobSpec, preprocessing: Preprocessing, versions: dict) -> bytes:
     """A job's final model file: scaling inside the Keras model, and the numpy-engine copy of its weights."""
-    from core.modelfile import save_model
+    from trainyard.core.modelfile import save_model
 
     copy = save_model(numpy_network(model, spec, preprocessing.n_features), normalised(spec), preprocessing, versions)
     meta = {"spec": normalised(spec), "preprocessing": preprocessing.to_dict(), "versions": versions,
@@ -110,7 +110,7 @@ def has_numpy_copy(data: bytes) -> bool:
 def numpy_copy(data: bytes) -> Any:
     """The numpy-engine predictor of a final `.keras` file's weights (`core.modelfile.NumpyPredictor`), without
     TensorFlow; ModelFileError for a file saved without one (before trainyard recorded it) or a damaged one."""
-    from core.modelfile import load_model
+    from trainyard.core.modelfile import load_model
 
     read(data)
     try:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.backends.base import Callbacks, PreparedData, TrainResult
-from core.capabilities import table_errors
-from core.job import versions as library_versions
-from core.modelfile import NumpyPredictor, load_model, save_model
-from core.spec import JobSpec, normalised
-from core.training import fit
+from trainyard.core.backends.base import Callbacks, PreparedData, TrainResult
+from trainyard.core.capabilities import table_errors
+from trainyard.core.job import versions as library_versions
+from trainyard.core.modelfile import NumpyPredictor, load_model, save_model
+from trainyard.core.spec import JobSpec, normalised
+from trainyard.core.training import fit
 
 DTYPES = ("float32", "float64")
 

@@ -6,12 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from core.backends import sklearn_modelfile, sklearn_spec
-from core.backends.sklearn_modelfile import FORMAT_VERSION, TRUSTED, dump_model  # noqa: F401  (re-exported)
-from core.backends.base import Callbacks, PreparedData, Preprocessing, TrainResult
-from core.errors import DatasetError, Diverged, SpecError
-from core.metrics import evaluate
-from core.spec import JobSpec
+from trainyard.core.backends import sklearn_modelfile, sklearn_spec
+from trainyard.core.backends.sklearn_modelfile import FORMAT_VERSION, TRUSTED, dump_model  # noqa: F401  (re-exported)
+from trainyard.core.backends.base import Callbacks, PreparedData, Preprocessing, TrainResult
+from trainyard.core.errors import DatasetError, Diverged, SpecError
+from trainyard.core.metrics import evaluate
+from trainyard.core.spec import JobSpec
 
 
 class SklearnPredictor:
@@ -58,7 +58,7 @@ class SklearnBackend:
         """Fit, evaluate on every split and save; raises Diverged / Cancelled / TimedOut."""
         import sklearn
 
-        from core.backends import sklearn_fit
+        from trainyard.core.backends import sklearn_fit
 
         errors = sklearn_spec.task_errors(spec, data.task)
         if errors:
@@ -84,7 +84,7 @@ class SklearnBackend:
 
     @staticmethod
     def _metrics(spec: JobSpec, est: Any, data: PreparedData, dtype: np.dtype) -> dict:
-        from core.backends.sklearn_fit import predicted, sklearn_loss
+        from trainyard.core.backends.sklearn_fit import predicted, sklearn_loss
 
         metrics: dict[str, Any] = {}
         names = list(spec.training.metrics or ())

@@ -20,10 +20,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.neural_network._base import LOSS_FUNCTIONS
 
-from core.backends.base import Callbacks
-from core.errors import Diverged
-from core.metrics import evaluate, minimised
-from core.spec import JobSpec
+from trainyard.core.backends.base import Callbacks
+from trainyard.core.errors import Diverged
+from trainyard.core.metrics import evaluate, minimised
+from trainyard.core.spec import JobSpec
 
 # attributes that exist only while training; the saved model is a plain estimator without them
 TRAINING_ONLY = ("_trainyard", "_optimizer", "_random_state", "_best_coefs", "_best_intercepts")

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from core.backends.base import Preprocessing
-from core.errors import ZIP_READ_ERRORS, ModelFileError
-from core.spec import JobSpec, normalised
+from trainyard.core.backends.base import Preprocessing
+from trainyard.core.errors import ZIP_READ_ERRORS, ModelFileError
+from trainyard.core.spec import JobSpec, normalised
 
 FORMAT_VERSION = 2
 META_MEMBER = "trainyard.json"

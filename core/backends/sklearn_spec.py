@@ -5,8 +5,8 @@ from __future__ import annotations
 from numbers import Integral, Real
 from typing import Any, Callable
 
-from core.capabilities import SKLEARN_DEFAULTS, SKLEARN_SOLVER_OPTIONS, table_errors
-from core.spec import Dense, JobSpec, Optimizer, builtin_info
+from trainyard.core.capabilities import SKLEARN_DEFAULTS, SKLEARN_SOLVER_OPTIONS, table_errors
+from trainyard.core.spec import Dense, JobSpec, Optimizer, builtin_info
 
 # trainyard's canonical activation names → scikit-learn's
 SKLEARN_ACTIVATION = {"linear": "identity", "sigmoid": "logistic", "tanh": "tanh", "relu": "relu"}

@@ -28,12 +28,12 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from core.datasets.builtin import MNIST_ENV, load_builtin
-    from core.datasets.limits import DEFAULT_MAX_BYTES, Limits
-    from core.datasets.loaders import load, load_file, load_path
-    from core.datasets.preprocess import fit_scaler, prepare, split_rows
-    from core.datasets.raw import RawData, Scanned, describe, infer_task, make_raw
-    from core.datasets.scan import scan_file
+    from trainyard.core.datasets.builtin import MNIST_ENV, load_builtin
+    from trainyard.core.datasets.limits import DEFAULT_MAX_BYTES, Limits
+    from trainyard.core.datasets.loaders import load, load_file, load_path
+    from trainyard.core.datasets.preprocess import fit_scaler, prepare, split_rows
+    from trainyard.core.datasets.raw import RawData, Scanned, describe, infer_task, make_raw
+    from trainyard.core.datasets.scan import scan_file
 
 
 def __getattr__(name: str) -> Any:

@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from core.datasets.catalog import BUILTINS, GATES, GENERATED
-from core.datasets.decompress import read_capped
-from core.datasets.idx import idx_pair
-from core.datasets.limits import Limits
-from core.datasets.raw import DEFAULT_SEED, RawData, make_raw
-from core.errors import DatasetError
+from trainyard.core.datasets.catalog import BUILTINS, GATES, GENERATED
+from trainyard.core.datasets.decompress import read_capped
+from trainyard.core.datasets.idx import idx_pair
+from trainyard.core.datasets.limits import Limits
+from trainyard.core.datasets.raw import DEFAULT_SEED, RawData, make_raw
+from trainyard.core.errors import DatasetError
 
 if TYPE_CHECKING:  # core.spec imports this package's catalog; a runtime import would be circular
-    from core.spec import DatasetSpec
+    from trainyard.core.spec import DatasetSpec
 
 MNIST_ENV = "TRAINYARD_MNIST_DIR"
 MNIST_FILES = {  # split → (images, labels), the names MNIST is distributed under

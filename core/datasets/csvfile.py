@@ -12,9 +12,9 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from core.datasets.limits import Limits
-from core.datasets.targets import check_finite
-from core.errors import DatasetError
+from trainyard.core.datasets.limits import Limits
+from trainyard.core.datasets.targets import check_finite
+from trainyard.core.errors import DatasetError
 
 # A row (one line, or several when a quoted cell holds line breaks) longer than this is refused as it is read.
 MAX_ROW_CHARS = 1 << 24

@@ -7,8 +7,8 @@ import os
 import zlib
 from typing import BinaryIO
 
-from core.datasets.limits import Limits, mib
-from core.errors import DatasetError
+from trainyard.core.datasets.limits import Limits, mib
+from trainyard.core.errors import DatasetError
 
 GZIP_MAGIC = b"\x1f\x8b"
 # Compressed bytes handed to zlib at a time: what zlib keeps as unconsumed input stays this small.

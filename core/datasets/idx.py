@@ -8,9 +8,9 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from core.datasets.decompress import GunzipStream, open_capped, read_exactly
-from core.datasets.limits import Limits
-from core.errors import DatasetError
+from trainyard.core.datasets.decompress import GunzipStream, open_capped, read_exactly
+from trainyard.core.datasets.limits import Limits
+from trainyard.core.errors import DatasetError
 
 # IDX type byte → big-endian numpy dtype (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT").
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.errors import DatasetError
+from trainyard.core.errors import DatasetError
 
 # Decompressed bytes one dataset file may expand to when nothing else is said (`trainyard run`, builtins).
 # MNIST's training images are 47 MB uncompressed; the service passes its own `max_decompressed_bytes`.

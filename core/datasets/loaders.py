@@ -10,18 +10,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.datasets.builtin import load_builtin
-from core.datasets.csvfile import csv_blocks, open_csv
-from core.datasets.decompress import open_capped, read_capped
-from core.datasets.idx import idx_pair
-from core.datasets.limits import Limits
-from core.datasets.npzfile import read_npz
-from core.datasets.raw import RawData, make_raw
-from core.datasets.targets import target_values
-from core.errors import DatasetError
+from trainyard.core.datasets.builtin import load_builtin
+from trainyard.core.datasets.csvfile import csv_blocks, open_csv
+from trainyard.core.datasets.decompress import open_capped, read_capped
+from trainyard.core.datasets.idx import idx_pair
+from trainyard.core.datasets.limits import Limits
+from trainyard.core.datasets.npzfile import read_npz
+from trainyard.core.datasets.raw import RawData, make_raw
+from trainyard.core.datasets.targets import target_values
+from trainyard.core.errors import DatasetError
 
 if TYPE_CHECKING:  # core.spec imports this package's catalog; a runtime import would be circular
-    from core.spec import DatasetSpec
+    from trainyard.core.spec import DatasetSpec
 
 FORMATS = ("csv", "npz", "idx")
 # MNIST's naming pairs an images file with its labels file.

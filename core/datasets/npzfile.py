@@ -11,10 +11,10 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from core.datasets.decompress import read_exactly
-from core.datasets.limits import Limits
-from core.datasets.raw import check_shapes
-from core.errors import ZIP_READ_ERRORS, DatasetError
+from trainyard.core.datasets.decompress import read_exactly
+from trainyard.core.datasets.limits import Limits
+from trainyard.core.datasets.raw import check_shapes
+from trainyard.core.errors import ZIP_READ_ERRORS, DatasetError
 
 NPZ_MEMBERS = ("X.npy", "y.npy")
 # Version 3.0 only adds UTF-8 field names (structured dtypes), which no dataset array needs.

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.backends.base import PreparedData, Preprocessing
-from core.datasets.raw import DEFAULT_SEED, RawData
-from core.errors import DatasetError
+from trainyard.core.backends.base import PreparedData, Preprocessing
+from trainyard.core.datasets.raw import DEFAULT_SEED, RawData
+from trainyard.core.errors import DatasetError
 
 if TYPE_CHECKING:  # core.spec imports this package's catalog; a runtime import would be circular
-    from core.spec import DatasetSpec
+    from trainyard.core.spec import DatasetSpec
 
 
 def split_size(fraction: float, n: int) -> int:

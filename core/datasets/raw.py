@@ -8,9 +8,9 @@ from typing import Sequence
 
 import numpy as np
 
-from core.datasets.catalog import DatasetInfo
-from core.datasets.targets import TASKS, TargetScan, check_finite, check_layout, decode_labels, infer_task
-from core.errors import DatasetError
+from trainyard.core.datasets.catalog import DatasetInfo
+from trainyard.core.datasets.targets import TASKS, TargetScan, check_finite, check_layout, decode_labels, infer_task
+from trainyard.core.errors import DatasetError
 
 __all__ = ["TASKS", "MIN_SAMPLES", "DEFAULT_SEED", "RawData", "Scanned", "infer_task", "check_shapes", "make_raw",
            "feature_names_or_default", "target_names_or_default", "describe"]

@@ -12,15 +12,15 @@ import math
 
 import numpy as np
 
-from core.datasets.csvfile import csv_blocks, open_csv
-from core.datasets.decompress import open_capped
-from core.datasets.idx import open_pair, read_rows
-from core.datasets.limits import Limits
-from core.datasets.loaders import NO_LIMITS, checked_format
-from core.datasets.npzfile import member_blocks, open_npz
-from core.datasets.raw import (Scanned, check_shapes, feature_names_or_default, infer_task,
-                               target_names_or_default)
-from core.datasets.targets import TargetScan, check_layout, first_non_finite, non_finite_error
+from trainyard.core.datasets.csvfile import csv_blocks, open_csv
+from trainyard.core.datasets.decompress import open_capped
+from trainyard.core.datasets.idx import open_pair, read_rows
+from trainyard.core.datasets.limits import Limits
+from trainyard.core.datasets.loaders import NO_LIMITS, checked_format
+from trainyard.core.datasets.npzfile import member_blocks, open_npz
+from trainyard.core.datasets.raw import (Scanned, check_shapes, feature_names_or_default, infer_task,
+                                         target_names_or_default)
+from trainyard.core.datasets.targets import TargetScan, check_layout, first_non_finite, non_finite_error
 
 
 def _check_features(blocks, names: list[str]) -> None:

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from core.errors import DatasetError
+from trainyard.core.errors import DatasetError
 
 TASKS = ("classification", "regression")
 # Distinct labels (and their characters, for text) a scan keeps to name the classes; more is refused:

@@ -17,7 +17,7 @@ import json
 
 import numpy as np
 
-from core.export.stack import BatchNormLayer, DenseLayer, DenseStack
+from trainyard.core.export.stack import BatchNormLayer, DenseLayer, DenseStack
 
 OPSET = 17  # every ONNX runtime of the last years runs it
 IR_VERSION = 8  # the IR version of opset 17: a newer onnx package would stamp one older runtimes refuse

@@ -14,8 +14,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from core.backends.base import Preprocessing
-from core.errors import ModelFileError
+from trainyard.core.backends.base import Preprocessing
+from trainyard.core.errors import ModelFileError
 
 
 @dataclass
@@ -55,7 +55,7 @@ class DenseStack:
 
 def from_network(network: Any, preprocessing: Preprocessing, source: str = "numpy") -> DenseStack:
     """The stack of a numpy-engine `core.network.Network` (its dropout layers left out)."""
-    from core.layers import BatchNorm, Dense
+    from trainyard.core.layers import BatchNorm, Dense
 
     layers: list[DenseLayer | BatchNormLayer] = []
     for layer in network.layers:
@@ -89,21 +89,21 @@ def from_mlp(mlp: Any, preprocessing: Preprocessing) -> DenseStack:
 
 
 def _numpy_stack(model: bytes) -> DenseStack:
-    from core.modelfile import load_model
+    from trainyard.core.modelfile import load_model
 
     predictor = load_model(model)
     return from_network(predictor.network, predictor.preprocessing, "numpy")
 
 
 def _sklearn_stack(model: bytes) -> DenseStack:
-    from core.backends.sklearn_backend import load_model
+    from trainyard.core.backends.sklearn_backend import load_model
 
     predictor = load_model(model)
     return from_mlp(predictor.estimator, predictor.preprocessing)
 
 
 def _keras_stack(model: bytes) -> DenseStack:
-    from core.backends.keras_modelfile import numpy_copy
+    from trainyard.core.backends.keras_modelfile import numpy_copy
 
     predictor = numpy_copy(model)
     return from_network(predictor.network, predictor.preprocessing, "keras")
@@ -116,6 +116,6 @@ READERS: dict[str, Callable[[bytes], DenseStack]] = {"npz": _numpy_stack, "skops
 
 def read_stack(model: bytes) -> DenseStack:
     """The dense stack of any trainyard model file (ModelFileError if it is not one, or has no weights copy)."""
-    from core.backends import sniff_format
+    from trainyard.core.backends import sniff_format
 
     return READERS[sniff_format(model)](model)

@@ -9,13 +9,13 @@ as `model.layers[2].activation`. `estimate_size(spec, info)` says how much memor
 it takes (core/spec/memory.py); the API holds it to `worker_memory_bytes`.
 """
 
-from core.spec.checks import builtin_info, default_metrics, finalize_spec, json_schema, normalised, parse_spec
-from core.spec.memory import estimate_size
-from core.spec.models import (DEFAULT_LOSS, BatchNorm, DatasetSpec, Dense, Dropout, EarlyStopping, JobSpec,
-                              ModelSpec, TrainingSpec)
-from core.spec.named import Activation, Initializer, Optimizer, Regularizer
-from core.spec.vocabulary import (ACTIVATIONS, ALIASES, BACKENDS, CLASSIFICATION_METRICS, INITIALIZERS, LOSSES,
-                                  METRICS, OPTIMIZERS, REGRESSION_METRICS, canonical)
+from trainyard.core.spec.checks import builtin_info, default_metrics, finalize_spec, json_schema, normalised, parse_spec
+from trainyard.core.spec.memory import estimate_size
+from trainyard.core.spec.models import (DEFAULT_LOSS, BatchNorm, DatasetSpec, Dense, Dropout, EarlyStopping, JobSpec,
+                                        ModelSpec, TrainingSpec)
+from trainyard.core.spec.named import Activation, Initializer, Optimizer, Regularizer
+from trainyard.core.spec.vocabulary import (ACTIVATIONS, ALIASES, BACKENDS, CLASSIFICATION_METRICS, INITIALIZERS,
+                                            LOSSES, METRICS, OPTIMIZERS, REGRESSION_METRICS, canonical)
 
 __all__ = [
     "ACTIVATIONS", "ALIASES", "BACKENDS", "CLASSIFICATION_METRICS", "DEFAULT_LOSS", "INITIALIZERS", "LOSSES",

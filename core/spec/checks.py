@@ -6,10 +6,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from core.datasets.catalog import BUILTINS, GENERATED, DatasetInfo
-from core.errors import SpecError
-from core.spec.models import Dense, JobSpec
-from core.spec.vocabulary import CLASSIFICATION_METRICS
+from trainyard.core.datasets.catalog import BUILTINS, GENERATED, DatasetInfo
+from trainyard.core.errors import SpecError
+from trainyard.core.spec.models import Dense, JobSpec
+from trainyard.core.spec.vocabulary import CLASSIFICATION_METRICS
 
 # --- checks across fields ---------------------------------------------------------------------
 

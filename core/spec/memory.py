@@ -18,8 +18,8 @@ alive at once, so the sum is a peak, not a total of allocations:
 
 from __future__ import annotations
 
-from core.datasets.catalog import DatasetInfo
-from core.spec.models import BatchNorm, Dense, Dropout, JobSpec
+from trainyard.core.datasets.catalog import DatasetInfo
+from trainyard.core.spec.models import BatchNorm, Dense, Dropout, JobSpec
 
 EVAL_ROWS = 8192  # rows per forward pass when the numpy engine evaluates a split (core.training)
 TRAIN_ARRAYS, EVAL_ARRAYS = 4, 2  # float arrays per unit and row: z, a, dz, dx in training; z, a in evaluation
@@ -68,7 +68,7 @@ def _layers(spec: JobSpec, n_features: int) -> tuple[int, int, int]:
 
 def split_rows(spec: JobSpec, n_samples: int) -> tuple[int, int, int]:
     """Rows of the train, validation and test splits of `n_samples` (as core.datasets splits them)."""
-    from core.datasets.preprocess import split_size  # at call time: that package imports core.spec
+    from trainyard.core.datasets.preprocess import split_size  # at call time: that package imports core.spec
 
     d = spec.dataset
     n_test, n_val = split_size(d.test_split or 0.0, n_samples), split_size(d.validation_split, n_samples)

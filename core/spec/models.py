@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, WithJsonSchema, field_validator, model_validator
 
-from core.datasets.catalog import BUILTINS, GATES, GENERATED
-from core.spec.named import Activation, Initializer, Optimizer, Regularizer, _Strict, names_schema
-from core.spec.vocabulary import LOSSES, METRICS, canonical
+from trainyard.core.datasets.catalog import BUILTINS, GATES, GENERATED
+from trainyard.core.spec.named import Activation, Initializer, Optimizer, Regularizer, _Strict, names_schema
+from trainyard.core.spec.vocabulary import LOSSES, METRICS, canonical
 
 # --- layers -------------------------------------------------------------------------------
 

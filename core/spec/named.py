@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
-from core.spec.vocabulary import ACTIVATIONS, ALIASES, INITIALIZERS, OPTIMIZERS, fill, named
+from trainyard.core.spec.vocabulary import ACTIVATIONS, ALIASES, INITIALIZERS, OPTIMIZERS, fill, named
 
 
 def names_schema(what: str, names) -> dict:

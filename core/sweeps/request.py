@@ -13,8 +13,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.metrics import minimised
-from core.sweeps.paths import PathError, overlapping, parse_path, resolve
+from trainyard.core.metrics import minimised
+from trainyard.core.sweeps.paths import PathError, overlapping, parse_path, resolve
 
 SAMPLERS = ("grid", "random", "tpe")
 # Each pruner's settings and their defaults (None: a default that depends on the base spec).

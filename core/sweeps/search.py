@@ -27,7 +27,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.sweeps.request import Dimension
+from trainyard.core.sweeps.request import Dimension
 
 log = logging.getLogger(__name__)
 

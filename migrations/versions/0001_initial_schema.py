@@ -7,7 +7,7 @@ Create Date: 2026-11-26 21:25:51.494922
 
 from alembic import op
 import sqlalchemy as sa
-import store.models
+import trainyard.store.models
 
 
 revision = '0001'
@@ -22,13 +22,13 @@ def upgrade() -> None:
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('size_bytes', sa.Integer(), nullable=False),
     sa.Column('data', sa.LargeBinary(), nullable=False),
-    sa.Column('created_at', store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', trainyard.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('sha256', name=op.f('pk_blobs'))
     )
     op.create_table('users',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('created_at', store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', trainyard.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('name', name=op.f('uq_users_name'))
     )
@@ -39,8 +39,8 @@ def upgrade() -> None:
     sa.Column('concurrency', sa.Integer(), nullable=False),
     sa.Column('hostname', sa.String(length=200), nullable=False),
     sa.Column('pid', sa.Integer(), nullable=False),
-    sa.Column('started_at', store.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_seen', store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', trainyard.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen', trainyard.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_workers'))
     )
     with op.batch_alter_table('workers', schema=None) as batch_op:
@@ -50,8 +50,8 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('user_id', sa.String(length=32), nullable=False),
     sa.Column('token_sha256', sa.String(length=64), nullable=False),
-    sa.Column('created_at', store.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', trainyard.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', trainyard.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_api_tokens_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
     sa.UniqueConstraint('token_sha256', name=op.f('uq_api_tokens_token_sha256'))
@@ -74,7 +74,7 @@ def upgrade() -> None:
     sa.Column('n_targets', sa.Integer(), nullable=False),
     sa.Column('size_bytes', sa.Integer(), nullable=False),
     sa.Column('info', sa.JSON(), nullable=False),
-    sa.Column('created_at', store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', trainyard.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['blob_sha256'], ['blobs.sha256'], name=op.f('fk_datasets_blob_sha256_blobs')),
     sa.ForeignKeyConstraint(['labels_sha256'], ['blobs.sha256'], name=op.f('fk_datasets_labels_sha256_blobs')),
     sa.ForeignKeyConstraint(['owner_id'], ['users.id'], name=op.f('fk_datasets_owner_id_users'), ondelete='CASCADE'),
@@ -96,7 +96,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('worker', sa.String(length=200), nullable=True),
-    sa.Column('lease_expires_at', store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('lease_expires_at', trainyard.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('cancel_requested', sa.Boolean(), nullable=False),
     sa.Column('epoch', sa.Integer(), nullable=False),
     sa.Column('epochs', sa.Integer(), nullable=False),
@@ -104,10 +104,10 @@ def upgrade() -> None:
     sa.Column('error', sa.JSON(), nullable=True),
     sa.Column('versions', sa.JSON(), nullable=True),
     sa.Column('stopped_early', sa.Boolean(), nullable=False),
-    sa.Column('created_at', store.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('published_at', store.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('started_at', store.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('finished_at', store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', trainyard.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('published_at', trainyard.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', trainyard.store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', trainyard.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['dataset_id'], ['datasets.id'], name=op.f('fk_jobs_dataset_id_datasets')),
     sa.ForeignKeyConstraint(['owner_id'], ['users.id'], name=op.f('fk_jobs_owner_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs')),
@@ -125,7 +125,7 @@ def upgrade() -> None:
     sa.Column('format', sa.String(length=16), nullable=True),
     sa.Column('epoch', sa.Integer(), nullable=True),
     sa.Column('size_bytes', sa.Integer(), nullable=False),
-    sa.Column('created_at', store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', trainyard.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['blob_sha256'], ['blobs.sha256'], name=op.f('fk_artifacts_blob_sha256_blobs')),
     sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], name=op.f('fk_artifacts_job_id_jobs'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('job_id', 'kind', name=op.f('pk_artifacts'))

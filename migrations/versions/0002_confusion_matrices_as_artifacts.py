@@ -14,10 +14,10 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 from alembic import op
 
-from core.metrics import CONFUSION_MATRIX, SPLIT_PREFIXES, split_confusion_matrices
-from store import matrices
-from store.blobs import sha256_hex
-from store.models import UTCDateTime
+from trainyard.core.metrics import CONFUSION_MATRIX, SPLIT_PREFIXES, split_confusion_matrices
+from trainyard.store import matrices
+from trainyard.store.blobs import sha256_hex
+from trainyard.store.models import UTCDateTime
 
 revision = '0002'
 down_revision = '0001'

@@ -12,7 +12,7 @@ Revises: 0002
 import sqlalchemy as sa
 from alembic import op
 
-from store.models import UTCDateTime
+from trainyard.store.models import UTCDateTime
 
 revision = '0003'
 down_revision = '0002'

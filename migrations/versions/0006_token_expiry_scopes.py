@@ -10,7 +10,7 @@ Revises: 0005
 import sqlalchemy as sa
 from alembic import op
 
-import store.models
+import trainyard.store.models
 
 revision = '0006'
 down_revision = '0005'
@@ -22,8 +22,8 @@ def upgrade() -> None:
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.add_column(sa.Column('name', sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column('scopes', sa.String(length=200), server_default='read write', nullable=False))
-        batch_op.add_column(sa.Column('expires_at', store.models.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('last_used_at', store.models.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('expires_at', trainyard.store.models.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('last_used_at', trainyard.store.models.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:

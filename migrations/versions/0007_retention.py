@@ -11,7 +11,7 @@ Revises: 0006
 import sqlalchemy as sa
 from alembic import op
 
-import store.models
+import trainyard.store.models
 
 revision = '0007'
 down_revision = '0006'
@@ -23,7 +23,7 @@ def upgrade() -> None:
     # Plain ADD COLUMN (SQLite has it): a batch "move and copy" of jobs would DROP the old table, and with foreign
     # keys on, that deletes every history chunk and artifact through ON DELETE CASCADE.
     op.add_column('jobs', sa.Column('pinned', sa.Boolean(), server_default=sa.false(), nullable=False))
-    op.add_column('jobs', sa.Column('purged_at', store.models.UTCDateTime(timezone=True), nullable=True))
+    op.add_column('jobs', sa.Column('purged_at', trainyard.store.models.UTCDateTime(timezone=True), nullable=True))
     op.add_column('jobs', sa.Column('purged', sa.JSON(), nullable=True))
     op.create_index('ix_jobs_retention', 'jobs', ['finished_at', 'id'], postgresql_where=sa.text('purged_at IS NULL'),
                     sqlite_where=sa.text('purged_at IS NULL'))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 
-from api.app import create_app
-from core.backends.base import Callbacks
-from core.job import train_job
-from core.validate import validate_spec
-from store.db import make_engine, make_sessionmaker, session_scope
-from store.runs import claim_job, finish_job, heartbeat, record_epochs
-from store.tokens import create_token
+from trainyard.api.app import create_app
+from trainyard.core.backends.base import Callbacks
+from trainyard.core.job import train_job
+from trainyard.core.validate import validate_spec
+from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+from trainyard.store.runs import claim_job, finish_job, heartbeat, record_epochs
+from trainyard.store.tokens import create_token
 
 XOR = {"name": "xor", "dataset": {"builtin": "xor"},
        "model": {"layers": [{"type": "dense", "units": 4, "activation": "tanh"},
@@ -85,7 +85,7 @@ class Api:
 
 
 def make_api(settings, **changes) -> Api:
-    from store.migrate import upgrade
+    from trainyard.store.migrate import upgrade
 
     settings = settings.replace(**changes)
     upgrade(settings)
@@ -152,7 +152,7 @@ def start_worker(settings, queues: str = "cpu"):
 
     settings.home.mkdir(parents=True, exist_ok=True)
     with open(settings.home / "worker.log", "ab") as log:  # the child keeps its own handle
-        return subprocess.Popen([sys.executable, "-m", "client.cli", "worker", "--queues", queues,
+        return subprocess.Popen([sys.executable, "-m", "trainyard.client.cli", "worker", "--queues", queues,
                                  "--concurrency", "1"], env=settings_env(settings), cwd=ROOT,
                                 stdout=log, stderr=subprocess.STDOUT)
 

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 from apitest import ROOT, XOR_INPUTS, train
 
-from core.backends import load_predictor
+from trainyard.core.backends import load_predictor
 
 SKLEARN = json.loads((ROOT / "examples" / "sklearn_xor_relu.json").read_text())
 SKLEARN["training"]["epochs"] = 50
@@ -44,7 +44,7 @@ def test_the_api_starts_and_takes_keras_jobs_without_tensorflow(tmp_path):
     code = f"""
 import json, sys
 sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / "tests" / "api")!r}]
-from store.settings import Settings
+from trainyard.store.settings import Settings
 from apitest import make_api
 api = make_api(Settings(home={str(tmp_path)!r}))
 assert api.alice.post("/jobs", json=json.loads({json.dumps(KERAS)!r})).status_code == 201

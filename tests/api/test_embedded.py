@@ -12,7 +12,7 @@ import sys
 import requests
 from apitest import ROOT, settings_env, wait_for
 
-from api.serve import gunicorn_options
+from trainyard.api.serve import gunicorn_options
 
 
 def free_port() -> int:
@@ -38,7 +38,7 @@ def test_up_serves_trains_and_stops_cleanly(db_settings, tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}/api/v1"
     log = open(tmp_path / "up.log", "wb")
-    up = subprocess.Popen([sys.executable, "-m", "client.cli", "up", "--port", str(port)], env=env, cwd=tmp_path,
+    up = subprocess.Popen([sys.executable, "-m", "trainyard.client.cli", "up", "--port", str(port)], env=env, cwd=tmp_path,
                           stdout=subprocess.PIPE, stderr=log)
     try:
         banner = up.stdout.readline().decode()
@@ -79,17 +79,17 @@ def test_up_serves_trains_and_stops_cleanly(db_settings, tmp_path):
 
 
 def test_serve_runs_gevent_gunicorn_workers_with_the_serving_settings():
-    from store.settings import Settings
+    from trainyard.store.settings import Settings
 
     opts = gunicorn_options(host="127.0.0.1", port=8000, workers=2,
                             settings=Settings(api_max_connections=321, header_timeout_seconds=7.0))
-    assert (opts["worker_class"], opts["workers"], opts["bind"]) == ("api.gevent_worker.ApiWorker", 2,
+    assert (opts["worker_class"], opts["workers"], opts["bind"]) == ("trainyard.api.gevent_worker.ApiWorker", 2,
                                                                      "127.0.0.1:8000")
     assert (opts["worker_connections"], opts["keepalive"]) == (321, 7)
 
 
 def test_up_refuses_a_port_that_is_in_use(tmp_path, monkeypatch, capsys):
-    from api.embedded import up
+    from trainyard.api.embedded import up
 
     monkeypatch.setenv("TRAINYARD_HOME", str(tmp_path / "home"))
     with socket.socket() as busy:

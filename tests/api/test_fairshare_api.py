@@ -6,8 +6,8 @@ import json
 
 from apitest import claim, make_api, problem, xor
 
-from store.db import session_scope
-from store.workers import register_worker
+from trainyard.store.db import session_scope
+from trainyard.store.workers import register_worker
 
 
 def test_priority_is_validated_stored_and_defaults_to_normal(api):

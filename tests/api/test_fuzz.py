@@ -14,8 +14,8 @@ from apitest import make_api
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from api.openapi import openapi_document
-from store.settings import Settings
+from trainyard.api.openapi import openapi_document
+from trainyard.store.settings import Settings
 
 
 class Target:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
-from store.db import session_scope
-from store.models import Job
+from trainyard.store.db import session_scope
+from trainyard.store.models import Job
 import apitest as fake_worker
 from apitest import XOR_FIT, XOR_INPUTS, make_api, problem, xor
 
@@ -297,7 +297,7 @@ def test_with_auth_off_everyone_is_the_local_user(sqlite_settings):
 
 
 def test_every_request_gives_back_its_concurrency_slot(api):
-    from api.context import ACTIVE_REQUESTS
+    from trainyard.api.context import ACTIVE_REQUESTS
 
     for r in (api.client.get("/api/v1/jobs"), api.alice.get("/jobs/nope"), api.alice.post("/jobs", json=[]),
               api.client.put("/api/v1/jobs"), api.alice.get("/jobs"), api.client.get("/api/v1/health")):

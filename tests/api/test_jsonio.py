@@ -1,12 +1,12 @@
-"""api.jsonio: the bounded request-body parser and the iterative walk behind it (no recursion at any depth)."""
+"""trainyard.api.jsonio: the bounded request-body parser and the iterative walk behind it (no recursion at any depth)."""
 
 from __future__ import annotations
 
 import pytest
 
-from api.errors import ApiError
-from api.jsonio import bad_text, containers, non_finite, parse_json
-from store.settings import Settings
+from trainyard.api.errors import ApiError
+from trainyard.api.jsonio import bad_text, containers, non_finite, parse_json
+from trainyard.store.settings import Settings
 
 SETTINGS = Settings(max_json_depth=4, max_json_digits=5)
 

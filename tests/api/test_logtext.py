@@ -1,8 +1,8 @@
-"""api.logtext: request text on one log line (control characters escaped, length bounded), errors as one line."""
+"""trainyard.api.logtext: request text on one log line (control characters escaped, length bounded), errors as one line."""
 
 from __future__ import annotations
 
-from api.logtext import loggable, one_line
+from trainyard.api.logtext import loggable, one_line
 
 
 def test_loggable_escapes_every_character_that_could_start_or_disguise_a_line():

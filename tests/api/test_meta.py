@@ -9,10 +9,10 @@ import jsonschema_rs
 from apitest import make_api, problem
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
-from api.app import create_app
-from core.capabilities import CAPABILITIES
-from core.datasets.catalog import BUILTINS
-from core.spec import ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS
+from trainyard.api.app import create_app
+from trainyard.core.capabilities import CAPABILITIES
+from trainyard.core.datasets.catalog import BUILTINS
+from trainyard.core.spec import ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS
 
 
 def _refs(node):
@@ -70,7 +70,7 @@ def test_catalog_reads_the_capability_table_vocabulary_and_builtins(api):
 def test_catalog_keeps_each_backends_reasons_and_defaults(api):
     """Issue 11: the catalog dropped the capability table's why_not reasons (a bare list of names) and each
     backend's own defaults."""
-    from core.capabilities import KERAS_DEFAULTS, SKLEARN_DEFAULTS
+    from trainyard.core.capabilities import KERAS_DEFAULTS, SKLEARN_DEFAULTS
 
     backends = api.alice.get("/catalog").get_json()["backends"]
     assert backends["sklearn"]["why_not"]["dropout"] == "MLPClassifier has no dropout"
@@ -81,8 +81,8 @@ def test_catalog_keeps_each_backends_reasons_and_defaults(api):
 
 
 def test_workers_lists_live_workers(api):
-    from store.db import session_scope
-    from store.workers import register_worker
+    from trainyard.store.db import session_scope
+    from trainyard.store.workers import register_worker
 
     assert api.alice.get("/workers").get_json() == {"items": []}
     with session_scope(api.sessions) as s:
@@ -142,7 +142,7 @@ def test_bodies_match_the_documented_models(api):
 
     from apitest import XOR_FIT, XOR_INPUTS, train
 
-    from api import schemas
+    from trainyard.api import schemas
 
     job = api.alice.submit(XOR_FIT)
     schemas.Job.model_validate(job)
@@ -177,7 +177,7 @@ def test_job_duration_histogram_is_counted_by_the_database(api_both):
 
 def test_the_api_root_sends_a_browser_to_the_docs(api):
     """/api/v1 was a 404 problem ("no route") in the browser; it leads to the docs page, without a token."""
-    from api.docs import HOME
+    from trainyard.api.docs import HOME
 
     r = api.client.get("/api/v1")
     assert r.status_code == 308 and r.headers["Location"].endswith("/api/v1/")

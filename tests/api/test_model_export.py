@@ -23,11 +23,11 @@ import pytest
 from apitest import ROOT, claim, epochs, problem, xor
 from sklearn.datasets import load_iris
 
-from core.backends.base import Callbacks
-from core.job import train_job
-from core.validate import validate_spec
-from store.db import session_scope
-from store.runs import finish_job
+from trainyard.core.backends.base import Callbacks
+from trainyard.core.job import train_job
+from trainyard.core.validate import validate_spec
+from trainyard.store.db import session_scope
+from trainyard.store.runs import finish_job
 
 TOLERANCE = 1e-5
 IRIS = load_iris()
@@ -128,7 +128,7 @@ def check_onnx(model: bytes, answer: dict) -> ort.InferenceSession:
 
 @pytest.mark.parametrize("case", ["numpy", "numpy-binary"])
 def test_npz_with_numpy_alone_and_onnx(api_both, case):
-    from client.npzmodel import load
+    from trainyard.client.npzmodel import load
 
     job_id, answer = trained_job(api_both, case)
     assert answer["classes"] == (NAMES.tolist() if case == "numpy" else ["versicolor", "virginica"])
@@ -213,8 +213,8 @@ def test_the_api_predicts_and_exports_keras_models_without_tensorflow(tmp_path):
     code = f"""
 import json, sys
 import numpy as np
-from api.model_export import onnx_model
-from core.backends import load_serving_predictor
+from trainyard.api.model_export import onnx_model
+from trainyard.core.backends import load_serving_predictor
 data = open({str(blob)!r}, "rb").read()
 exported = onnx_model(data, "m")
 proba = load_serving_predictor(data).predict_proba(np.array({ROWS.tolist()!r}))
@@ -240,7 +240,7 @@ def test_cli_downloads_onnx_named_after_the_job(api, monkeypatch, capsys, tmp_pa
 
     from werkzeug.serving import make_server
 
-    from client.cli import main
+    from trainyard.client.cli import main
 
     job_id, answer = trained_job(api, "numpy")
     r = api.alice.get(f"/jobs/{job_id}/model?format=onnx")

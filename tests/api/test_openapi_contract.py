@@ -4,11 +4,11 @@ nothing declared that the API always refuses. tests/contract runs the tools them
 
 from __future__ import annotations
 
-from api.openapi import openapi_document
-from api.params import INT_MAX
-from api.schemas import JobStatus
-from core.datasets.catalog import BUILTINS
-from core.spec import ACTIVATIONS, ALIASES, BACKENDS, INITIALIZERS, LOSSES, METRICS, OPTIMIZERS
+from trainyard.api.openapi import openapi_document
+from trainyard.api.params import INT_MAX
+from trainyard.api.schemas import JobStatus
+from trainyard.core.datasets.catalog import BUILTINS
+from trainyard.core.spec import ACTIVATIONS, ALIASES, BACKENDS, INITIALIZERS, LOSSES, METRICS, OPTIMIZERS
 
 SPEC_MODELS = ("JobSpec", "DatasetSpec", "ModelSpec", "Dense", "Dropout", "BatchNorm", "TrainingSpec",
                "EarlyStopping", "Regularizer", "Activation", "Initializer", "Optimizer")

@@ -11,10 +11,10 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
-from store.db import session_scope
-from store.models import Job, utcnow
-from store.runs import requeue_expired_jobs
-from store.workers import register_worker
+from trainyard.store.db import session_scope
+from trainyard.store.models import Job, utcnow
+from trainyard.store.runs import requeue_expired_jobs
+from trainyard.store.workers import register_worker
 
 PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.5,"
                      "application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2")

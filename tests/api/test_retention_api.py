@@ -8,10 +8,10 @@ from datetime import timedelta
 from apitest import XOR_FIT, XOR_INPUTS, problem, train
 from sqlalchemy import update
 
-from api import schemas
-from store.db import session_scope
-from store.gc import run_gc
-from store.models import Job, utcnow
+from trainyard.api import schemas
+from trainyard.store.db import session_scope
+from trainyard.store.gc import run_gc
+from trainyard.store.models import Job, utcnow
 
 
 def age(api, job_id: str, days: float) -> None:

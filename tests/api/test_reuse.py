@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import update
 from apitest import XOR_FIT, XOR_INPUTS, make_api, start_worker, stop_process, train, wait_for
 
-import api.jobs
-from core.provenance import backend_versions
-from core.validate import validate_spec
-from core.job import train_job
-from store.db import session_scope
-from store.models import Artifact, Blob, HistoryChunk, Job, utcnow
+import trainyard.api.jobs
+from trainyard.core.provenance import backend_versions
+from trainyard.core.validate import validate_spec
+from trainyard.core.job import train_job
+from trainyard.store.db import session_scope
+from trainyard.store.models import Artifact, Blob, HistoryChunk, Job, utcnow
 
 # A labelled CSV whose class is `a XOR b`, 3 copies of the truth table; ANOTHER differs in one row's label.
 CSV = "a,b,label\n" + "".join(f"{a},{b},{int(a != b)}\n" for a, b in [(0, 0), (0, 1), (1, 0), (1, 1)] * 3)
@@ -27,7 +27,7 @@ DIVERGES = {"name": "diverges", "dataset": {"builtin": "diabetes"},
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def live(request, tmp_path_factory, fresh_postgres, fast_timings):
     """An app and one real worker, once per database (started once for the module)."""
-    from store.settings import Settings
+    from trainyard.store.settings import Settings
 
     home = tmp_path_factory.mktemp(f"reuse-{request.param}") / "home"
     if request.param == "sqlite":
@@ -51,8 +51,8 @@ def live(request, tmp_path_factory, fresh_postgres, fast_timings):
 def published(monkeypatch):
     """The ids of the jobs the API published to the broker during the test."""
     sent: list[str] = []
-    original = api.jobs._publish
-    monkeypatch.setattr(api.jobs, "_publish", lambda job: (sent.append(job.id), original(job)))
+    original = trainyard.api.jobs._publish
+    monkeypatch.setattr(trainyard.api.jobs, "_publish", lambda job: (sent.append(job.id), original(job)))
     return sent
 
 
@@ -182,7 +182,7 @@ def test_a_job_that_ran_with_other_library_versions_is_not_reused(api_both):
 
     other = alice.submit(spec(seed=17))
     with session_scope(api_both.sessions) as s:
-        from store.runs import claim_job, finish_job
+        from trainyard.store.runs import claim_job, finish_job
 
         attempt = claim_job(session=s, job_id=other["id"], worker="w", lease_seconds=60).attempts
         result = train_job(validate_spec(document))

@@ -9,9 +9,9 @@ import io
 import pytest
 from apitest import XOR, claim, fail, problem
 
-from store.db import session_scope
-from store.runs import finish_job
-from worker.controller import step
+from trainyard.store.db import session_scope
+from trainyard.store.runs import finish_job
+from trainyard.worker.controller import step
 
 BASE = {**copy.deepcopy(XOR), "training": {"epochs": 5, "seed": 1, "batch_size": 4}}
 SPACE = {"training.optimizer.learning_rate": {"float": [1e-3, 1e-1], "log": True},
@@ -135,7 +135,7 @@ def test_cancel_cancels_queued_trials_and_delete_removes_the_trials_jobs(api_bot
 
 
 def test_a_pruned_trial_is_cancelled_with_code_pruned_not_a_users_cancel(api):
-    from store.sweeps import prune_trial
+    from trainyard.store.sweeps import prune_trial
 
     body = create(api.alice, sweep(trials=2, parallel=2))
     first, second = trials(api.alice, body["id"])["items"]
@@ -247,7 +247,7 @@ def test_a_trial_whose_upload_was_deleted_is_recorded_failed_and_the_sweep_goes_
 
 
 def test_a_sampler_that_fails_ends_the_sweep_failed_with_its_reason(api, monkeypatch):
-    import worker.controller as controller
+    import trainyard.worker.controller as controller
 
     body = create(api.alice, sweep(trials=3, parallel=1))
     (first,) = trials(api.alice, body["id"])["items"]

@@ -137,7 +137,7 @@ class Stack:
 
     def wait_workers(self, count: int, seconds: float = 120) -> None:
         """Until `count` live workers listen on queue cpu (a Celery worker takes a while to boot)."""
-        from client import Client
+        from trainyard.client import Client
 
         deadline = time.monotonic() + seconds
         with Client(self.url, self.token) as client:

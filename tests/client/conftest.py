@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from client import Client
+from trainyard.client import Client
 from clientfake import FakeServer
 
-from client.cli import main
+from trainyard.client.cli import main
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def service_missing() -> list[str]:
     import importlib.util
 
     missing = []
-    for name in ("api.serve", "worker.main", "worker.reconciler", "store.migrate"):
+    for name in ("trainyard.api.serve", "trainyard.worker.main", "trainyard.worker.reconciler", "trainyard.store.migrate"):
         try:
             found = importlib.util.find_spec(name) is not None
         except ModuleNotFoundError:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from clientfake import last_json
 
-from client.cli import main
+from trainyard.client.cli import main
 
 SPEC = {"name": "xor", "training": {"epochs": 3}}
 
@@ -149,11 +149,11 @@ def test_datasets_catalog_workers_health(cli, tmp_path):
 
 def test_service_commands_call_their_owners(monkeypatch):
     calls = []
-    for module, function in [("client.local_run", "run_command"), ("api.embedded", "up"), ("api.serve", "serve"),
-                             ("worker.main", "run_worker"), ("worker.reconciler", "main"),
-                             ("store.migrate", "main"), ("store.token_commands", "create_token_cli"),
-                             ("store.token_commands", "list_tokens_cli"),
-                             ("store.token_commands", "revoke_token_cli")]:
+    for module, function in [("trainyard.client.local_run", "run_command"), ("trainyard.api.embedded", "up"), ("trainyard.api.serve", "serve"),
+                             ("trainyard.worker.main", "run_worker"), ("trainyard.worker.reconciler", "main"),
+                             ("trainyard.store.migrate", "main"), ("trainyard.store.token_commands", "create_token_cli"),
+                             ("trainyard.store.token_commands", "list_tokens_cli"),
+                             ("trainyard.store.token_commands", "revoke_token_cli")]:
         fake_module = sys.modules.get(f"fake:{module}") or types.ModuleType(module)
         setattr(fake_module, function, lambda *a, _f=f"{module}.{function}", **k: calls.append((_f, a, k)) or 0)
         sys.modules[f"fake:{module}"] = fake_module
@@ -174,23 +174,23 @@ def test_service_commands_call_their_owners(monkeypatch):
         if key.startswith("fake:"):
             del sys.modules[key]
     assert calls == [
-        ("client.local_run.run_command", ("s.json",), {"save": None, "quiet": True, "as_json": None}),
-        ("api.embedded.up", (), {"host": "127.0.0.1", "port": 8000}),
-        ("api.serve.serve", (), {"host": "0.0.0.0", "port": 9000, "workers": 3}),
-        ("worker.main.run_worker", (), {"queues": ["cpu", "gpu"], "concurrency": 2}),
-        ("worker.reconciler.main", (), {}), ("store.migrate.main", (), {}),
-        ("store.token_commands.create_token_cli", ("alice",),
+        ("trainyard.client.local_run.run_command", ("s.json",), {"save": None, "quiet": True, "as_json": None}),
+        ("trainyard.api.embedded.up", (), {"host": "127.0.0.1", "port": 8000}),
+        ("trainyard.api.serve.serve", (), {"host": "0.0.0.0", "port": 9000, "workers": 3}),
+        ("trainyard.worker.main.run_worker", (), {"queues": ["cpu", "gpu"], "concurrency": 2}),
+        ("trainyard.worker.reconciler.main", (), {}), ("trainyard.store.migrate.main", (), {}),
+        ("trainyard.store.token_commands.create_token_cli", ("alice",),
          {"name": None, "scopes": "read,write", "expires": None, "as_json": False, "create_database": False}),
-        ("store.token_commands.create_token_cli", ("ci",),
+        ("trainyard.store.token_commands.create_token_cli", ("ci",),
          {"name": "ci", "scopes": "read", "expires": "30d", "as_json": True, "create_database": False}),
-        ("store.token_commands.list_tokens_cli", (None,), {"as_json": True}),
-        ("store.token_commands.revoke_token_cli", (None, "alice"), {"token_id": None, "name": None, "as_json": False}),
-        ("store.token_commands.revoke_token_cli", (None, None), {"token_id": "t1", "name": None, "as_json": True}),
+        ("trainyard.store.token_commands.list_tokens_cli", (None,), {"as_json": True}),
+        ("trainyard.store.token_commands.revoke_token_cli", (None, "alice"), {"token_id": None, "name": None, "as_json": False}),
+        ("trainyard.store.token_commands.revoke_token_cli", (None, None), {"token_id": "t1", "name": None, "as_json": True}),
     ]
 
 
 def test_a_missing_service_module_is_a_clear_error(capsys):
-    from client.service import call
+    from trainyard.client.service import call
 
     assert call("no_such_package.module", "main") == 1
     assert "no_such_package.module.main is not available" in capsys.readouterr().err

@@ -45,8 +45,8 @@ def test_compose_file_validates_with_no_env_file(tmp_path, profile):
 def test_compose_file_shape():
     services = load_compose(REQUIRED_ENV)["services"]
     for name in TRAINYARD_SERVICES:
-        # the API starts as `python -m api.serve` so that gevent patches the standard library before anything
-        assert services[name]["command"][:3] == ["python", "-m", "api.serve"] if name == "api" \
+        # the API starts as `python -m trainyard.api.serve` so that gevent patches the standard library before anything
+        assert services[name]["command"][:3] == ["python", "-m", "trainyard.api.serve"] if name == "api" \
             else services[name]["command"][0] == "trainyard"
         assert "container_name" not in services[name]
         assert services[name]["environment"]["TRAINYARD_DATABASE_URL"].startswith("postgresql+psycopg://")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from clientfake import last_json
 
-from client import Client, Conflict, NotFound, Unauthorized, ValidationFailed
+from trainyard.client import Client, Conflict, NotFound, Unauthorized, ValidationFailed
 from composestack import ROOT
 
 XOR = json.loads((ROOT / "examples" / "xor_relu.json").read_text())

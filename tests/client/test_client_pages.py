@@ -10,8 +10,8 @@ import pytest
 from clientfake import last_json
 from werkzeug.serving import make_server
 
-from client import Client
-from client.cli import main
+from trainyard.client import Client
+from trainyard.client.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))  # apitest: make_api and the fake worker
 

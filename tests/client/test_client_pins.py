@@ -7,8 +7,8 @@ import json
 import pytest
 from clientfake import Reply, problem
 
-from client.cli import main
-from client.errors import Gone
+from trainyard.client.cli import main
+from trainyard.client.errors import Gone
 
 PURGED = {"at": "2026-11-30T12:00:00Z", "removed": ["history", "model"]}
 

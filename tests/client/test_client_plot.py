@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from client.plot import TRAIN_COLOR, VAL_COLOR, PlotUnavailable, render_history, save_history_plot
+from trainyard.client.plot import TRAIN_COLOR, VAL_COLOR, PlotUnavailable, render_history, save_history_plot
 
 pytest.importorskip("matplotlib", reason="the plot extra is not installed")
 from PIL import Image  # noqa: E402  (matplotlib's own dependency)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from client import (ApiError, Client, Conflict, ConnectionFailed, NotFound, RateLimited, ServerError,
-                    ServiceUnavailable, Unauthorized, ValidationFailed)
+from trainyard.client import (ApiError, Client, Conflict, ConnectionFailed, NotFound, RateLimited, ServerError,
+                              ServiceUnavailable, Unauthorized, ValidationFailed)
 from clientfake import FakeServer, Reply, problem
 
 JOB = {"id": "j1", "name": "xor", "status": "queued", "progress": {"epoch": 0, "epochs": 10}}
@@ -189,7 +189,7 @@ def test_cancel_retried_after_it_got_through_is_not_an_error(fake, make_client):
 
 
 def test_upload_sends_the_fields_and_guesses_the_format(fake, make_client, tmp_path):
-    from client.client import guess_format
+    from trainyard.client.client import guess_format
 
     fake.route("POST", "/datasets", lambda req, m: Reply(201, {"id": "d1"}))
     images, labels = tmp_path / "train-images-idx3-ubyte.gz", tmp_path / "train-labels-idx1-ubyte.gz"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from client import Client, ConnectionFailed, DatasetFileError, ServiceNotRunning
-from client.cli import main
-from client.commands import csv_rows
-from client.transport import api_root
+from trainyard.client import Client, ConnectionFailed, DatasetFileError, ServiceNotRunning
+from trainyard.client.cli import main
+from trainyard.client.commands import csv_rows
+from trainyard.client.transport import api_root
 from clientfake import FakeServer, Reply, problem, last_json
 
 POINTS = "x,label\n1,0\n2,1\n"

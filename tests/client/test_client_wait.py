@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from client import WaitTimeout
-from client.progress import ProgressBar
-from client.sse import parse_events
+from trainyard.client import WaitTimeout
+from trainyard.client.progress import ProgressBar
+from trainyard.client.sse import parse_events
 
 
 def submit(client, name="xor", epochs=5):

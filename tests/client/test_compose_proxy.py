@@ -12,7 +12,7 @@ import yaml
 from composestack import COMPOSE_FILE, ROOT
 from test_client_compose import REQUIRED_ENV, compose_config
 
-from store.settings import Settings
+from trainyard.store.settings import Settings
 
 NGINX_CONF = (ROOT / "deploy" / "nginx.conf").read_text()
 

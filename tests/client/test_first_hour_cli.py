@@ -6,7 +6,7 @@ import json
 
 from clientfake import Reply, problem
 
-from client.commands import parse_inputs
+from trainyard.client.commands import parse_inputs
 
 
 def first(fake, method, pattern, fn):
@@ -97,7 +97,7 @@ def test_download_into_a_missing_folder_names_the_file_not_its_part(cli, fake, t
 
 
 def test_help_texts_name_positionals_defaults_and_up_options(capsys):
-    from client.cli import main
+    from trainyard.client.cli import main
 
     for argv, wanted in ((["status", "--help"], "the job's id"), (["submit", "--help"], "the job spec file"),
                          (["up", "--help"], "TRAINYARD_HOME (default ./var"), (["up", "--help"], "(default 8000)"),

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from client.cli import main
+from trainyard.client.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -23,7 +23,7 @@ def run(capsys, *args):
 
 
 def test_and_perceptron_trains_saves_and_predicts(capsys, tmp_path):
-    from core.backends import load_predictor
+    from trainyard.core.backends import load_predictor
 
     model = tmp_path / "and.npz"
     code, result, err = run(capsys, EXAMPLES / "and_perceptron.json", "--save", model)
@@ -106,12 +106,12 @@ def test_data_paths_are_relative_to_the_spec_file(tmp_path):
 
 
 def test_an_unexpected_error_still_ends_with_the_result_line(capsys, tmp_path, monkeypatch):
-    import core.job
+    import trainyard.core.job
 
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(core.job, "train_job", broken)
+    monkeypatch.setattr(trainyard.core.job, "train_job", broken)
     code, result, err = run(capsys, EXAMPLES / "and_perceptron.json", "--quiet")
     assert code == 1 and result["status"] == "failed"
     assert result["error"] == {"code": "internal", "message": "OSError: [Errno 28] No space left on device"}

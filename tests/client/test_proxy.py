@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from store.db import make_engine, make_sessionmaker, session_scope
-from store.migrate import upgrade
-from store.settings import Settings
-from store.tokens import create_token
+from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+from trainyard.store.migrate import upgrade
+from trainyard.store.settings import Settings
+from trainyard.store.tokens import create_token
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "deploy" / "nginx.conf"
@@ -132,7 +132,7 @@ def stack(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINYARD_")}
     env.update(settings.to_env(), PYTHONPATH=str(ROOT))
     with open(folder / "api.log", "wb") as log:
-        api = subprocess.Popen([sys.executable, "-m", "api.serve", "--host", "127.0.0.1", "--port", str(api_port),
+        api = subprocess.Popen([sys.executable, "-m", "trainyard.api.serve", "--host", "127.0.0.1", "--port", str(api_port),
                                 "--workers", "1"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     nginx = None
     try:

@@ -1,7 +1,7 @@
 """`trainyard status` says when a job reused an identical earlier job's results (store.reuse)."""
 
-from client.models import Job
-from client.output import job_summary
+from trainyard.client.models import Job
+from trainyard.client.output import job_summary
 
 
 def test_status_names_the_job_whose_results_were_reused():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from client.sweep_table import LiveView, best_text, headline, short_names, trial_rows, trials_table
-from client.sweeps import Sweep
+from trainyard.client.sweep_table import LiveView, best_text, headline, short_names, trial_rows, trials_table
+from trainyard.client.sweeps import Sweep
 
 SPACE = {"training.optimizer.learning_rate": {"float": [1e-4, 0.1], "log": True},
          "model.layers[0].units": {"int": [8, 128], "log": True},

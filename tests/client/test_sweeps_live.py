@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from clientfake import last_json
 
-from client import NotFound, ValidationFailed
+from trainyard.client import NotFound, ValidationFailed
 from composestack import ROOT
 
 XOR = json.loads((ROOT / "examples" / "xor_relu.json").read_text())

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from livestack import live_stack
 
-from store.settings import Settings
+from trainyard.store.settings import Settings
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory, fast_timings):
-    """`python -m api.serve --workers 2` and `trainyard worker` on a fresh SQLite home; alice's token.
+    """`python -m trainyard.api.serve --workers 2` and `trainyard worker` on a fresh SQLite home; alice's token.
 
     Its metrics folder is a known one (`stack.multiproc_dir`), holding a stale file from "an earlier run" that the
     API must clear when it starts."""

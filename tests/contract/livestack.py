@@ -1,4 +1,4 @@
-"""A real service for the contract tests: `python -m api.serve` (gunicorn, N API processes) and one worker."""
+"""A real service for the contract tests: `python -m trainyard.api.serve` (gunicorn, N API processes) and one worker."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))  # apitest:
 
 from apitest import ROOT, settings_env, start_worker, stop_process, wait_for  # noqa: E402
 
-from store.db import make_engine, make_sessionmaker, session_scope  # noqa: E402
-from store.migrate import upgrade  # noqa: E402
-from store.settings import Settings  # noqa: E402
-from store.tokens import create_token  # noqa: E402
+from trainyard.store.db import make_engine, make_sessionmaker, session_scope  # noqa: E402
+from trainyard.store.migrate import upgrade  # noqa: E402
+from trainyard.store.settings import Settings  # noqa: E402
+from trainyard.store.tokens import create_token  # noqa: E402
 
 
 def free_port() -> int:
@@ -59,7 +59,7 @@ def live_stack(settings: Settings, *, api_processes: int = 2, worker: bool = Tru
     procs = []
     with open(settings.home / "api.log", "ab") as log:
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "api.serve", "--host", "127.0.0.1", "--port", str(port),
+            [sys.executable, "-m", "trainyard.api.serve", "--host", "127.0.0.1", "--port", str(port),
              "--workers", str(api_processes)], env={**settings_env(settings), **(env or {})}, cwd=ROOT,
             stdout=log, stderr=subprocess.STDOUT))
     try:

@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 
 from apitest import XOR_FIT, XOR_INPUTS, claim, epochs, fail, make_api, train  # noqa: E402
 
-from api.openapi import openapi_document  # noqa: E402
-from store.db import session_scope  # noqa: E402
-from store.workers import register_worker  # noqa: E402
+from trainyard.api.openapi import openapi_document  # noqa: E402
+from trainyard.store.db import session_scope  # noqa: E402
+from trainyard.store.workers import register_worker  # noqa: E402
 
 CSV = b"a,b,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n"
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from core.backends.base import PreparedData
-from core.datasets import describe, load, prepare
-from core.spec import JobSpec, finalize_spec
-from core.validate import validate_spec
+from trainyard.core.backends.base import PreparedData
+from trainyard.core.datasets import describe, load, prepare
+from trainyard.core.spec import JobSpec, finalize_spec
+from trainyard.core.validate import validate_spec
 
 
 def prepared(doc: dict) -> tuple[JobSpec, PreparedData]:

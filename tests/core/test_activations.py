@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from core import activations
-from core.gradcheck import numerical_gradient
-from core.spec import ACTIVATIONS as SPEC_ACTIVATIONS
+from trainyard.core import activations
+from trainyard.core.gradcheck import numerical_gradient
+from trainyard.core.spec import ACTIVATIONS as SPEC_ACTIVATIONS
 
 SMOOTH = ["linear", "sigmoid", "tanh", "relu", {"name": "leaky_relu", "alpha": 0.2}, "softmax"]
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.backends.base import Callbacks
-from core.checkpoint import CheckpointBudget
-from core.job import train_job
-from core.validate import validate_spec
+from trainyard.core.backends.base import Callbacks
+from trainyard.core.checkpoint import CheckpointBudget
+from trainyard.core.job import train_job
+from trainyard.core.validate import validate_spec
 
 
 class Clock:

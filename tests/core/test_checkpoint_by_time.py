@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.backends.base import Callbacks
-from core.job import train_job
-from core.spec import parse_spec
-from store.db import session_scope
-from store.jobs import create_job
-from store.runs import claim_job
-from store.settings import SettingsError, load_settings
+from trainyard.core.backends.base import Callbacks
+from trainyard.core.job import train_job
+from trainyard.core.spec import parse_spec
+from trainyard.store.db import session_scope
+from trainyard.store.jobs import create_job
+from trainyard.store.runs import claim_job
+from trainyard.store.settings import SettingsError, load_settings
 
 XOR = {"dataset": {"builtin": "xor"},
        "model": {"layers": [{"type": "dense", "units": 4, "activation": "tanh"},
@@ -67,7 +67,7 @@ def test_a_run_resumed_from_a_time_checkpoint_ends_as_if_never_stopped():
 
 
 def test_the_setting_defaults_to_30_seconds_and_reaches_the_worker_callbacks(tmp_path):
-    from worker.runner import JobReporter
+    from trainyard.worker.runner import JobReporter
 
     settings = load_settings({"TRAINYARD_HOME": str(tmp_path)})
     assert settings.checkpoint_seconds == 30.0
@@ -81,7 +81,7 @@ def test_the_setting_defaults_to_30_seconds_and_reaches_the_worker_callbacks(tmp
 
 
 def test_up_says_on_shutdown_what_happens_to_running_jobs(migrated_settings, session_factory, user_id):
-    from api.embedded import running_jobs_note
+    from trainyard.api.embedded import running_jobs_note
 
     assert running_jobs_note(migrated_settings) == ""
     with session_scope(session_factory) as s:

@@ -14,12 +14,12 @@ import zipfile
 import numpy as np
 import pytest
 
-from core.datasets import (MNIST_ENV, Limits, RawData, describe, fit_scaler, load, load_builtin, load_file,
-                           load_path, prepare, scan_file)
-from core.datasets.catalog import BUILTINS, GENERATED
-from core.datasets.targets import MAX_CLASSES
-from core.errors import DatasetError
-from core.spec import DatasetSpec
+from trainyard.core.datasets import (MNIST_ENV, Limits, RawData, describe, fit_scaler, load, load_builtin, load_file,
+                                     load_path, prepare, scan_file)
+from trainyard.core.datasets.catalog import BUILTINS, GENERATED
+from trainyard.core.datasets.targets import MAX_CLASSES
+from trainyard.core.errors import DatasetError
+from trainyard.core.spec import DatasetSpec
 
 # --- helpers -----------------------------------------------------------------------------------
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from core import initializers
-from core.spec import INITIALIZERS as SPEC_INITIALIZERS
+from trainyard.core import initializers
+from trainyard.core.spec import INITIALIZERS as SPEC_INITIALIZERS
 
 
 def test_every_spec_initializer_is_registered():

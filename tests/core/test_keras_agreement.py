@@ -15,8 +15,8 @@ import copy
 import pytest
 
 from backend_data import prepared
-from core.backends import get_backend
-from core.backends.base import Callbacks
+from trainyard.core.backends import get_backend
+from trainyard.core.backends.base import Callbacks
 
 
 def dense(units: int, activation: str | dict, value: float, **extra) -> dict:

@@ -12,11 +12,11 @@ import zipfile
 import numpy as np
 import pytest
 
-from core.backends import get_backend, load_predictor
-from core.backends.base import Callbacks
-from core.errors import Cancelled, Diverged, ModelFileError, SpecError
-from core.spec import parse_spec
-from core.validate import validate_spec
+from trainyard.core.backends import get_backend, load_predictor
+from trainyard.core.backends.base import Callbacks
+from trainyard.core.errors import Cancelled, Diverged, ModelFileError, SpecError
+from trainyard.core.spec import parse_spec
+from trainyard.core.validate import validate_spec
 
 from backend_data import prepared
 
@@ -78,7 +78,7 @@ def test_normalised_spec_has_kerass_option_defaults():
 
 
 def test_layers_initializers_regularizers_and_leaky_slope_are_the_specs():
-    from core.backends.keras_build import build_model
+    from trainyard.core.backends.keras_build import build_model
 
     spec = parse_spec({"backend": "keras", "dataset": {"builtin": "iris"}, "model": {"layers": [
         {"type": "dense", "units": 4, "activation": {"name": "leaky_relu", "alpha": 0.3},
@@ -230,7 +230,7 @@ def test_files_saved_before_the_scaling_moved_inside_still_predict_the_same(tmp_
     """An older final file: the model takes scaled rows and trainyard.json has no `preprocessing_in_model`."""
     import keras
 
-    from core.backends import keras_modelfile
+    from trainyard.core.backends import keras_modelfile
 
     doc = {**xor_doc(), "dataset": {"builtin": "iris", "scale": "standard", "seed": 0}}
     doc["model"]["layers"][-1] = {"type": "dense", "units": 3, "activation": "softmax"}

@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
 import json, os
 import tensorflow as tf
-from core.job import train_job
-from core.validate import validate_spec
+from trainyard.core.job import train_job
+from trainyard.core.validate import validate_spec
 
 def job(**options):
     train_job(validate_spec({"backend": "keras", "backend_options": options, "dataset": {"builtin": "xor"},

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from core import layers
-from core.gradcheck import numerical_gradient
+from trainyard.core import layers
+from trainyard.core.gradcheck import numerical_gradient
 
 
 def _built(layer, n_in, seed=0):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from core import activations, losses
-from core.gradcheck import numerical_gradient
+from trainyard.core import activations, losses
+from trainyard.core.gradcheck import numerical_gradient
 
 
 def _targets(rng, shape, kind):

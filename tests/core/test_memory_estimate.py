@@ -1,4 +1,4 @@
-"""core.spec.estimate_size against what training really allocates: its figure bounds the peak that tracemalloc sees
+"""trainyard.core.spec.estimate_size against what training really allocates: its figure bounds the peak that tracemalloc sees
 (numpy's allocations are traced), and is not wildly above it, for the shapes that exhausted workers (finding #4)."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import tracemalloc
 
 import pytest
 
-from core import datasets
-from core.job import train_job
-from core.spec import estimate_size
-from core.validate import validate_spec
+from trainyard.core import datasets
+from trainyard.core.job import train_job
+from trainyard.core.spec import estimate_size
+from trainyard.core.validate import validate_spec
 
 
 def dense(units: int, activation: str = "relu") -> dict:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from core.metrics import ClassificationAccumulator, RegressionAccumulator, evaluate
+from trainyard.core.metrics import ClassificationAccumulator, RegressionAccumulator, evaluate
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def test_r2_of_one_sample_is_undefined_as_in_sklearn():
 
 def test_direction_of_every_quantity():
     # the one table early stopping reads in all three backends
-    from core.metrics import CLASSIFICATION, REGRESSION, minimised
+    from trainyard.core.metrics import CLASSIFICATION, REGRESSION, minimised
 
     assert minimised("loss") and minimised("val_loss") and minimised("val_mean_absolute_error")
     assert [m for m in CLASSIFICATION + REGRESSION if minimised(m)] == ["mean_squared_error", "mean_absolute_error"]

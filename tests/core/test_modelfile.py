@@ -7,11 +7,11 @@ import zipfile
 import numpy as np
 import pytest
 
-from core.backends import get_backend, load_predictor, sniff_format
-from core.backends.base import Callbacks, PreparedData, Preprocessing
-from core.errors import ModelFileError
-from core.spec import parse_spec
-from core.training import fit
+from trainyard.core.backends import get_backend, load_predictor, sniff_format
+from trainyard.core.backends.base import Callbacks, PreparedData, Preprocessing
+from trainyard.core.errors import ModelFileError
+from trainyard.core.spec import parse_spec
+from trainyard.core.training import fit
 
 RAW = np.random.default_rng(0).normal(size=(80, 3)) * [10.0, 1.0, 0.1] + [50.0, 0.0, 5.0]
 OFFSET, SCALE = RAW.mean(axis=0), RAW.std(axis=0)
@@ -155,7 +155,7 @@ def test_tampered_or_foreign_files_are_refused(model, name):
 
 
 def test_untampered_file_loads_with_its_versions(model):
-    from core.job import versions
+    from trainyard.core.job import versions
 
     predictor = load_predictor(model)
     assert predictor.versions == versions()  # trainyard, python and numpy, as every result records

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from core import losses
-from core.gradcheck import numerical_gradient
-from core.network import Network
+from trainyard.core import losses
+from trainyard.core.gradcheck import numerical_gradient
+from trainyard.core.network import Network
 
 HIDDEN = [{"type": "dense", "units": 4, "activation": "tanh", "kernel_regularizer": {"l2": 0.1}},
           {"type": "batch_norm"},

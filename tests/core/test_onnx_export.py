@@ -12,14 +12,14 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from core.backends import load_predictor
-from core.backends.base import Callbacks
-from core.errors import ModelFileError
-from core.export.onnx_graph import IR_VERSION, OPSET, to_onnx
-from core.export.stack import read_stack
-from core.job import train_job
-from core.spec.vocabulary import ACTIVATIONS
-from core.validate import validate_spec
+from trainyard.core.backends import load_predictor
+from trainyard.core.backends.base import Callbacks
+from trainyard.core.errors import ModelFileError
+from trainyard.core.export.onnx_graph import IR_VERSION, OPSET, to_onnx
+from trainyard.core.export.stack import read_stack
+from trainyard.core.job import train_job
+from trainyard.core.spec.vocabulary import ACTIVATIONS
+from trainyard.core.validate import validate_spec
 
 RNG = np.random.default_rng(7)
 
@@ -126,7 +126,7 @@ def keras_model() -> bytes:
 
 def test_a_keras_file_without_its_numpy_copy_cannot_be_exported(keras_model):
     """Files saved before the copy existed: the service still predicts with them; ONNX export says why not."""
-    from core.backends import keras_modelfile
+    from trainyard.core.backends import keras_modelfile
 
     src, out = zipfile.ZipFile(io.BytesIO(keras_model)), io.BytesIO()
     with zipfile.ZipFile(out, "w") as dst:
@@ -149,7 +149,7 @@ def test_a_float32_scikit_learn_model_is_exported_as_its_pipeline_computes_it():
 
 def test_a_pickle_in_a_keras_files_weights_copy_is_refused_unread(keras_model, tmp_path):
     """The copy is read as the numpy engine's own files are: allow_pickle=False, every member checked."""
-    from core.backends import keras_modelfile
+    from trainyard.core.backends import keras_modelfile
 
     canary = tmp_path / "canary"
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from core import optimizers
+from trainyard.core import optimizers
 
 
 def _steps(config, grads, w0=1.0):
@@ -76,7 +76,7 @@ def test_state_round_trip_continues_identically(name):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fused_adam_kernel_is_bit_identical_to_the_numpy_path(dtype, monkeypatch):
     pytest.importorskip("numba")
-    from core import fused
+    from trainyard.core import fused
 
     rng = np.random.default_rng(0)
     w0 = rng.normal(size=fused.MIN_SIZE).astype(dtype)

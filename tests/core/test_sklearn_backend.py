@@ -18,13 +18,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
-from core.backends import get_backend, load_predictor, sklearn_fit
-from core.backends.base import Callbacks, PreparedData, Preprocessing
-from core.backends.sklearn_backend import FORMAT_VERSION, dump_model
-from core.capabilities import SKLEARN_DEFAULTS
-from core.errors import Cancelled, Diverged, ModelFileError, SpecError
-from core.spec import normalised, parse_spec
-from core.validate import validate_spec
+from trainyard.core.backends import get_backend, load_predictor, sklearn_fit
+from trainyard.core.backends.base import Callbacks, PreparedData, Preprocessing
+from trainyard.core.backends.sklearn_backend import FORMAT_VERSION, dump_model
+from trainyard.core.capabilities import SKLEARN_DEFAULTS
+from trainyard.core.errors import Cancelled, Diverged, ModelFileError, SpecError
+from trainyard.core.spec import normalised, parse_spec
+from trainyard.core.validate import validate_spec
 
 from backend_data import prepared
 
@@ -363,7 +363,7 @@ def test_damaged_bytes_are_a_model_file_error():
 
 
 def test_backend_options_reach_the_estimator_and_float32_trains_in_float32():
-    from core.backends.sklearn_spec import estimator_params
+    from trainyard.core.backends.sklearn_spec import estimator_params
 
     doc = digits_doc(optimizer={"name": "sgd", "learning_rate": 0.05}, epochs=5)
     doc["backend_options"] = {"learning_rate_schedule": "invscaling", "power_t": 0.25, "alpha": 0.01, "dtype": "float32"}
@@ -378,7 +378,7 @@ def test_backend_options_reach_the_estimator_and_float32_trains_in_float32():
 
 
 def test_the_capability_catalog_is_plain_json():
-    from core.capabilities import catalog
+    from trainyard.core.capabilities import catalog
 
     doc = json.loads(json.dumps(catalog()))
     assert doc["sklearn"]["layers"] == ["dense"] and "rules" in doc["keras"]
@@ -395,7 +395,7 @@ def test_the_lowest_scikit_learn_allowed_is_the_one_tested_and_has_the_hooked_si
     import sklearn
     from sklearn.neural_network import MLPClassifier
 
-    from core.backends.sklearn_fit import HookedMLPClassifier
+    from trainyard.core.backends.sklearn_fit import HookedMLPClassifier
 
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     lowest = re.search(r'"scikit-learn>=(\d+)\.(\d+)', pyproject).groups()

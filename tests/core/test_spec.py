@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from core.datasets.catalog import BUILTINS, DatasetInfo
-from core.errors import SpecError
-from core.spec import estimate_size, finalize_spec, json_schema, normalised, parse_spec
-from core.validate import validate_spec
+from trainyard.core.datasets.catalog import BUILTINS, DatasetInfo
+from trainyard.core.errors import SpecError
+from trainyard.core.spec import estimate_size, finalize_spec, json_schema, normalised, parse_spec
+from trainyard.core.validate import validate_spec
 
 XOR = {
     "name": "xor-relu",

@@ -1,4 +1,4 @@
-"""core.sweeps: paths into a spec, the request's checks, and Optuna's decisions rebuilt from rows (no database)."""
+"""trainyard.core.sweeps: paths into a spec, the request's checks, and Optuna's decisions rebuilt from rows (no database)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
-from core.sweeps.paths import PathError, apply, parse_path, resolve
-from core.sweeps.request import SweepError, parse_request
-from core.sweeps.search import TrialRow, next_params, should_prune
+from trainyard.core.sweeps.paths import PathError, apply, parse_path, resolve
+from trainyard.core.sweeps.request import SweepError, parse_request
+from trainyard.core.sweeps.search import TrialRow, next_params, should_prune
 
 SPACE = {"training.optimizer.learning_rate": {"float": [1e-4, 1e-1], "log": True},
          "model.layers[0].units": {"int": [2, 64], "log": True},

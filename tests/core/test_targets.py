@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from core.targets import decode, encode, probabilities, values
+from trainyard.core.targets import decode, encode, probabilities, values
 
 
 def test_encode_one_unit_k_units_and_regression():

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from core.backends.base import Callbacks, PreparedData, Preprocessing
-from core.early_stopping import EarlyStopper
-from core.errors import Cancelled, Diverged
-from core.spec import parse_spec
-from core.training import Trainer, fit
+from trainyard.core.backends.base import Callbacks, PreparedData, Preprocessing
+from trainyard.core.early_stopping import EarlyStopper
+from trainyard.core.errors import Cancelled, Diverged
+from trainyard.core.spec import parse_spec
+from trainyard.core.training import Trainer, fit
 
 GATES = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
 TRUTH = {"and": [0, 0, 0, 1], "or": [0, 1, 1, 1], "xor": [0, 1, 1, 0]}

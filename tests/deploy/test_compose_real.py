@@ -25,7 +25,7 @@ from urllib.request import urlopen
 import pytest
 from dockerkit import ComposeProject, docker_unavailable, ensure_standins, free_port, remove_stale_projects
 
-from client import Client
+from trainyard.client import Client
 
 pytestmark = pytest.mark.timeout(1500)
 

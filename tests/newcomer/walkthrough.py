@@ -9,7 +9,8 @@ block, `trainyard run`, the Python client block, and `python examples/course_not
 
 What it does differently from a person, and why:
 - the clone's `.venv` is this virtualenv seen through symlinks (with the clone's own install stamps), not a
-  new 2 GB install; `PYTHONPATH` makes every process import the clone's code, not this checkout's;
+  new 2 GB install; `PYTHONPATH` makes every process import the clone's code, not this checkout's (the clone's
+  folder is named `trainyard`, so from its parent `trainyard.core` is the clone's `core/`);
 - `TRAINYARD_URL` points the client at the free port (the README documents it);
 - the long parts are cut: the sweep and the Python block's sweep use a 2-trial, 3-epoch copy of
   `examples/digits_sweep.json` (README: 40 trials of 60 epochs), and `course_notes.py` runs `--only` three of
@@ -52,7 +53,7 @@ class Walk:
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINYARD_") and k != "VIRTUAL_ENV"}
-        env.update(PYTHONPATH=str(self.clone), TRAINYARD_URL=f"http://127.0.0.1:{self.port}",
+        env.update(PYTHONPATH=str(self.clone.parent), TRAINYARD_URL=f"http://127.0.0.1:{self.port}",
                    MPLBACKEND="Agg", TERM="dumb")
         env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
                                       if not p.startswith(sys.prefix))  # nothing of this venv until `activate`

@@ -25,15 +25,15 @@ from typing import Callable, Iterator
 import requests
 from sqlalchemy.engine import make_url
 
-from core.validate import validate_spec
-from store.db import make_engine, make_sessionmaker, session_scope
-from store.jobs import create_job, get_job, history_rows
-from store.migrate import upgrade
-from store.models import Artifact, Job, Worker
-from store.settings import Settings
-from store.tokens import create_token
-from worker.app import create_celery
-from worker.publish import publish_job
+from trainyard.core.validate import validate_spec
+from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+from trainyard.store.jobs import create_job, get_job, history_rows
+from trainyard.store.migrate import upgrade
+from trainyard.store.models import Artifact, Job, Worker
+from trainyard.store.settings import Settings
+from trainyard.store.tokens import create_token
+from trainyard.worker.app import create_celery
+from trainyard.worker.publish import publish_job
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,7 +128,7 @@ class Cluster:
         self.processes[name] = start_process(settings or self.settings, argv, self.logs / f"{name}.log")
         return self.processes[name]
 
-    def start_worker(self, name: str, concurrency: int = 1, *, program: tuple[str, ...] = ("-m", "worker.main"),
+    def start_worker(self, name: str, concurrency: int = 1, *, program: tuple[str, ...] = ("-m", "trainyard.worker.main"),
                      settings: Settings | None = None, wait: bool = True) -> subprocess.Popen:
         """A `trainyard worker` on queue cpu; with `wait`, until it is registered and Celery says ready."""
         proc = self.start(name, [*program, "--queues", "cpu", "--concurrency", str(concurrency)], settings)
@@ -147,12 +147,12 @@ class Cluster:
         wait_for(ready, timeout, f"worker {name} to be ready", 0.1, self.log_tail)
 
     def start_reconciler(self) -> subprocess.Popen:
-        return self.start("reconciler", ["-m", "worker.reconciler"])
+        return self.start("reconciler", ["-m", "trainyard.worker.reconciler"])
 
     def start_api(self, timeout: float = 60) -> str:
         """The API under gunicorn (one gevent process) on a free loopback port; its base URL once it answers."""
         port = free_port()
-        self.start("api", ["-m", "api.serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"])
+        self.start("api", ["-m", "trainyard.api.serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"])
         self.api_url = f"http://127.0.0.1:{port}/api/v1"
 
         def answers():

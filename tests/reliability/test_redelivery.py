@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from reliabilitykit import cluster, moons_spec, stop_process, wait_for, xor_spec
 
-from worker.publish import publish_job
+from trainyard.worker.publish import publish_job
 
 pytestmark = pytest.mark.timeout(120)
 

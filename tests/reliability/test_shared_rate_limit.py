@@ -9,11 +9,11 @@ import pytest
 import requests
 from reliabilitykit import free_port, start_process, stop_process, wait_for
 
-from api.ratelimit import window
-from store.db import make_engine, make_sessionmaker, session_scope
-from store.migrate import upgrade
-from store.settings import load_settings
-from store.tokens import create_token
+from trainyard.api.ratelimit import window
+from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+from trainyard.store.migrate import upgrade
+from trainyard.store.settings import load_settings
+from trainyard.store.tokens import create_token
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -37,9 +37,9 @@ def test_the_window_keeps_the_settings_meaning_and_the_storage_follows_the_broke
 
 @contextlib.contextmanager
 def api_servers(settings, logs, count: int = 2):
-    """`count` API servers (`python -m api.serve --workers 1`, each its own process), started together."""
+    """`count` API servers (`python -m trainyard.api.serve --workers 1`, each its own process), started together."""
     ports = [free_port() for _ in range(count)]
-    procs = [start_process(settings, ["-m", "api.serve", "--host", "127.0.0.1", "--port", str(port), "--workers",
+    procs = [start_process(settings, ["-m", "trainyard.api.serve", "--host", "127.0.0.1", "--port", str(port), "--workers",
                                       "1"], logs / f"api-{i}.log") for i, port in enumerate(ports)]
     urls = [f"http://127.0.0.1:{port}/api/v1" for port in ports]
 

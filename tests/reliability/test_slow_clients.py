@@ -21,9 +21,9 @@ import pytest
 import requests
 from reliabilitykit import Cluster, cluster, moons_spec, wait_for
 
-from store.db import session_scope
-from store.settings import Settings
-from store.tokens import create_token, revoke_tokens
+from trainyard.store.db import session_scope
+from trainyard.store.settings import Settings
+from trainyard.store.tokens import create_token, revoke_tokens
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from store.db import session_scope
-from store.blobs import put_blob
-from store.models import Artifact
+from trainyard.store.db import session_scope
+from trainyard.store.blobs import put_blob
+from trainyard.store.models import Artifact
 
 PUBLIC_ENDPOINTS = {"health.get_health", "docs.get_openapi", "docs.get_docs", "docs.get_home",
                     "metrics.get_metrics"}

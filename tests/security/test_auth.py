@@ -19,10 +19,10 @@ from apitest import ROOT, XOR_FIT, problem, settings_env, xor
 import apitest as fake_worker
 from sqlalchemy import inspect as sa_inspect, select, text
 
-from api.tokencache import CACHE_SECONDS as TOKEN_CACHE_SECONDS
-from store.db import session_scope
-from store.models import ApiToken
-from store.tokens import create_token, revoke_tokens
+from trainyard.api.tokencache import CACHE_SECONDS as TOKEN_CACHE_SECONDS
+from trainyard.store.db import session_scope
+from trainyard.store.models import ApiToken
+from trainyard.store.tokens import create_token, revoke_tokens
 
 
 def routes(app):
@@ -80,7 +80,7 @@ def test_every_route_but_the_public_ones_needs_a_live_token(limited):
 
 
 def test_public_routes_are_exactly_health_openapi_docs_and_metrics(api):
-    from api.app import PUBLIC
+    from trainyard.api.app import PUBLIC
 
     assert PUBLIC == sectest.PUBLIC_ENDPOINTS
     doc = api.client.get("/api/v1/openapi.json").get_json()
@@ -114,7 +114,7 @@ def _all_stored_text(engine) -> list[str]:
 
 def test_the_database_holds_only_token_hashes(api_both):
     api = api_both
-    cli = subprocess.run([sys.executable, "-m", "client.cli", "token", "create", "--user", "carol"], cwd=ROOT,
+    cli = subprocess.run([sys.executable, "-m", "trainyard.client.cli", "token", "create", "--user", "carol"], cwd=ROOT,
                          env=settings_env(api.settings), capture_output=True, text=True, timeout=60)
     assert cli.returncode == 0, cli.stderr
     carol = cli.stdout.strip().splitlines()[-1]
@@ -138,7 +138,7 @@ def test_trainyard_token_revoke_shuts_the_token_out(api):
     assert r.status_code == 200  # alice's token is now in this API process's verified-token cache
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "client.cli", "token", "revoke", *args], cwd=ROOT, env=env,
+        return subprocess.run([sys.executable, "-m", "trainyard.client.cli", "token", "revoke", *args], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=60)
 
     done = cli(api.alice.token)
@@ -166,10 +166,10 @@ FILE_SERVING = re.compile(r"send_file|send_from_directory|safe_join|\bopen\(|rea
 
 def test_no_route_reads_a_file(api):
     modules = {sys.modules[api.app.view_functions[e].__module__] for e in api.app.view_functions}
-    import api.app as app_module
-    import api.auth as auth_module
-    import api.context as context_module
-    import api.errors as errors_module
+    import trainyard.api.app as app_module
+    import trainyard.api.auth as auth_module
+    import trainyard.api.context as context_module
+    import trainyard.api.errors as errors_module
 
     for module in modules | {app_module, auth_module, context_module, errors_module}:
         source = inspect.getsource(module)

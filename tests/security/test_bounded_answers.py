@@ -14,12 +14,12 @@ import pytest
 from apitest import XOR_FIT, problem, xor
 import apitest as fake_worker
 
-from api import schemas
-from core.job import train_job
-from core.validate import validate_spec
-from store.db import session_scope
-from store.models import Job
-from store.runs import finish_job
+from trainyard.api import schemas
+from trainyard.core.job import train_job
+from trainyard.core.validate import validate_spec
+from trainyard.store.db import session_scope
+from trainyard.store.models import Job
+from trainyard.store.runs import finish_job
 
 K = 3000  # classes: the red team's many-class model (findings #31-32, #47c)
 CLASSES = sorted(f"c{i}" for i in range(K))  # the model's class order (np.unique of the labels)
@@ -91,7 +91,7 @@ def test_predict_on_3000_classes_is_refused_before_computing_and_names_both_numb
 
 
 def test_max_predict_values_is_a_setting_and_regression_counts_its_outputs(limited):
-    from store.settings import Settings, SettingsError, load_settings
+    from trainyard.store.settings import Settings, SettingsError, load_settings
 
     assert Settings().max_predict_values == 1_000_000
     assert load_settings({"TRAINYARD_MAX_PREDICT_VALUES": "7"}).max_predict_values == 7
@@ -243,6 +243,6 @@ def test_a_small_job_confusion_matrix_and_a_job_without_one(api_both):
     with session_scope(api.sessions) as s:  # the matrices went with the job
         from sqlalchemy import func, select
 
-        from store.models import Artifact, Blob
+        from trainyard.store.models import Artifact, Blob
         assert s.scalar(select(func.count()).select_from(Artifact)) == 0
         assert s.scalar(select(func.count()).select_from(Blob)) == 0

@@ -20,8 +20,8 @@ from apitest import problem
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from core.datasets import Limits, describe, load_file, scan_file
-from core.errors import DatasetError
+from trainyard.core.datasets import Limits, describe, load_file, scan_file
+from trainyard.core.errors import DatasetError
 
 MIB = 1 << 20
 PEAK = 100 * MIB  # the bound every hostile upload stays under (the red team saw 2.2 to over 5 GB)

@@ -23,8 +23,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance, ignored_auth, negative_data_rejection,
                                                response_schema_conformance, status_code_conformance)
 
-from api.openapi import openapi_document
-from store.settings import Settings
+from trainyard.api.openapi import openapi_document
+from trainyard.store.settings import Settings
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           negative_data_rejection, ignored_auth]

@@ -20,8 +20,8 @@ from apitest import ROOT, XOR_FIT, XOR_INPUTS, problem
 import apitest as fake_worker
 from sqlalchemy import select, update
 
-from store.db import session_scope
-from store.models import Artifact, Blob
+from trainyard.store.db import session_scope
+from trainyard.store.models import Artifact, Blob
 
 
 def upload(caller, data: bytes, fmt: str, labels: bytes | None = None, filename: str = "data"):
@@ -123,8 +123,8 @@ def test_crafted_model_files_in_the_database_are_refused_by_the_predictor(api, t
 
 
 def test_the_keras_loader_refuses_before_tensorflow_parses_anything(tmp_path, no_code_runs):
-    from core.backends import keras_modelfile, load_predictor
-    from core.errors import ModelFileError
+    from trainyard.core.backends import keras_modelfile, load_predictor
+    from trainyard.core.errors import ModelFileError
 
     canary = tmp_path / "pwned"
     for name, config in sectest.keras_configs(canary).items():
@@ -159,7 +159,7 @@ def test_corrupt_blobs_are_never_served(api, trained):
 
 
 def test_a_corrupt_dataset_blob_fails_the_job_and_is_never_trained_on(api):
-    from worker.runner import run_job
+    from trainyard.worker.runner import run_job
 
     csv = b"a,b,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n"
     ds = api.alice.post("/datasets", content_type="multipart/form-data", data={

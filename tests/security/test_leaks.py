@@ -13,8 +13,8 @@ import sys
 import pytest
 from apitest import ROOT, XOR, claim, make_api, start_worker, stop_process, wait_for
 
-from store.db import session_scope
-from store.workers import register_worker
+from trainyard.store.db import session_scope
+from trainyard.store.workers import register_worker
 
 HOST, PID = "gpu-box-7.internal", 424242
 
@@ -95,9 +95,9 @@ def loose_umask():
 
 
 def test_the_embedded_database_broker_and_blob_cache_are_owner_only(sqlite_settings, loose_umask):
-    from store.migrate import upgrade
-    from worker.app import broker_transport_options
-    from worker.runner import _write_cache
+    from trainyard.store.migrate import upgrade
+    from trainyard.worker.app import broker_transport_options
+    from trainyard.worker.runner import _write_cache
 
     home = sqlite_settings.home
     assert not home.exists()
@@ -121,8 +121,8 @@ def test_the_embedded_database_broker_and_blob_cache_are_owner_only(sqlite_setti
 
 
 def test_files_left_readable_by_an_earlier_version_are_tightened(sqlite_settings, loose_umask):
-    from store.db import make_engine
-    from worker.app import broker_transport_options
+    from trainyard.store.db import make_engine
+    from trainyard.worker.app import broker_transport_options
 
     home = sqlite_settings.home
     (home / "broker").mkdir(parents=True, mode=0o755)
@@ -142,7 +142,7 @@ def test_trainyard_up_leaves_nothing_readable_by_other_users(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINYARD_")}
     env.update(TRAINYARD_HOME=str(tmp_path / "var"), PYTHONPATH=str(ROOT))
     with open(tmp_path / "up.log", "wb") as log:
-        up = subprocess.Popen([sys.executable, "-m", "client.cli", "up", "--port", str(port)], env=env, cwd=tmp_path,
+        up = subprocess.Popen([sys.executable, "-m", "trainyard.client.cli", "up", "--port", str(port)], env=env, cwd=tmp_path,
                               stdout=log, stderr=subprocess.STDOUT, preexec_fn=lambda: os.umask(0o022))
     try:
         wait_for(lambda: up.poll() is not None or b"trainyard is up" in (tmp_path / "up.log").read_bytes(), 90,

@@ -14,7 +14,7 @@ import pytest
 from apitest import XOR_FIT, XOR_INPUTS, problem, xor
 import apitest as fake_worker
 
-from store.settings import Settings, load_settings
+from trainyard.store.settings import Settings, load_settings
 
 LIMITS = {  # setting → a small value the tests use
     "max_request_bytes": 4096, "max_upload_bytes": 8192, "max_parameters": 100, "max_samples_x_features": 100,
@@ -160,7 +160,7 @@ def test_requests_over_the_per_token_rate_are_429_with_retry_after(limited):
                                      "rate_limit_per_second", "job_timeout_seconds", "worker_memory_bytes",
                                      "max_classes", "max_layers", "max_spec_bytes", "max_checkpoint_bytes_per_minute"])
 def test_a_limit_that_is_not_positive_is_refused_at_start(setting):
-    from store.settings import SettingsError
+    from trainyard.store.settings import SettingsError
 
     with pytest.raises(SettingsError, match=f"TRAINYARD_{setting.upper()}"):
         load_settings({f"TRAINYARD_{setting.upper()}": "0"})

@@ -23,12 +23,12 @@ import sectest
 from apitest import XOR_FIT, make_api, problem, xor
 import apitest as fake_worker
 
-from core.spec import parse_spec
-from store.datasets import create_dataset, delete_dataset
-from store.db import session_scope
-from store.jobs import create_job
-from store.models import Job
-from store.settings import SettingsError, load_settings
+from trainyard.core.spec import parse_spec
+from trainyard.store.datasets import create_dataset, delete_dataset
+from trainyard.store.db import session_scope
+from trainyard.store.jobs import create_job
+from trainyard.store.models import Job
+from trainyard.store.settings import SettingsError, load_settings
 
 JSON = {"Content-Type": "application/json"}
 CSV = b"a,b,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n"
@@ -281,10 +281,10 @@ def test_an_unhandled_error_is_one_escaped_bounded_log_line(api, caplog):
         return recurse(depth + 1)
 
     api.app.add_url_rule("/api/v1/boom/<rest>", "boom", lambda rest: recurse())
-    caplog.set_level(logging.INFO, logger="api.errors")
+    caplog.set_level(logging.INFO, logger="trainyard.api.errors")
     r = api.alice.get("/boom/x%0A" + quote(FORGED) + "%0D%1B[31m")
     assert problem(r, 500)["detail"] == "internal error; the server log has the details"
-    [record] = [rec for rec in caplog.records if rec.name == "api.errors"]
+    [record] = [rec for rec in caplog.records if rec.name == "trainyard.api.errors"]
     line = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s").format(record)
     assert record.levelno == logging.ERROR and record.exc_info is None
     assert "\n" not in line and "\r" not in line and "\x1b" not in line and len(line) < 2000
@@ -295,9 +295,9 @@ def test_an_unhandled_error_is_one_escaped_bounded_log_line(api, caplog):
 
 def test_the_traceback_of_an_unhandled_error_is_logged_only_at_debug(api, caplog):
     api.app.add_url_rule("/api/v1/boom", "boom", lambda: {}["missing"])
-    caplog.set_level(logging.DEBUG, logger="api.errors")
+    caplog.set_level(logging.DEBUG, logger="trainyard.api.errors")
     problem(api.alice.get("/boom"), 500)
-    error, debug = [rec for rec in caplog.records if rec.name == "api.errors"]
+    error, debug = [rec for rec in caplog.records if rec.name == "trainyard.api.errors"]
     assert error.getMessage().startswith("unhandled error on GET /api/v1/boom: KeyError: 'missing' [at ")
     assert debug.levelno == logging.DEBUG and debug.exc_info[0] is KeyError
 

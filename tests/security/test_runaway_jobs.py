@@ -15,7 +15,7 @@ import sectest
 from apitest import XOR_FIT, XOR_INPUTS, make_api, problem, start_worker, stop_process, wait_for, xor
 from sqlalchemy import text
 
-from store.settings import Settings
+from trainyard.store.settings import Settings
 
 pytestmark = pytest.mark.timeout(180)
 TIMEOUT = 2.5  # job_timeout_seconds

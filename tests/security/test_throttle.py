@@ -13,7 +13,7 @@ import pytest
 from apitest import make_api, problem
 from sqlalchemy import event
 
-from store.settings import SettingsError, load_settings
+from trainyard.store.settings import SettingsError, load_settings
 
 ATTACKER, OTHER, PROXY = "127.0.0.7", "127.0.0.8", "127.0.0.9"
 BUDGET = 20

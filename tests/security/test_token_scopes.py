@@ -12,11 +12,11 @@ import pytest
 from apitest import XOR_FIT, XOR_INPUTS, Caller, make_api, problem, xor
 from sqlalchemy import event, select, update
 
-from api.app import create_app
-from api.scopes import route_scopes
-from store.db import session_scope
-from store.models import ApiToken, Job, utcnow
-from store.tokens import create_api_token
+from trainyard.api.app import create_app
+from trainyard.api.scopes import route_scopes
+from trainyard.store.db import session_scope
+from trainyard.store.models import ApiToken, Job, utcnow
+from trainyard.store.tokens import create_api_token
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ def test_last_used_at_is_written_once_a_minute_per_token_not_per_request(api):
 
 
 def test_the_openapi_document_lists_403_where_write_is_needed():
-    from api.openapi import openapi_document
+    from trainyard.api.openapi import openapi_document
 
     paths = openapi_document()["paths"]
     assert "403" in paths["/api/v1/jobs"]["post"]["responses"]

@@ -13,12 +13,12 @@ import threading
 import pytest
 from sqlalchemy import select, text
 
-from core.spec import parse_spec
-from store.datasets import create_dataset, delete_dataset
-from store.db import session_scope
-from store.errors import DatasetInUse, DatasetNotFound
-from store.jobs import create_job
-from store.models import Dataset, Job
+from trainyard.core.spec import parse_spec
+from trainyard.store.datasets import create_dataset, delete_dataset
+from trainyard.store.db import session_scope
+from trainyard.store.errors import DatasetInUse, DatasetNotFound
+from trainyard.store.jobs import create_job
+from trainyard.store.models import Dataset, Job
 
 CSV = b"a,b,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n"
 

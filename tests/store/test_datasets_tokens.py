@@ -1,15 +1,15 @@
-"""store.datasets and store.tokens on SQLite and PostgreSQL."""
+"""trainyard.store.datasets and store.tokens on SQLite and PostgreSQL."""
 
 import pytest
 from sqlalchemy import func, select
 
-from core.spec import parse_spec
-from store.db import session_scope
-from store.errors import DatasetInUse, NotFound
-from store.datasets import create_dataset, dataset_bytes, delete_dataset, get_dataset, list_datasets
-from store.jobs import create_job, get_job, request_cancel
-from store.models import Blob
-from store.tokens import create_token, get_or_create_user, revoke_tokens, verify_token
+from trainyard.core.spec import parse_spec
+from trainyard.store.db import session_scope
+from trainyard.store.errors import DatasetInUse, NotFound
+from trainyard.store.datasets import create_dataset, dataset_bytes, delete_dataset, get_dataset, list_datasets
+from trainyard.store.jobs import create_job, get_job, request_cancel
+from trainyard.store.models import Blob
+from trainyard.store.tokens import create_token, get_or_create_user, revoke_tokens, verify_token
 
 CSV = b"a,b,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n"
 
@@ -69,7 +69,7 @@ def test_tokens_verify_until_revoked(session_factory):
 
 
 def test_token_cli_prints_the_token_last_and_revokes(sqlite_settings, monkeypatch, capsys):
-    from store.token_commands import create_token_cli, revoke_token_cli
+    from trainyard.store.token_commands import create_token_cli, revoke_token_cli
 
     monkeypatch.setenv("TRAINYARD_HOME", str(sqlite_settings.home))
     assert create_token_cli("erin", create_database=True) == 0

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from store.db import DATABASE_UNAVAILABLE, make_engine
+from trainyard.store.db import DATABASE_UNAVAILABLE, make_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
 from reliabilitykit import TcpProxy

@@ -1,4 +1,4 @@
-"""store.fairshare and store.runs.claim_next_job on SQLite and PostgreSQL: which job a free worker claims, positions
+"""trainyard.store.fairshare and store.runs.claim_next_job on SQLite and PostgreSQL: which job a free worker claims, positions
 and reasons that predict it, quotas that hold under concurrent claims, and the messages that wake held jobs."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from core.spec import parse_spec
-from store.db import session_scope
-from store.fairshare import QueueView, held_devices
-from store.jobs import create_job, get_job
-from store.models import RUNNING, SUCCEEDED, Job, utcnow
-from store.runs import claim_next_job, jobs_to_republish
-from store.tokens import get_or_create_user
-from store.workers import register_worker
+from trainyard.core.spec import parse_spec
+from trainyard.store.db import session_scope
+from trainyard.store.fairshare import QueueView, held_devices
+from trainyard.store.jobs import create_job, get_job
+from trainyard.store.models import RUNNING, SUCCEEDED, Job, utcnow
+from trainyard.store.runs import claim_next_job, jobs_to_republish
+from trainyard.store.tokens import get_or_create_user
+from trainyard.store.workers import register_worker
 
 XOR = {"dataset": {"builtin": "xor"},
        "model": {"layers": [{"type": "dense", "units": 2, "activation": "relu"},
@@ -232,8 +232,8 @@ def test_republish_sends_one_message_per_free_slot_and_none_for_held_jobs(sessio
 
 
 def test_a_job_the_reconciler_fails_sends_a_message_for_its_owners_held_job(migrated_settings, session_factory):
-    from worker.app import create_celery
-    from worker.reconciler import reconcile_once
+    from trainyard.worker.app import create_celery
+    from trainyard.worker.reconciler import reconcile_once
 
     settings = migrated_settings.replace(max_running_per_user=1, max_attempts=1)
     (a,) = users(session_factory, "a")

@@ -1,4 +1,4 @@
-"""store.jobs and store.runs on SQLite and PostgreSQL: the job lifecycle as rows."""
+"""trainyard.store.jobs and store.runs on SQLite and PostgreSQL: the job lifecycle as rows."""
 
 from __future__ import annotations
 
@@ -8,18 +8,18 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from core.spec import parse_spec
-from store.blobs import sha256_hex
-from store.db import session_scope
-from store.errors import (BadCursor, BlobCorrupt, DatasetNotFound, JobFinished, JobNotFinished, LeaseLost,
-                          ModelNotAvailable, NotFound)
-from store.jobs import (count_queued_jobs, create_job, delete_job, get_history, get_job, get_model, list_jobs,
-                        pending_reason, queue_position, request_cancel)
-from store.models import Blob, HistoryChunk, Job, Worker, utcnow
-from store.runs import (claim_job, finish_job, heartbeat, jobs_to_republish, latest_checkpoint, record_epochs,
-                        requeue_expired_jobs, save_checkpoint, truncate_history)
-from store.tokens import get_or_create_user
-from store.workers import list_live_workers, prune_workers, register_worker
+from trainyard.core.spec import parse_spec
+from trainyard.store.blobs import sha256_hex
+from trainyard.store.db import session_scope
+from trainyard.store.errors import (BadCursor, BlobCorrupt, DatasetNotFound, JobFinished, JobNotFinished, LeaseLost,
+                                    ModelNotAvailable, NotFound)
+from trainyard.store.jobs import (count_queued_jobs, create_job, delete_job, get_history, get_job, get_model, list_jobs,
+                                  pending_reason, queue_position, request_cancel)
+from trainyard.store.models import Blob, HistoryChunk, Job, Worker, utcnow
+from trainyard.store.runs import (claim_job, finish_job, heartbeat, jobs_to_republish, latest_checkpoint, record_epochs,
+                                  requeue_expired_jobs, save_checkpoint, truncate_history)
+from trainyard.store.tokens import get_or_create_user
+from trainyard.store.workers import list_live_workers, prune_workers, register_worker
 
 XOR = {"name": "xor", "dataset": {"builtin": "xor"},
        "model": {"layers": [{"type": "dense", "units": 2, "activation": "relu"},

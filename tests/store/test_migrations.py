@@ -4,9 +4,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from store.db import make_engine
-from store.migrate import upgrade
-from store.models import Base
+from trainyard.store.db import make_engine
+from trainyard.store.migrate import upgrade
+from trainyard.store.models import Base
 
 
 def test_upgrade_from_empty_creates_every_table_and_matches_the_models(db_settings):
@@ -26,10 +26,10 @@ def test_0002_moves_the_confusion_matrices_of_earlier_jobs_into_artifacts_and_ba
     from alembic import command
     from sqlalchemy import column, func, insert, select, table
 
-    from store.db import make_sessionmaker, session_scope
-    from store.jobs import get_confusion_matrix, get_job
-    from store.migrate import alembic_config
-    from store.models import Artifact, Blob, Job, User, utcnow
+    from trainyard.store.db import make_sessionmaker, session_scope
+    from trainyard.store.jobs import get_confusion_matrix, get_job
+    from trainyard.store.migrate import alembic_config
+    from trainyard.store.models import Artifact, Blob, Job, User, utcnow
 
     def migrate(revision: str, step=command.upgrade) -> None:
         config = alembic_config(db_settings)

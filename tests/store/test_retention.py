@@ -1,4 +1,4 @@
-"""Retention and gc (store.retention, store.orphans, store.gc) on SQLite and PostgreSQL: what is purged, what is
+"""Retention and gc (store.retention, store.orphans, trainyard.store.gc) on SQLite and PostgreSQL: what is purged, what is
 never removed (live jobs' checkpoints, datasets' blobs, pinned jobs, models another job shares), and the re-check
 that keeps a blob referenced between the scan and the delete."""
 
@@ -9,18 +9,18 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from core.validate import validate_spec
-from store import orphans
-from store.blobs import put_blob, sha256_hex
-from store.datasets import create_dataset
-from store.db import session_scope
-from store.errors import NotFound, Purged
-from store.gc import describe, run_gc
-from store.jobs import create_job, get_history, get_job, get_model, get_confusion_matrix
-from store.models import Artifact, Blob, HistoryChunk, Job, utcnow
-from store.retention import set_pinned
-from store.runs import claim_job, finish_job, heartbeat, record_epochs, save_checkpoint
-from store.tokens import get_or_create_user
+from trainyard.core.validate import validate_spec
+from trainyard.store import orphans
+from trainyard.store.blobs import put_blob, sha256_hex
+from trainyard.store.datasets import create_dataset
+from trainyard.store.db import session_scope
+from trainyard.store.errors import NotFound, Purged
+from trainyard.store.gc import describe, run_gc
+from trainyard.store.jobs import create_job, get_history, get_job, get_model, get_confusion_matrix
+from trainyard.store.models import Artifact, Blob, HistoryChunk, Job, utcnow
+from trainyard.store.retention import set_pinned
+from trainyard.store.runs import claim_job, finish_job, heartbeat, record_epochs, save_checkpoint
+from trainyard.store.tokens import get_or_create_user
 
 SPEC = {"dataset": {"builtin": "xor"}, "model": {"layers": [{"type": "dense", "units": 1, "activation": "sigmoid"}]},
         "training": {"epochs": 3, "seed": 1}}
@@ -194,7 +194,7 @@ def test_trainyard_gc_says_what_it_removes_and_dry_run_changes_nothing(settings,
     env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(root)}
 
     def gc_cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "client.cli", "gc", *args], env=env, cwd=root,
+        return subprocess.run([sys.executable, "-m", "trainyard.client.cli", "gc", *args], env=env, cwd=root,
                               capture_output=True, text=True, timeout=60)
 
     dry = gc_cli("--dry-run", "--json")
@@ -209,7 +209,7 @@ def test_trainyard_gc_says_what_it_removes_and_dry_run_changes_nothing(settings,
     assert "purge 1 job finished before" in text.stdout and f"job {job} (alice" in text.stdout
     assert "delete 1 unreferenced blob older" in text.stdout and "reclaimed 2.1 kB in all" in text.stdout
     assert "model" not in kinds(session_factory, job)
-    bad = subprocess.run([sys.executable, "-m", "client.cli", "gc"], env={**env, "TRAINYARD_RETENTION_DAYS": "-1"},
+    bad = subprocess.run([sys.executable, "-m", "trainyard.client.cli", "gc"], env={**env, "TRAINYARD_RETENTION_DAYS": "-1"},
                          cwd=root, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "TRAINYARD_RETENTION_DAYS must be >= 0 and at most 36500" in bad.stderr
 
@@ -222,8 +222,8 @@ def test_postgres_a_blob_being_reused_is_not_deleted_under_the_writer(postgres_s
 
     from sqlalchemy import text
 
-    from store.db import make_engine, make_sessionmaker
-    from store.migrate import upgrade
+    from trainyard.store.db import make_engine, make_sessionmaker
+    from trainyard.store.migrate import upgrade
 
     upgrade(postgres_settings)
     engine = make_engine(postgres_settings)
@@ -265,7 +265,7 @@ def test_postgres_a_blob_being_reused_is_not_deleted_under_the_writer(postgres_s
 
 
 def test_a_job_failed_by_the_reconciler_loses_the_checkpoint_it_kept(settings, session_factory, user_id):
-    from store.runs import requeue_expired_jobs
+    from trainyard.store.runs import requeue_expired_jobs
 
     job = make_job(session_factory, user_id, finish=None, checkpoint=b"c" * 700)
     with session_scope(session_factory) as s:  # its worker vanished on the last attempt: failed, worker_lost
@@ -281,10 +281,10 @@ def test_a_job_failed_by_the_reconciler_loses_the_checkpoint_it_kept(settings, s
 
 
 def test_gc_pages_through_many_jobs_and_blobs(settings, session_factory, user_id, monkeypatch):
-    import store.gc
+    import trainyard.store.gc
 
-    monkeypatch.setattr(store.gc, "PAGE", 2)
-    monkeypatch.setattr(store.gc, "JOBS_PER_WRITE", 2)
+    monkeypatch.setattr(trainyard.store.gc, "PAGE", 2)
+    monkeypatch.setattr(trainyard.store.gc, "JOBS_PER_WRITE", 2)
     monkeypatch.setattr(orphans, "BATCH", 2)
     jobs = [make_job(session_factory, user_id, model=f"model {i}".encode() * 10) for i in range(5)]
     with session_scope(session_factory) as s:  # the same finished_at for all: the (finished_at, id) key decides

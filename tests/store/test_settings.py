@@ -1,10 +1,10 @@
-"""store.settings: defaults of DESIGN §3/§5/§7 and parsing of TRAINYARD_* variables."""
+"""trainyard.store.settings: defaults of DESIGN §3/§5/§7 and parsing of TRAINYARD_* variables."""
 
 from pathlib import Path
 
 import pytest
 
-from store.settings import Settings, SettingsError, load_settings
+from trainyard.store.settings import Settings, SettingsError, load_settings
 
 
 def test_embedded_defaults_live_under_home(tmp_path):

@@ -4,16 +4,16 @@ import multiprocessing
 
 import pytest
 
-from store.settings import Settings
+from trainyard.store.settings import Settings
 
 WRITERS, ROUNDS = 4, 40
 
 
 def _writer(home: str, user_id: str, index: int) -> None:
-    from core.spec import parse_spec
-    from store.db import make_engine, make_sessionmaker, session_scope
-    from store.jobs import create_job, list_jobs
-    from store.runs import claim_job, heartbeat, record_epochs
+    from trainyard.core.spec import parse_spec
+    from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+    from trainyard.store.jobs import create_job, list_jobs
+    from trainyard.store.runs import claim_job, heartbeat, record_epochs
 
     factory = make_sessionmaker(make_engine(Settings(home=home)))
     spec = parse_spec({"dataset": {"builtin": "xor"}, "model": {"layers": [{"type": "dense", "units": 1}]}})
@@ -30,10 +30,10 @@ def _writer(home: str, user_id: str, index: int) -> None:
 
 @pytest.mark.timeout(120)
 def test_processes_write_concurrently_without_locking_errors(sqlite_settings):
-    from store.db import make_engine, make_sessionmaker, session_scope
-    from store.jobs import list_jobs
-    from store.migrate import upgrade
-    from store.tokens import get_or_create_user
+    from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+    from trainyard.store.jobs import list_jobs
+    from trainyard.store.migrate import upgrade
+    from trainyard.store.tokens import get_or_create_user
 
     upgrade(sqlite_settings)
     factory = make_sessionmaker(make_engine(sqlite_settings))

@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from store.db import make_engine, make_sessionmaker, session_scope
-from store.durations import parse_duration
-from store.migrate import upgrade
-from store.settings import SettingsError, load_settings
-from store.token_commands import create_token_cli, list_tokens_cli, revoke_token_cli
-from store.tokens import create_api_token, digest, normalise_scopes, touch_token, verify_token
+from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+from trainyard.store.durations import parse_duration
+from trainyard.store.migrate import upgrade
+from trainyard.store.settings import SettingsError, load_settings
+from trainyard.store.token_commands import create_token_cli, list_tokens_cli, revoke_token_cli
+from trainyard.store.tokens import create_api_token, digest, normalise_scopes, touch_token, verify_token
 
 
 @pytest.fixture
@@ -153,7 +153,7 @@ def test_token_create_says_which_database_and_refuses_one_that_does_not_exist(tm
 
 def test_token_create_refuses_an_unmigrated_postgresql_database_and_hides_its_password(postgres_settings,
                                                                                       monkeypatch, capsys):
-    from store.token_commands import describe_database
+    from trainyard.store.token_commands import describe_database
 
     for key in [k for k in __import__("os").environ if k.startswith("TRAINYARD_")]:
         monkeypatch.delenv(key)

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from apitest import XOR_FIT, problem, xor
 
-from core import datasets
-from core.checkpoint import save_checkpoint
-from core.spec.checks import finalize_spec
-from core.training import Trainer
-from core.validate import validate_spec
-from store.db import session_scope
-from store.runs import save_checkpoint as store_checkpoint
+from trainyard.core import datasets
+from trainyard.core.checkpoint import save_checkpoint
+from trainyard.core.spec.checks import finalize_spec
+from trainyard.core.training import Trainer
+from trainyard.core.validate import validate_spec
+from trainyard.store.db import session_scope
+from trainyard.store.runs import save_checkpoint as store_checkpoint
 
 
 def near(axis: list[float], value: float) -> int:

@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))  # liv
 
 from livestack import live_stack  # noqa: E402
 
-from store.db import make_engine, make_sessionmaker, session_scope  # noqa: E402
-from store.settings import Settings  # noqa: E402
-from store.tokens import create_token  # noqa: E402
+from trainyard.store.db import make_engine, make_sessionmaker, session_scope  # noqa: E402
+from trainyard.store.settings import Settings  # noqa: E402
+from trainyard.store.tokens import create_token  # noqa: E402
 
 XSS = "<img src=x onerror=alert(1)>"
 XOR_FIT = {"name": "xor-fit", "backend": "numpy", "dataset": {"builtin": "xor"},
@@ -54,7 +54,7 @@ def stack(tmp_path_factory, fast_timings):
     with live_stack(Settings(home=tmp_path_factory.mktemp("ui") / "home", **fast_timings), api_processes=2) as s:
         s.bob = token_for(s.settings, "bob")
         with open(s.settings.home / "reconciler.log", "ab") as log:
-            reconciler = subprocess.Popen([sys.executable, "-m", "worker.reconciler"], env=settings_env(s.settings),
+            reconciler = subprocess.Popen([sys.executable, "-m", "trainyard.worker.reconciler"], env=settings_env(s.settings),
                                           cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
             yield s
@@ -324,7 +324,7 @@ def test_datasets_upload_shows_the_apis_field_errors_then_lists_and_deletes(alic
 
 
 def test_the_link_trainyard_up_prints_signs_a_browser_in_once(browser, stack, shots):
-    from api.ui.sessions import create_code
+    from trainyard.api.ui.sessions import create_code
 
     engine = make_engine(stack.settings)
     try:

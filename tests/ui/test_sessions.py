@@ -7,10 +7,10 @@ import re
 import pytest
 from apitest import problem, xor
 
-from api.ui import sessions
-from store.db import session_scope
-from store.models import ApiToken
-from store.tokens import create_token, digest
+from trainyard.api.ui import sessions
+from trainyard.store.db import session_scope
+from trainyard.store.models import ApiToken
+from trainyard.store.tokens import create_token, digest
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -150,7 +150,7 @@ def test_sign_in_goes_only_to_a_dashboard_page(api, target):
 
 
 def test_the_link_trainyard_up_prints_signs_the_token_owner_in_once(api_both, tmp_path):
-    from api.embedded import _banner
+    from trainyard.api.embedded import _banner
 
     settings = api_both.settings.replace(home=tmp_path, database_url=api_both.settings.database_url)
     settings.token_file.write_text(api_both.alice.token + "\n")
@@ -209,7 +209,7 @@ def test_queue_depths_count_everyones_queued_jobs_and_only_the_callers_own(api_b
 def test_signing_in_deletes_the_users_sessions_that_ended_a_week_ago(api_both):
     from datetime import timedelta
 
-    from store.models import utcnow
+    from trainyard.store.models import utcnow
 
     _, old_secret, _ = sign_in(api_both, api_both.alice.token)
     _, recent_secret, _ = sign_in(api_both, api_both.alice.token)

@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from core.validate import validate_spec
-from store.db import make_engine, make_sessionmaker, session_scope
-from store.jobs import create_job, get_job
-from store.migrate import upgrade
-from store.settings import Settings
-from store.tokens import get_or_create_user
-from store.workers import list_live_workers
-from worker.app import create_celery
-from worker.publish import publish_job
+from trainyard.core.validate import validate_spec
+from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+from trainyard.store.jobs import create_job, get_job
+from trainyard.store.migrate import upgrade
+from trainyard.store.settings import Settings
+from trainyard.store.tokens import get_or_create_user
+from trainyard.store.workers import list_live_workers
+from trainyard.worker.app import create_celery
+from trainyard.worker.publish import publish_job
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,8 +97,8 @@ def running_service(settings: Settings) -> Service:
         owner = get_or_create_user(session=session, name="alice").id
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    worker = start_process(settings, "worker.main", "--queues", "cpu", "--concurrency", "1", log=logs / "worker.log")
-    reconciler = start_process(settings, "worker.reconciler", log=logs / "reconciler.log")
+    worker = start_process(settings, "trainyard.worker.main", "--queues", "cpu", "--concurrency", "1", log=logs / "worker.log")
+    reconciler = start_process(settings, "trainyard.worker.reconciler", log=logs / "reconciler.log")
     service = Service(settings, factory, create_celery(settings), owner, worker, reconciler, logs)
     try:
         deadline = time.monotonic() + 60

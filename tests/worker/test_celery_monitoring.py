@@ -14,17 +14,17 @@ import sys
 import pytest
 from conftest import ROOT, running_service
 
-from store.db import session_scope
-from store.settings import Settings, load_settings
-from store.workers import list_live_workers
-from worker.app import create_celery
+from trainyard.store.db import session_scope
+from trainyard.store.settings import Settings, load_settings
+from trainyard.store.workers import list_live_workers
+from trainyard.worker.app import create_celery
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def celery_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "client.cli", "celery", *args], env=env, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "trainyard.client.cli", "celery", *args], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
 
 

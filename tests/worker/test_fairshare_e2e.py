@@ -19,18 +19,18 @@ import pytest
 from conftest import start_process, stop_process
 from sqlalchemy import func, select
 
-from core.validate import validate_spec
-from store.db import make_engine, make_sessionmaker, session_scope
-from store.errors import JobFinished
-from store.fairshare import QueueView
-from store.jobs import create_job, request_cancel
-from store.migrate import upgrade
-from store.models import RUNNING, Job, utcnow
-from store.settings import Settings
-from store.tokens import get_or_create_user
-from store.workers import list_live_workers
-from worker.app import create_celery
-from worker.publish import publish_job
+from trainyard.core.validate import validate_spec
+from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+from trainyard.store.errors import JobFinished
+from trainyard.store.fairshare import QueueView
+from trainyard.store.jobs import create_job, request_cancel
+from trainyard.store.migrate import upgrade
+from trainyard.store.models import RUNNING, Job, utcnow
+from trainyard.store.settings import Settings
+from trainyard.store.tokens import get_or_create_user
+from trainyard.store.workers import list_live_workers
+from trainyard.worker.app import create_celery
+from trainyard.worker.publish import publish_job
 
 pytestmark = pytest.mark.timeout(180)
 FOREVER = 1_000_000
@@ -63,7 +63,7 @@ class Stack:
             stop_process(self.worker)
         settings = self.settings.replace(max_running_per_user=quota)
         log = self.logs / f"worker-{concurrency}-{quota}.log"
-        self.worker = start_process(settings, "worker.main", "--queues", "cpu", "--concurrency", str(concurrency),
+        self.worker = start_process(settings, "trainyard.worker.main", "--queues", "cpu", "--concurrency", str(concurrency),
                                     log=log)
         self.config, self.log = (concurrency, quota), log
         deadline = time.monotonic() + 60

@@ -8,7 +8,7 @@ import pytest
 from kombu import Connection
 from kombu.transport import filesystem
 
-from worker import fsbroker
+from trainyard.worker import fsbroker
 
 
 def _channel(folder, transport):
@@ -46,9 +46,9 @@ def test_a_message_appears_only_once_written_and_is_consumed_whole(tmp_path, mon
 
 
 def test_the_celery_app_uses_it_only_for_the_filesystem_broker(sqlite_settings, postgres_settings):
-    from worker.app import create_celery
+    from trainyard.worker.app import create_celery
 
-    assert create_celery(sqlite_settings).connection_for_write().transport_cls == "worker.fsbroker:Transport"
+    assert create_celery(sqlite_settings).connection_for_write().transport_cls == "trainyard.worker.fsbroker:Transport"
     assert create_celery(postgres_settings).conf.broker_transport is None
 
 

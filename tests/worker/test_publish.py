@@ -1,4 +1,4 @@
-"""worker.app / worker.publish without a worker: configuration, routing by device, failing fast, imports."""
+"""trainyard.worker.app / worker.publish without a worker: configuration, routing by device, failing fast, imports."""
 
 import subprocess
 import sys
@@ -7,9 +7,9 @@ import time
 import pytest
 from kombu.exceptions import OperationalError
 
-from store.settings import Settings
-from worker.app import TRAIN_TASK, create_celery, job_queue
-from worker.publish import publish_job
+from trainyard.store.settings import Settings
+from trainyard.worker.app import TRAIN_TASK, create_celery, job_queue
+from trainyard.worker.publish import publish_job
 
 
 def test_celery_is_configured_for_at_least_once_delivery_of_json_ids(tmp_path):
@@ -84,14 +84,14 @@ def test_worker_registers_and_leaves_the_workers_table_on_sigterm(sqlite_setting
     import os
     import signal
 
-    from store.db import make_engine, make_sessionmaker, session_scope
-    from store.migrate import upgrade
-    from store.workers import list_live_workers
+    from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+    from trainyard.store.migrate import upgrade
+    from trainyard.store.workers import list_live_workers
 
     upgrade(sqlite_settings)
     engine = make_engine(sqlite_settings)
     factory = make_sessionmaker(engine)
-    proc = subprocess.Popen([sys.executable, "-m", "worker.main", "--queues", "cpu,gpu", "--concurrency", "2"],
+    proc = subprocess.Popen([sys.executable, "-m", "trainyard.worker.main", "--queues", "cpu,gpu", "--concurrency", "2"],
                             env={**os.environ, **sqlite_settings.to_env()}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
@@ -115,7 +115,7 @@ def test_worker_registers_and_leaves_the_workers_table_on_sigterm(sqlite_setting
 
 
 def test_worker_refuses_unknown_queues(capsys):
-    from worker.main import run_worker
+    from trainyard.worker.main import run_worker
 
     assert run_worker(queues=["tpu"], concurrency=1) == 2
     assert "queues must be among cpu, gpu" in capsys.readouterr().err

@@ -18,17 +18,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from api.app import create_app
-from core.job import train_job
-from core.validate import validate_spec
-from store.blobs import put_blob
-from store.datasets import create_dataset
-from store.db import session_scope
-from store.gc import run_gc
-from store.jobs import get_job, history_rows
-from store.models import Artifact, Blob, Job, utcnow
-from store.tokens import create_token
-from worker.runner import load_upload
+from trainyard.api.app import create_app
+from trainyard.core.job import train_job
+from trainyard.core.validate import validate_spec
+from trainyard.store.blobs import put_blob
+from trainyard.store.datasets import create_dataset
+from trainyard.store.db import session_scope
+from trainyard.store.gc import run_gc
+from trainyard.store.jobs import get_job, history_rows
+from trainyard.store.models import Artifact, Blob, Job, utcnow
+from trainyard.store.tokens import create_token
+from trainyard.worker.runner import load_upload
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -53,12 +53,12 @@ def old_finished_job(service, dataset_id: str, epochs: int = 5) -> str:
 
 
 def start_reconciler(settings, log) -> subprocess.Popen:
-    """`python -m worker.reconciler` with `settings` (tests/worker/conftest.py's helpers cannot be imported by name
+    """`python -m trainyard.worker.reconciler` with `settings` (tests/worker/conftest.py's helpers cannot be imported by name
     when another test folder's conftest is loaded too)."""
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(root)}
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "worker.reconciler"], cwd=root, stdout=out,
+        return subprocess.Popen([sys.executable, "-m", "trainyard.worker.reconciler"], cwd=root, stdout=out,
                                 stderr=subprocess.STDOUT, env=env)
 
 

@@ -1,4 +1,4 @@
-"""worker.runner.run_job in-process: double delivery, timeouts, internal errors, lost leases, stored bad specs."""
+"""trainyard.worker.runner.run_job in-process: double delivery, timeouts, internal errors, lost leases, stored bad specs."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import time
 import pytest
 from sqlalchemy import update
 
-from core.spec import parse_spec
-from store.db import session_scope
-from store.jobs import create_job, get_history, get_job
-from store.models import Job
-from worker.runner import run_job
+from trainyard.core.spec import parse_spec
+from trainyard.store.db import session_scope
+from trainyard.store.jobs import create_job, get_history, get_job
+from trainyard.store.models import Job
+from trainyard.worker.runner import run_job
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -58,7 +58,7 @@ def test_unexpected_exception_is_internal(migrated_settings, session_factory, us
     def boom(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("worker.runner.train_job", boom)
+    monkeypatch.setattr("trainyard.worker.runner.train_job", boom)
     job_id = submit(session_factory, user_id)
     assert run_job(settings=migrated_settings, factory=session_factory, job_id=job_id, worker="w") == "failed"
     assert job_row(session_factory, user_id, job_id).error == {"code": "internal", "message": "RuntimeError: boom"}
@@ -85,7 +85,7 @@ def test_a_lost_lease_stops_training_without_writing(migrated_settings, session_
             callbacks.check()
             time.sleep(0.01)
 
-    monkeypatch.setattr("worker.runner.train_job", train_until_stopped)
+    monkeypatch.setattr("trainyard.worker.runner.train_job", train_until_stopped)
     assert run_job(settings=migrated_settings, factory=session_factory, job_id=job_id, worker="w") == "lost"
     job = job_row(session_factory, user_id, job_id)
     assert (job.status, job.worker, job.attempts) == ("running", "other", 2)
@@ -95,7 +95,7 @@ def test_a_call_stuck_past_the_limit_is_failed_and_the_process_stopped(migrated_
                                                                        monkeypatch):
     settings = migrated_settings.replace(job_timeout_seconds=0.2, lease_seconds=0.6, heartbeat_seconds=0.1)
     stopped = threading.Event()
-    monkeypatch.setattr("worker.runner.train_job", lambda *a, **k: stopped.wait(10))  # never calls check()
+    monkeypatch.setattr("trainyard.worker.runner.train_job", lambda *a, **k: stopped.wait(10))  # never calls check()
     job_id = submit(session_factory, user_id)
     assert run_job(settings=settings, factory=session_factory, job_id=job_id, worker="w",
                    on_hard_timeout=stopped.set) == "lost"  # in a worker, the process would be gone by now

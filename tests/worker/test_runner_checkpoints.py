@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-import worker.runner
-from core.spec import parse_spec
-from store.db import session_scope
-from store.jobs import create_job, get_job
-from worker.runner import run_job
+import trainyard.worker.runner
+from trainyard.core.spec import parse_spec
+from trainyard.store.db import session_scope
+from trainyard.store.jobs import create_job, get_job
+from trainyard.worker.runner import run_job
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -23,13 +23,13 @@ XOR = {"dataset": {"builtin": "xor"},
 def written(monkeypatch) -> list[tuple[int, int]]:
     """(epoch, bytes) of every checkpoint the runner saves; the real save runs."""
     saved: list[tuple[int, int]] = []
-    real = worker.runner.save_checkpoint
+    real = trainyard.worker.runner.save_checkpoint
 
     def counting(*, session, job_id, attempt, epoch, state):
         saved.append((epoch, len(state)))
         return real(session=session, job_id=job_id, attempt=attempt, epoch=epoch, state=state)
 
-    monkeypatch.setattr(worker.runner, "save_checkpoint", counting)
+    monkeypatch.setattr(trainyard.worker.runner, "save_checkpoint", counting)
     return saved
 
 

@@ -23,12 +23,12 @@ from sqlalchemy import select
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 from apitest import Api  # noqa: E402
 
-from core.sweeps.search import next_params  # noqa: E402
-from store.db import session_scope  # noqa: E402
-from store.migrate import upgrade  # noqa: E402
-from store.models import Job  # noqa: E402
-from store.settings import Settings  # noqa: E402
-from store.workers import list_live_workers  # noqa: E402
+from trainyard.core.sweeps.search import next_params  # noqa: E402
+from trainyard.store.db import session_scope  # noqa: E402
+from trainyard.store.migrate import upgrade  # noqa: E402
+from trainyard.store.models import Job  # noqa: E402
+from trainyard.store.settings import Settings  # noqa: E402
+from trainyard.store.workers import list_live_workers  # noqa: E402
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,8 +76,8 @@ class Stack:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, object] = {}
         self.api = Api(settings)
-        self.start("worker", "worker.main", "--queues", "cpu", "--concurrency", "3")
-        self.start("reconciler", "worker.reconciler")
+        self.start("worker", "trainyard.worker.main", "--queues", "cpu", "--concurrency", "3")
+        self.start("reconciler", "trainyard.worker.reconciler")
         self.wait_worker()
 
     def start(self, name: str, module: str, *args: str):
@@ -228,7 +228,7 @@ def test_a_trial_is_judged_as_it_reports_without_the_controllers_pass(stack):
     try:
         assert_the_last_trial_was_pruned(stack, stack.create(median_sweep_with_a_hopeless_last_trial())["id"])
     finally:
-        stack.start("reconciler", "worker.reconciler")
+        stack.start("reconciler", "trainyard.worker.reconciler")
 
 
 def test_cancel_stops_every_trial(stack):
@@ -254,12 +254,12 @@ def test_killed_controllers_and_worker_leave_exactly_the_budget(stack):
     os.killpg(stack.procs["reconciler"].pid, signal.SIGKILL)  # the controller dies mid-sweep
     stack.procs["reconciler"].wait()
     for n in (1, 2):  # two controllers at once, racing each other and the worker's own steps
-        stack.start(f"controller-{n}", "worker.controller")
+        stack.start(f"controller-{n}", "trainyard.worker.controller")
     stack.wait(body["id"], until=lambda s: s["counts"]["succeeded"] >= 2 and s["counts"]["running"] >= 1)
     os.killpg(stack.procs["worker"].pid, signal.SIGKILL)  # the worker dies mid-trial
     stack.procs["worker"].wait()
-    stack.start("worker", "worker.main", "--queues", "cpu", "--concurrency", "3")
-    stack.start("reconciler", "worker.reconciler")  # requeues the lost trial once its lease expires
+    stack.start("worker", "trainyard.worker.main", "--queues", "cpu", "--concurrency", "3")
+    stack.start("reconciler", "trainyard.worker.reconciler")  # requeues the lost trial once its lease expires
     stack.wait_worker()
     done = stack.wait(body["id"], timeout=150)
     assert done["status"] == "succeeded" and done["created"] == 6, done

@@ -10,19 +10,19 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from core.backends import load_predictor
-from core.backends.base import Callbacks
-from core.errors import Cancelled
-from core.job import train_job
-from core.validate import validate_spec
-from store.blobs import sha256_hex
-from store.datasets import create_dataset
-from store.db import session_scope
-from store.jobs import get_model, history_rows, request_cancel
-from store.models import Job, utcnow
-from store.runs import claim_job, record_epochs, save_checkpoint
-from store.workers import list_live_workers
-from worker.publish import publish_job
+from trainyard.core.backends import load_predictor
+from trainyard.core.backends.base import Callbacks
+from trainyard.core.errors import Cancelled
+from trainyard.core.job import train_job
+from trainyard.core.validate import validate_spec
+from trainyard.store.blobs import sha256_hex
+from trainyard.store.datasets import create_dataset
+from trainyard.store.db import session_scope
+from trainyard.store.jobs import get_model, history_rows, request_cancel
+from trainyard.store.models import Job, utcnow
+from trainyard.store.runs import claim_job, record_epochs, save_checkpoint
+from trainyard.store.workers import list_live_workers
+from trainyard.worker.publish import publish_job
 
 pytestmark = pytest.mark.timeout(120)
 

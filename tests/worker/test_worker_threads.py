@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 
-from store.settings import Settings
-from worker.main import _thread_settings
+from trainyard.store.settings import Settings
+from trainyard.worker.main import _thread_settings
 
 
 def test_a_worker_exports_both_pool_sizes_even_when_they_are_tensorflows_default(monkeypatch):
