@@ -23,6 +23,7 @@ from trainyard.api.jsonio import dumps
 from trainyard.api.offload import offload
 from trainyard.api.params import int_param
 from trainyard.api.schemas import _Out
+from trainyard.core.datasets.upload import Upload
 from trainyard.store import jobs as repo
 from trainyard.store.models import RUNNING, SUCCEEDED, Dataset
 from trainyard.store.retention import ensure_kept
@@ -71,7 +72,7 @@ def _load_data(spec_doc: dict, upload: tuple | None):
     return spec, raw
 
 
-def _upload(job) -> tuple | None:
+def _upload(job) -> Upload | None:
     if not job.dataset_id:
         return None
     from trainyard.store.datasets import dataset_bytes
@@ -80,14 +81,14 @@ def _upload(job) -> tuple | None:
     if ds is None:
         raise _conflict("the job's dataset was deleted")
     data, labels = dataset_bytes(session=session(), dataset=ds)
-    return data, ds.format, ds.target, ds.task, labels
+    return Upload(data, ds.format, ds.target, ds.task, labels)
 
 
 def _checkpoint_predictor(spec, raw, blob: bytes):
     from trainyard.core import datasets
     from trainyard.core.checkpoint import load_checkpoint
-    from trainyard.core.job import versions
     from trainyard.core.modelfile import load_model, save_model
+    from trainyard.core.provenance import versions
     from trainyard.core.spec import normalised
     from trainyard.core.training import Trainer
 

@@ -10,7 +10,8 @@ from typing import Any, Callable
 import numpy as np
 
 from trainyard.api.errors import ApiError, invalid
-from trainyard.core.backends.base import Predictor, Preprocessing
+from trainyard.core.backends.base import Predictor
+from trainyard.core.datasets.prepared import Preprocessing
 
 
 def _bad_value(value: Any) -> str | None:

@@ -21,7 +21,7 @@ import warnings
 
 import numpy as np
 
-from trainyard.core.backends.base import PreparedData, Preprocessing
+from trainyard.core.datasets.prepared import PreparedData, Preprocessing
 from trainyard.core.spec import parse_spec
 from trainyard.core.training import fit
 

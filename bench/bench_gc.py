@@ -26,7 +26,7 @@ sys.path[:0] = [str(ROOT)]
 
 from sqlalchemy import Text, cast, create_engine, func, select, text, update  # noqa: E402
 
-from trainyard.core.backends.base import Callbacks  # noqa: E402
+from trainyard.core.callbacks import Callbacks  # noqa: E402
 from trainyard.core.job import train_job  # noqa: E402
 from trainyard.core.validate import validate_spec  # noqa: E402
 from trainyard.store.blobs import put_blob  # noqa: E402

@@ -39,7 +39,7 @@ def run_backend(epochs: int) -> dict:
 
     imported = time.perf_counter() - t0
     from trainyard.core.backends import get_backend
-    from trainyard.core.backends.base import Callbacks
+    from trainyard.core.callbacks import Callbacks
     from trainyard.core.validate import validate_spec
 
     x, y = mnist_like()

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = r"""
 import json, resource, sys, time
 import numpy as np
-from trainyard.core.backends.base import Preprocessing
+from trainyard.core.datasets.prepared import Preprocessing
 from trainyard.core.modelfile import load_model, save_model
 from trainyard.core.network import Network
 

@@ -50,9 +50,11 @@ def run_command(spec_path: str, *, save: str | None = None, quiet: bool = False,
     `as_json` None: the JSON line unless stdout is a terminal (scripts and pipes always get it). Exit code 0 if it
     succeeded, 1 if the spec is invalid or training failed, 2 if the spec file or the --save path cannot be used.
     """
-    from trainyard.core.backends.base import Callbacks
+    from trainyard.core.callbacks import Callbacks
     from trainyard.core.errors import TrainyardError
-    from trainyard.core.job import json_safe, train_job, versions
+    from trainyard.core.job import train_job
+    from trainyard.core.jsonsafe import json_safe
+    from trainyard.core.provenance import versions
     from trainyard.core.spec import normalised
     from trainyard.core.stopping import stop_reason
     from trainyard.core.validate import validate_spec

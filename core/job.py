@@ -7,25 +7,26 @@ way locally and on the service.
 from __future__ import annotations
 
 import math
-import platform
-from typing import Any
 
-import numpy as np
-
-import trainyard.core
 from trainyard.core import datasets
 from trainyard.core.backends import get_backend
-from trainyard.core.backends.base import Callbacks, TrainResult
+from trainyard.core.backends.base import TrainResult
+from trainyard.core.callbacks import Callbacks
+from trainyard.core.datasets.upload import Upload
 from trainyard.core.errors import Diverged
+from trainyard.core.provenance import versions
 from trainyard.core.spec import JobSpec, finalize_spec
 
 
-def train_job(spec: JobSpec, callbacks: Callbacks | None = None, *, upload: tuple | None = None,
+def train_job(spec: JobSpec, callbacks: Callbacks | None = None, *, upload: Upload | None = None,
               mnist_dir: str | None = None) -> TrainResult:
     """Train `spec` (already parsed and checked by its backend) on its dataset.
 
     Raises SpecError when the spec does not fit the data, DatasetError when the data
     cannot be read, and whatever the backend raises (Diverged, Cancelled, TimedOut).
+
+    Args:
+        upload: the stored file of a `{"id": …}` dataset (the worker reads it from the store).
     """
     raw = datasets.load(spec.dataset, upload=upload, mnist_dir=mnist_dir)
     finalize_spec(spec, datasets.describe(raw))
@@ -39,23 +40,3 @@ def train_job(spec: JobSpec, callbacks: Callbacks | None = None, *, upload: tupl
         raise Diverged(epoch, f"the trained model's loss is not finite (after epoch {epoch})")
     result.versions = {**versions(), **result.versions}
     return result
-
-
-def versions() -> dict[str, str]:
-    """The library versions every result records."""
-    return {"trainyard": trainyard.core.__version__, "python": platform.python_version(), "numpy": np.__version__}
-
-
-def json_safe(value: Any) -> Any:
-    """`value` with numpy scalars/arrays made plain and non-finite floats made None (never bare NaN)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from trainyard.core.backends.base import Preprocessing
+from trainyard.core.datasets.prepared import Preprocessing
 from trainyard.core.errors import ZIP_READ_ERRORS, ModelFileError
 from trainyard.core.network import Network
 from trainyard.core.spec import ModelSpec

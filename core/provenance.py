@@ -1,15 +1,18 @@
 """What a result depends on besides its spec: the library versions a backend records and those that make a builtin
 dataset, as this process has them installed — known without importing the libraries (TensorFlow costs seconds).
 
-`backend_versions(backend)` equals the `versions` that `core.job.train_job` records for a job of that backend run in
+`versions()` is what every result records (`core.job.train_job` adds a backend's own libraries to it);
+`backend_versions(backend)` equals the `versions` that `train_job` records for a job of that backend run in
 this environment; `store.reuse` compares them to decide whether an earlier job's results can stand for a new one.
 """
 
 from __future__ import annotations
 
 import functools
+import platform
 from importlib import metadata
 
+import trainyard.core
 from trainyard.core.datasets.catalog import GATES
 
 # backend → {recorded name: distributions that provide it, the first installed one counts}
@@ -32,10 +35,15 @@ def _installed(distributions: tuple[str, ...]) -> str | None:
     return None
 
 
+def versions() -> dict[str, str]:
+    """The library versions every result records."""
+    import numpy as np  # loaded already wherever a result is made; deferred only to keep this module light
+
+    return {"trainyard": trainyard.core.__version__, "python": platform.python_version(), "numpy": np.__version__}
+
+
 @functools.lru_cache(maxsize=None)
 def _base_versions() -> tuple[tuple[str, str], ...]:
-    from trainyard.core.job import versions  # numpy is loaded already; the import is deferred only to keep this module light
-
     return tuple(sorted(versions().items()))
 
 

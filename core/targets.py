@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from trainyard.core.backends.base import Preprocessing
+    from trainyard.core.datasets.prepared import Preprocessing
 
 
 def encode(y: np.ndarray, task: str, n_outputs: int, dtype) -> np.ndarray:

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from trainyard.core import losses, metrics, optimizers
-from trainyard.core.backends.base import Callbacks, PreparedData
 from trainyard.core.buffers import Buffers
+from trainyard.core.callbacks import Callbacks
 from trainyard.core.checkpoint import load_checkpoint, save_checkpoint
+from trainyard.core.datasets.prepared import PreparedData
 from trainyard.core.early_stopping import EarlyStopper
 from trainyard.core.errors import DatasetError, Diverged
+from trainyard.core.jsonsafe import json_safe
 from trainyard.core.network import Network
 from trainyard.core.spec import JobSpec, default_metrics
 from trainyard.core.spec.memory import EVAL_ROWS
@@ -41,11 +43,6 @@ class Fitted:
     history: list[dict]
     metrics: dict
     stopped_early: bool = False
-
-
-def finite(value: float) -> float | None:
-    """JSON-safe number: non-finite becomes None."""
-    return float(value) if value is not None and math.isfinite(value) else None
 
 
 class Trainer:
@@ -96,7 +93,7 @@ class Trainer:
             row = {"epoch": epoch, **self._train_epoch(epoch)}
             if len(self.val.x):
                 row.update({f"val_{k}": v for k, v in self.evaluate(self.val).items() if k != "confusion_matrix"})
-            row = {k: (v if k == "epoch" else finite(v)) for k, v in row.items()}
+            row = {k: (v if k == "epoch" else json_safe(v)) for k, v in row.items()}
             row["time"] = time_offset + time.perf_counter() - started
             self.history.append(row)
             if cb.on_epoch:
@@ -166,7 +163,7 @@ class Trainer:
         for prefix, split in (("", self.train), ("val_", self.val), ("test_", self.test)):
             if len(split.x):
                 for k, v in self.evaluate(split).items():
-                    result[prefix + k] = v if k == "confusion_matrix" else finite(v)
+                    result[prefix + k] = v if k == "confusion_matrix" else json_safe(v)
         return result
 
 

@@ -26,9 +26,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from trainyard.core.job import json_safe
-from trainyard.store.private import private_sqlite_file
+from trainyard.core.jsonsafe import json_safe
 from trainyard.store.green import green
+from trainyard.store.private import private_sqlite_file
 from trainyard.store.settings import Settings
 
 

@@ -25,8 +25,9 @@ from typing import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from trainyard.core.backends.base import Callbacks
+from trainyard.core.callbacks import Callbacks
 from trainyard.core.checkpoint import CheckpointBudget
+from trainyard.core.datasets.upload import Upload
 from trainyard.core.errors import Cancelled, DatasetError, Diverged, TimedOut, TrainyardError
 from trainyard.core.job import train_job
 from trainyard.core.validate import validate_spec
@@ -34,9 +35,9 @@ from trainyard.store.blobs import sha256_hex
 from trainyard.store.datasets import dataset_bytes
 from trainyard.store.db import DATABASE_UNAVAILABLE, make_engine, make_sessionmaker, session_scope
 from trainyard.store.errors import BlobCorrupt, LeaseLost
+from trainyard.store.fairshare import held_devices
 from trainyard.store.models import CANCELLED, CANCELLED_ERROR, FAILED, SUCCEEDED, Dataset, Job, Sweep
 from trainyard.store.private import private_folder
-from trainyard.store.fairshare import held_devices
 from trainyard.store.runs import (claim_job, claim_next_job, finish_job, heartbeat, latest_checkpoint, record_epochs,
                                   save_checkpoint, truncate_history)
 from trainyard.store.settings import Settings
@@ -313,8 +314,8 @@ def _finish(reporter: JobReporter, outcome: dict) -> str:
     return outcome["status"]
 
 
-def load_upload(*, settings: Settings, factory: sessionmaker[Session], dataset_id: str) -> tuple:
-    """The upload tuple `core.datasets.load` takes; file bytes come from a local cache by sha256 when present."""
+def load_upload(*, settings: Settings, factory: sessionmaker[Session], dataset_id: str) -> Upload:
+    """The stored upload `core.job.train_job` takes; file bytes come from a local cache by sha256 when present."""
     with session_scope(factory) as session:
         dataset = session.get(Dataset, dataset_id)
         if dataset is None:
@@ -330,7 +331,8 @@ def load_upload(*, settings: Settings, factory: sessionmaker[Session], dataset_i
             cached = {sha: data, **({labels_sha: labels} if labels_sha else {})}
             for s, blob in cached.items():
                 _write_cache(settings, s, blob)
-    return cached[sha], fmt, target, task, cached[labels_sha] if labels_sha else None
+    return Upload(data=cached[sha], format=fmt, target=target, task=task,
+                  labels=cached[labels_sha] if labels_sha else None)
 
 
 def _read_cache(settings: Settings, sha: str) -> bytes | None:

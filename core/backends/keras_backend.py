@@ -15,8 +15,10 @@ import numpy as np
 
 from trainyard.core.backends import keras_build as kb
 from trainyard.core.backends import keras_modelfile
-from trainyard.core.backends.base import Callbacks, PreparedData, TrainResult
+from trainyard.core.backends.base import TrainResult
+from trainyard.core.callbacks import Callbacks
 from trainyard.core.capabilities import KERAS_DEFAULTS, table_errors
+from trainyard.core.datasets.prepared import PreparedData
 from trainyard.core.errors import Diverged
 from trainyard.core.metrics import evaluate, minimised
 from trainyard.core.spec import JobSpec, normalised

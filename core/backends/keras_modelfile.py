@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from trainyard.core.backends.base import Preprocessing
 from trainyard.core.backends.keras_build import ALLOWED_CLASSES, ALLOWED_MODULES
+from trainyard.core.datasets.prepared import Preprocessing
 from trainyard.core.errors import ZIP_READ_ERRORS, ModelFileError
 from trainyard.core.spec import JobSpec, normalised
 from trainyard.core.targets import OutputPredictor

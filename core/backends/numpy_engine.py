@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainyard.core.backends.base import Callbacks, PreparedData, TrainResult
+from trainyard.core.backends.base import TrainResult
+from trainyard.core.callbacks import Callbacks
 from trainyard.core.capabilities import table_errors
-from trainyard.core.job import versions as library_versions
+from trainyard.core.datasets.prepared import PreparedData
 from trainyard.core.modelfile import NumpyPredictor, load_model, save_model
+from trainyard.core.provenance import versions as library_versions
 from trainyard.core.spec import JobSpec, normalised
 from trainyard.core.training import fit
 

@@ -8,7 +8,9 @@ import numpy as np
 
 from trainyard.core.backends import sklearn_modelfile, sklearn_spec
 from trainyard.core.backends.sklearn_modelfile import FORMAT_VERSION, TRUSTED, dump_model  # noqa: F401  (re-exported)
-from trainyard.core.backends.base import Callbacks, PreparedData, Preprocessing, TrainResult
+from trainyard.core.backends.base import TrainResult
+from trainyard.core.callbacks import Callbacks
+from trainyard.core.datasets.prepared import PreparedData, Preprocessing
 from trainyard.core.errors import DatasetError, Diverged, SpecError
 from trainyard.core.metrics import evaluate
 from trainyard.core.spec import JobSpec

@@ -20,7 +20,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.neural_network._base import LOSS_FUNCTIONS
 
-from trainyard.core.backends.base import Callbacks
+from trainyard.core.callbacks import Callbacks
 from trainyard.core.errors import Diverged
 from trainyard.core.metrics import evaluate, minimised
 from trainyard.core.spec import JobSpec

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from trainyard.core.backends.base import Preprocessing
+from trainyard.core.datasets.prepared import Preprocessing
 from trainyard.core.errors import ZIP_READ_ERRORS, ModelFileError
 from trainyard.core.spec import JobSpec, normalised
 

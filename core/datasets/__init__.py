@@ -7,10 +7,13 @@
     scanned = scan_file(data, "csv", limits=Limits(max_cells=...))   # the API: checked, rows not kept
     info = describe(scanned)
 
+`PreparedData` and its `Preprocessing` (core.datasets.prepared) are what every backend trains on; `Upload`
+(core.datasets.upload) is a stored upload as the worker hands it over.
+
 The names below are imported on first use: `core.spec` imports `core.datasets.catalog`,
-which runs this file, and the loaders import scikit-learn and the backend interface (which
-imports `core.spec`), so importing them here would be circular and slow. No module is
-named after an exported function: importing it would shadow the function on the package.
+which runs this file, and the loaders take `core.spec`'s types and import scikit-learn, so
+importing them here would be circular and slow. No module is named after an exported
+function: importing it would shadow the function on the package.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ _EXPORTS = {
     "load_file": "loaders", "load_path": "loaders", "load": "loaders", "scan_file": "scan",
     "prepare": "preprocess", "split_rows": "preprocess", "fit_scaler": "preprocess",
     "Limits": "limits", "DEFAULT_MAX_BYTES": "limits",
+    "PreparedData": "prepared", "Preprocessing": "prepared", "Upload": "upload",
 }
 __all__ = sorted(_EXPORTS)
 
@@ -31,9 +35,11 @@ if TYPE_CHECKING:
     from trainyard.core.datasets.builtin import MNIST_ENV, load_builtin
     from trainyard.core.datasets.limits import DEFAULT_MAX_BYTES, Limits
     from trainyard.core.datasets.loaders import load, load_file, load_path
+    from trainyard.core.datasets.prepared import PreparedData, Preprocessing
     from trainyard.core.datasets.preprocess import fit_scaler, prepare, split_rows
     from trainyard.core.datasets.raw import RawData, Scanned, describe, infer_task, make_raw
     from trainyard.core.datasets.scan import scan_file
+    from trainyard.core.datasets.upload import Upload
 
 
 def __getattr__(name: str) -> Any:

@@ -18,6 +18,7 @@ from trainyard.core.datasets.limits import Limits
 from trainyard.core.datasets.npzfile import read_npz
 from trainyard.core.datasets.raw import RawData, make_raw
 from trainyard.core.datasets.targets import target_values
+from trainyard.core.datasets.upload import Upload
 from trainyard.core.errors import DatasetError
 
 if TYPE_CHECKING:  # core.spec imports this package's catalog; a runtime import would be circular
@@ -116,12 +117,12 @@ def load_path(spec: DatasetSpec, *, limits: Limits = NO_LIMITS) -> RawData:
     return load_file(data, fmt, target=spec.target, task=spec.task, labels=labels, limits=limits)
 
 
-def load(spec: DatasetSpec, *, upload: tuple | None = None, mnist_dir: str | None = None,
+def load(spec: DatasetSpec, *, upload: Upload | tuple | None = None, mnist_dir: str | None = None,
          limits: Limits = NO_LIMITS) -> RawData:
     """Load the dataset a spec names: a builtin, a local path, or an upload by id.
 
     Args:
-        upload: for `{"id": …}`, the stored upload as `(bytes, fmt, target, task, labels_bytes)`;
+        upload: for `{"id": …}`, the stored upload (`Upload`, or its fields as a tuple in order);
             the spec's own `target` and `task`, when set, take precedence over the upload's.
     """
     if spec.builtin is not None:
@@ -131,6 +132,6 @@ def load(spec: DatasetSpec, *, upload: tuple | None = None, mnist_dir: str | Non
     if upload is None:
         raise DatasetError(f"dataset {{'id': {spec.id!r}}} is an upload on a trainyard service and its file was not "
                            "supplied; a local run reads files: use {\"path\": FILE} instead")
-    data, fmt, target, task, labels = upload
-    return load_file(data, fmt, target=spec.target or target, task=spec.task or task, labels=labels,
-                     limits=limits)
+    upload = Upload.of(upload)
+    return load_file(upload.data, upload.format, target=spec.target or upload.target,
+                     task=spec.task or upload.task, labels=upload.labels, limits=limits)

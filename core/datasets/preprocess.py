@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from trainyard.core.backends.base import PreparedData, Preprocessing
+from trainyard.core.datasets.prepared import PreparedData, Preprocessing
 from trainyard.core.datasets.raw import DEFAULT_SEED, RawData
 from trainyard.core.errors import DatasetError
 

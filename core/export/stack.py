@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from trainyard.core.backends.base import Preprocessing
+from trainyard.core.datasets.prepared import Preprocessing
 from trainyard.core.errors import ModelFileError
 
 

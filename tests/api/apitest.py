@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 from trainyard.api.app import create_app
-from trainyard.core.backends.base import Callbacks
+from trainyard.core.callbacks import Callbacks
 from trainyard.core.job import train_job
 from trainyard.core.validate import validate_spec
 from trainyard.store.db import make_engine, make_sessionmaker, session_scope

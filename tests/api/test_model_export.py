@@ -23,7 +23,7 @@ import pytest
 from apitest import ROOT, claim, epochs, problem, xor
 from sklearn.datasets import load_iris
 
-from trainyard.core.backends.base import Callbacks
+from trainyard.core.callbacks import Callbacks
 from trainyard.core.job import train_job
 from trainyard.core.validate import validate_spec
 from trainyard.store.db import session_scope

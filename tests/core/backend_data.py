@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from trainyard.core.backends.base import PreparedData
 from trainyard.core.datasets import describe, load, prepare
+from trainyard.core.datasets.prepared import PreparedData
 from trainyard.core.spec import JobSpec, finalize_spec
 from trainyard.core.validate import validate_spec
 

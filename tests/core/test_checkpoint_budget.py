@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainyard.core.backends.base import Callbacks
+from trainyard.core.callbacks import Callbacks
 from trainyard.core.checkpoint import CheckpointBudget
 from trainyard.core.job import train_job
 from trainyard.core.validate import validate_spec

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainyard.core.backends.base import Callbacks
+from trainyard.core.callbacks import Callbacks
 from trainyard.core.job import train_job
 from trainyard.core.spec import parse_spec
 from trainyard.store.db import session_scope

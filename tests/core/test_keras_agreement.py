@@ -16,7 +16,7 @@ import pytest
 
 from backend_data import prepared
 from trainyard.core.backends import get_backend
-from trainyard.core.backends.base import Callbacks
+from trainyard.core.callbacks import Callbacks
 
 
 def dense(units: int, activation: str | dict, value: float, **extra) -> dict:

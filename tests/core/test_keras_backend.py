@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from trainyard.core.backends import get_backend, load_predictor
-from trainyard.core.backends.base import Callbacks
+from trainyard.core.callbacks import Callbacks
 from trainyard.core.errors import Cancelled, Diverged, ModelFileError, SpecError
 from trainyard.core.spec import parse_spec
 from trainyard.core.validate import validate_spec

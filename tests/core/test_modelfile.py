@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from trainyard.core.backends import get_backend, load_predictor, sniff_format
-from trainyard.core.backends.base import Callbacks, PreparedData, Preprocessing
+from trainyard.core.callbacks import Callbacks
+from trainyard.core.datasets.prepared import PreparedData, Preprocessing
 from trainyard.core.errors import ModelFileError
 from trainyard.core.spec import parse_spec
 from trainyard.core.training import fit
@@ -155,7 +156,7 @@ def test_tampered_or_foreign_files_are_refused(model, name):
 
 
 def test_untampered_file_loads_with_its_versions(model):
-    from trainyard.core.job import versions
+    from trainyard.core.provenance import versions
 
     predictor = load_predictor(model)
     assert predictor.versions == versions()  # trainyard, python and numpy, as every result records

@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 
 from trainyard.core.backends import load_predictor
-from trainyard.core.backends.base import Callbacks
+from trainyard.core.callbacks import Callbacks
 from trainyard.core.errors import ModelFileError
 from trainyard.core.export.onnx_graph import IR_VERSION, OPSET, to_onnx
 from trainyard.core.export.stack import read_stack

@@ -19,9 +19,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from trainyard.core.backends import get_backend, load_predictor, sklearn_fit
-from trainyard.core.backends.base import Callbacks, PreparedData, Preprocessing
 from trainyard.core.backends.sklearn_backend import FORMAT_VERSION, dump_model
+from trainyard.core.callbacks import Callbacks
 from trainyard.core.capabilities import SKLEARN_DEFAULTS
+from trainyard.core.datasets.prepared import PreparedData, Preprocessing
 from trainyard.core.errors import Cancelled, Diverged, ModelFileError, SpecError
 from trainyard.core.spec import normalised, parse_spec
 from trainyard.core.validate import validate_spec

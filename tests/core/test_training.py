@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from trainyard.core.backends.base import Callbacks, PreparedData, Preprocessing
+from trainyard.core.callbacks import Callbacks
+from trainyard.core.datasets.prepared import PreparedData, Preprocessing
 from trainyard.core.early_stopping import EarlyStopper
 from trainyard.core.errors import Cancelled, Diverged
 from trainyard.core.spec import parse_spec

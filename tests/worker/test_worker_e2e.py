@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import update
 
 from trainyard.core.backends import load_predictor
-from trainyard.core.backends.base import Callbacks
+from trainyard.core.callbacks import Callbacks
 from trainyard.core.errors import Cancelled
 from trainyard.core.job import train_job
 from trainyard.core.validate import validate_spec
