@@ -16,13 +16,12 @@ from trainyard.api.ui import pages as ui_pages
 from trainyard.api.context import State, close_session, read_sessionmaker, state
 from trainyard.api.errors import register_error_handlers
 from trainyard.api.jsonio import FiniteJSONProvider
+from trainyard.api.urls import PREFIX, UPLOAD_ENDPOINTS
 from trainyard.store.db import make_engine, make_sessionmaker
 from trainyard.store.settings import Settings
 
-PREFIX = "/api/v1"
 # Endpoints that need no token (DESIGN §6): health, the OpenAPI document and its page, metrics (own setting).
 PUBLIC = {"health.get_health", "docs.get_openapi", "docs.get_docs", "docs.get_home", "metrics.get_metrics"}
-UPLOAD_ENDPOINTS = {"datasets.upload_dataset"}
 
 
 def _before_request() -> None:

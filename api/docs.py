@@ -6,6 +6,7 @@ from flask import Blueprint, Response, redirect
 
 from trainyard.api.headers import inline_hashes
 from trainyard.api.openapi import openapi_document
+from trainyard.api.urls import PREFIX
 
 bp = Blueprint("docs", __name__)
 
@@ -69,7 +70,7 @@ def get_docs():
 
 # Where a browser that opens the API's root (/api/v1) is sent: the one place that decides it (a dashboard may
 # take its place later). A 302, so that a browser does not remember it.
-HOME = "/api/v1/docs"
+HOME = f"{PREFIX}/docs"
 
 
 @bp.get("/")

@@ -17,6 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from trainyard.api.urls import PREFIX
 from trainyard.store.private import private_folder
 from trainyard.store.settings import Settings, load_settings
 
@@ -112,10 +113,10 @@ def _banner(settings: Settings, host: str, port: int) -> str:
 
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     base = f"http://{shown}:{port}"
-    return (f"trainyard is up: {base}/api/v1 (docs: {base}/api/v1/docs)\n"
+    return (f"trainyard is up: {base}{PREFIX} (docs: {base}{PREFIX}/docs)\n"
             f"  home:  {settings.home}\n"
             f"  token: {settings.token_file}\n"
-            f"  try:   curl -s -X POST {base}/api/v1/jobs -H \"Authorization: Bearer $(cat {settings.token_file})\" "
+            f"  try:   curl -s -X POST {base}{PREFIX}/jobs -H \"Authorization: Bearer $(cat {settings.token_file})\" "
             f"-H 'Content-Type: application/json' --data @examples/xor_relu_3.json\n"
             f"  dashboard: {sign_in_link(settings, base)}\n"
             f"             (signs one browser in, once, within {CODE_MINUTES} min; later: {base}/ and the token)\n"
@@ -161,7 +162,7 @@ def up(*, host: str, port: int) -> int:
 
 
 def _supervise(procs, settings: Settings, host: str, port: int, stopping: list) -> int:
-    health = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/api/v1/health"
+    health = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}{PREFIX}/health"
     ready_by, announced = time.monotonic() + READY_SECONDS, False
     while not stopping:
         for name, p in procs.items():

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from trainyard.api.logtext import loggable, one_line
+from trainyard.api.urls import UPLOAD_ENDPOINTS
 from trainyard.core.errors import SpecError, TrainyardError
 from trainyard.store.db import DATABASE_UNAVAILABLE
 
@@ -131,8 +132,6 @@ def _http_error(exc: HTTPException) -> Response:
 def _too_large(default: str) -> str:
     """Which limit a 413 passed: the body's size, or (a body within it) werkzeug's form limits, which cannot tell
     apart a form of too many parts from one with a too large field or part header."""
-    from trainyard.api.app import UPLOAD_ENDPOINTS
-
     limit, length = request.max_content_length, request.content_length
     if limit and (length is None or length > limit):
         setting = "max_upload_bytes" if request.endpoint in UPLOAD_ENDPOINTS else "max_request_bytes"

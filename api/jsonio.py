@@ -1,16 +1,17 @@
-"""JSON in and out: request bodies parsed within bounds (422s that say where), responses without bare NaN/Infinity."""
+"""JSON in and out: request bodies parsed within bounds (422s that say where), responses without bare NaN/Infinity
+(core.jsonsafe.json_safe, the one helper the store and `trainyard run` use too)."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
-from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from flask.json.provider import DefaultJSONProvider
 
 from trainyard.api.errors import MAX_ERRORS, ApiError, invalid
+from trainyard.core.jsonsafe import json_safe
 from trainyard.store.settings import Settings
 
 # A string token, or a bracket (outside strings): enough to follow nesting on the error path.
@@ -182,40 +183,16 @@ def non_finite(value: Any) -> list[str]:
             for k, v in _members(node) if type(v) is float and not math.isfinite(v)]
 
 
-def finite(value: Any) -> Any:
-    """`value` with every non-finite float replaced by None, numpy scalars and arrays made plain, datetimes as ISO 8601 UTC."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    if isinstance(value, datetime):
-        return isoformat(value)
-    if hasattr(value, "tolist") and type(value).__module__ == "numpy":  # numpy scalar or array
-        return finite(value.tolist())
-    return value
-
-
-def isoformat(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a `Z`; naive datetimes (SQLite) are taken as UTC."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
 def dumps(value: Any) -> str:
-    """Strict JSON: raises rather than emitting NaN (finite() has already removed them)."""
-    return json.dumps(finite(value), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    """Strict JSON: raises rather than emitting NaN (json_safe() has already removed them)."""
+    return json.dumps(json_safe(value), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
 
 
 class FiniteJSONProvider(DefaultJSONProvider):
-    """Flask's JSON provider with `finite()` applied to every response body."""
+    """Flask's JSON provider with `json_safe()` applied to every response body."""
 
     sort_keys = False
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
         kwargs.setdefault("allow_nan", False)
-        return super().dumps(finite(obj), **kwargs)
+        return super().dumps(json_safe(obj), **kwargs)

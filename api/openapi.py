@@ -16,11 +16,11 @@ from pydantic.json_schema import models_json_schema
 
 from trainyard.api import boundary, pins, schemas, scopes, sweep_docs
 from trainyard.api.params import INT_MAX
+from trainyard.api.urls import PREFIX
 from trainyard.core.spec import BACKENDS
 from trainyard.core.spec import json_schema as spec_json_schema
 from trainyard.store.jobs import HISTORY_PAGE, MAX_HISTORY_PAGE
 
-PREFIX = "/api/v1"
 REF = "#/components/schemas/{model}"
 MODELS = [schemas.Job, schemas.JobList, schemas.History, schemas.ConfusionMatrix, schemas.PredictRequest,
           schemas.PredictResponse,

@@ -12,7 +12,7 @@ JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TERMINAL = ("succeeded", "failed", "cancelled")
 Backend = Annotated[str, WithJsonSchema({"type": "string", "enum": list(BACKENDS)})]
 Device = Literal["cpu", "gpu"]
-# Times are ISO 8601 in UTC with a `Z` (api.jsonio.isoformat): RFC 3339 `date-time`.
+# Times are ISO 8601 in UTC with a `Z` (core.jsonsafe.isoformat): RFC 3339 `date-time`.
 Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 ErrorCode = Literal["invalid_spec", "dataset_error", "diverged", "timeout", "worker_lost", "cancelled", "internal",
                     "pruned"]  # pruned: a sweep's trial its pruner stopped (status cancelled)

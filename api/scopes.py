@@ -14,10 +14,10 @@ import re
 from flask import Flask, request
 
 from trainyard.api.errors import ApiError
+from trainyard.api.urls import PREFIX
 from trainyard.store.tokens import READ, SCOPES, WRITE
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-PREFIX = "/api/v1"
 # (method, path as the OpenAPI document writes it) → scope, where the method alone would say otherwise.
 EXCEPTIONS: dict[tuple[str, str], str] = {
     ("POST", "/jobs/{job_id}/predict"): READ,  # computes from a finished model; stores nothing

@@ -17,17 +17,18 @@ from trainyard.api import sweep_events
 from trainyard.api.auth import user_id
 from trainyard.api.context import celery_app, session, state, writing
 from trainyard.api.errors import invalid
-from trainyard.api.jsonio import isoformat, parse_json
+from trainyard.api.jsonio import parse_json
 from trainyard.api.offload import offload
 from trainyard.api.params import page_limit
 from trainyard.api.sweep_submit import validate_sweep
+from trainyard.api.urls import PREFIX
 from trainyard.api.views import api_spec
+from trainyard.core.jsonsafe import isoformat
 from trainyard.store import sweeps as repo
 from trainyard.store.models import FINISHED, Sweep
 
 bp = Blueprint("sweeps", __name__)
 log = logging.getLogger(__name__)
-PREFIX = "/api/v1"
 SWEEP_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 SORTS = ("trial", "objective")
 MAX_KEY = 200

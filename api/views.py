@@ -3,11 +3,10 @@ validating here too would cost a third of a `GET /jobs/{id}`)."""
 
 from __future__ import annotations
 
-from trainyard.api.jsonio import finite, isoformat
+from trainyard.api.urls import PREFIX
+from trainyard.core.jsonsafe import isoformat, json_safe
 from trainyard.core.stopping import stop_reason
 from trainyard.store.models import Dataset, Job
-
-PREFIX = "/api/v1"
 
 
 def job_links(job_id: str) -> dict[str, str]:
@@ -21,7 +20,7 @@ def job_body(job: Job, *, queue_position: int | None = None, pending_reason: str
     body = {
         "id": job.id, "name": job.name, "status": job.status, "backend": job.backend, "device": job.device,
         "spec": api_spec(job.spec), "progress": progress_body(job),
-        "metrics": finite(job.metrics), "error": job.error, "attempts": job.attempts or 0,
+        "metrics": json_safe(job.metrics), "error": job.error, "attempts": job.attempts or 0,
         "cancel_requested": bool(job.cancel_requested),
         "queue_position": queue_position, "pending_reason": pending_reason,
         "worker": job.worker, "versions": job.versions, "reused_from": job.reused_from,
@@ -80,7 +79,7 @@ def scalar_metrics(metrics: dict | None) -> dict | None:
     """The metrics that are single numbers (`loss`, `val_accuracy`, …), non-finite ones as null."""
     if metrics is None:
         return None
-    return finite({k: v for k, v in metrics.items() if v is None or isinstance(v, (int, float))})
+    return json_safe({k: v for k, v in metrics.items() if v is None or isinstance(v, (int, float))})
 
 
 def dataset_summary(ds: Dataset) -> dict:

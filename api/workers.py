@@ -10,7 +10,7 @@ from flask import Blueprint
 
 from trainyard.api.auth import user_id
 from trainyard.api.context import session, state
-from trainyard.api.jsonio import isoformat
+from trainyard.core.jsonsafe import isoformat
 from trainyard.store.workers import WorkerStatus, is_operator, list_live_workers
 
 bp = Blueprint("workers", __name__)
