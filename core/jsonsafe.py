@@ -13,11 +13,16 @@ from typing import Any
 
 import numpy as np
 
+_PLAIN = frozenset({str, int, bool, type(None)})  # JSON as they are (exact types: a subclass takes the long way)
+
 
 def json_safe(value: Any) -> Any:
     """`value` as plain JSON data: numpy made plain, non-finite floats None (never bare NaN), datetimes ISO 8601."""
-    if type(value) is float:  # the common leaf first: history rows and metrics are mostly floats
+    kind = type(value)
+    if kind is float:  # the common leaves first: history rows and metrics are mostly floats
         return value if math.isfinite(value) else None
+    if kind in _PLAIN:
+        return value
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
