@@ -9,7 +9,8 @@ from pydantic_core import PydanticUndefined
 
 from trainyard.core import spec as vocab
 from trainyard.core import capabilities
-from trainyard.core.datasets.catalog import BUILTINS, GATES, GENERATED
+from trainyard.core.datasets.catalog import BUILTINS, GENERATED
+from trainyard.core.spec import defaults
 
 bp = Blueprint("catalog", __name__)
 
@@ -32,8 +33,8 @@ def _datasets() -> dict:
     out = {}
     for name, info in BUILTINS.items():
         entry = {k: v for k, v in dataclasses.asdict(info).items()}
-        entry["options"] = ["n_samples", "noise"] if name in GENERATED else []
-        entry["default_test_split"] = 0.0 if name in GATES else 0.25
+        entry["options"] = list(defaults.GENERATED_DEFAULTS) if name in GENERATED else []
+        entry["default_test_split"] = defaults.default_test_split(name)
         out[name] = entry
     return out
 

@@ -1,41 +1,24 @@
-"""One table of what each backend can express; every backend's `check` and the API's /catalog read it."""
+"""One table of what each backend can express; every backend's `check` and the API's /catalog read it.
+
+Every name of the spec's vocabulary is, for each backend, either supported or explained in its
+`why_not`; `tests/core/test_vocabulary.py` holds the table to that and to the translation tables.
+The backends' defaults are not here: they are in core/spec/defaults.py (re-exported for /catalog).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from trainyard.core.spec import ACTIVATIONS, INITIALIZERS, LOSSES, METRICS, OPTIMIZERS, Dense, JobSpec
+from trainyard.core.spec.defaults import KERAS_DEFAULTS, NUMPY_DEFAULTS, SKLEARN_DEFAULTS, SKLEARN_SOLVER_OPTIONS
+
+__all__ = ["CAPABILITIES", "KERAS_DEFAULTS", "SKLEARN_DEFAULTS", "SKLEARN_SOLVER_OPTIONS", "catalog", "table_errors"]
 
 ALL_LAYERS = ("dense", "dropout", "batch_norm")
 
 # Why a backend lacks something, appended to the refusal so users know what to do instead.
 _STEP_WHY = "the step function has no gradient; train step units with backend 'numpy' and optimizer 'perceptron'"
 _PERCEPTRON_WHY = "the perceptron rule exists only in backend 'numpy'"
-
-# Everything scikit-learn's MLPClassifier / MLPRegressor does when a setting is left out.
-# The sklearn backend fills these into the normalised spec; a test compares them with
-# scikit-learn's own `get_params()` so they cannot drift from the installed version.
-SKLEARN_DEFAULTS: dict[str, Any] = {
-    "epochs": 200,  # max_iter
-    "batch_size": 200,  # "auto" = min(200, n); a batch larger than the split is clipped, so 200 says the same
-    "optimizer": "adam",
-    "optimizers": {
-        "sgd": {"learning_rate": 0.001, "momentum": 0.9, "nesterov": True},
-        "adam": {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8},
-        "lbfgs": {},
-    },
-    "options": {"alpha": 0.0001, "tol": 0.0001, "n_iter_no_change": 10, "learning_rate_schedule": "constant",
-                "power_t": 0.5, "max_fun": 15000, "dtype": "float64"},
-}
-# backend_options that mean something for each scikit-learn solver; the others are refused.
-SKLEARN_SOLVER_OPTIONS: dict[str, tuple[str, ...]] = {
-    "sgd": ("alpha", "tol", "n_iter_no_change", "learning_rate_schedule", "power_t", "dtype"),
-    "adam": ("alpha", "tol", "n_iter_no_change", "dtype"),
-    "lbfgs": ("alpha", "tol", "max_fun", "dtype"),
-}
-KERAS_DEFAULTS: dict[str, Any] = {
-    "options": {"jit_compile": "auto", "steps_per_execution": 1, "intra_op_threads": 0, "inter_op_threads": 0},
-}
 
 # backend → what it supports. Rules a table cannot say (scikit-learn's single hidden
 # activation, its fixed output layer) live in that backend's `check`; `rules` states them
@@ -50,7 +33,7 @@ CAPABILITIES: dict[str, dict[str, Any]] = {
         "losses": LOSSES,
         "optimizers": tuple(n for n in OPTIMIZERS if n != "lbfgs"),
         "metrics": METRICS,
-        "options": ("dtype",),
+        "options": tuple(NUMPY_DEFAULTS["options"]),
         "devices": ("cpu",),
         "why_not": {"lbfgs": "optimizer 'lbfgs' exists only for backend 'sklearn'",
                     "gpu": "the numpy engine runs on the CPU; use backend 'keras' for a GPU"},
@@ -73,6 +56,8 @@ CAPABILITIES: dict[str, dict[str, Any]] = {
             "step": _STEP_WHY, "perceptron": _PERCEPTRON_WHY, "leaky_relu": "MLPClassifier has no leaky ReLU",
             "rmsprop": "MLPClassifier's solvers are sgd, adam and lbfgs",
             "mean_absolute_error": "MLPRegressor minimises squared error only",
+            **{name: "scikit-learn draws its own initial weights (Glorot-style uniform for weights and biases)"
+               for name in INITIALIZERS},
         },
         "rules": (
             "all hidden dense layers share one activation (MLP's `activation`)",
@@ -137,10 +122,10 @@ def _layer_errors(spec: JobSpec, caps: dict, name: str) -> list[dict]:
             kind = "output activation" if i == last else "hidden activation"
             errors.append({"loc": f"model.layers[{i}].activation", "msg": _refusal(name, kind, layer.activation.name, valid)})
         for field in ("kernel_initializer", "bias_initializer"):
-            # Only initializers the user chose: a backend with its own scheme keeps it when none is given,
-            # and the spec's default written out (as in a normalised spec) still means "none chosen".
+            # Only initializers the user chose: a backend with its own scheme keeps it when none is given, and
+            # the spec's default given or written out (as in a normalised spec) still means "none chosen".
             init = getattr(layer, field)
-            chosen = field in layer.model_fields_set and init != Dense.model_fields[field].default_factory()
+            chosen = init != Dense.model_fields[field].default_factory()
             if chosen and init.name not in caps["initializers"]:
                 msg = _refusal(name, "initializer", init.name, caps["initializers"])
                 if not caps["initializers"]:
@@ -173,6 +158,7 @@ def table_errors(spec: JobSpec) -> list[dict]:
 
 def catalog() -> dict[str, Any]:
     """The capability table as plain JSON for /catalog, with each backend's own defaults."""
+    # numpy's one default (dtype float32, NUMPY_DEFAULTS) has never been listed here; /catalog's clients see {}
     defaults = {"sklearn": SKLEARN_DEFAULTS, "keras": KERAS_DEFAULTS}
     return {name: {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in caps.items()},
                    "defaults": defaults.get(name, {})}

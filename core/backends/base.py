@@ -45,7 +45,8 @@ class Backend(Protocol):
     model_format: str
 
     def check(self, spec: JobSpec) -> list[dict]:
-        """What this backend cannot express in `spec`, as `{"loc", "msg"}` errors; fills its own defaults."""
+        """What this backend cannot express in `spec`, as `{"loc", "msg"}` errors; only checks (the backend's defaults
+        are filled before, by step 2 of core/spec/defaults.py)."""
 
     def train(self, spec: JobSpec, data: PreparedData, callbacks: Callbacks) -> TrainResult:
         """Train and evaluate; raises Diverged / Cancelled / TimedOut."""

@@ -23,18 +23,14 @@ class NumpyBackend:
     model_format = "npz"
 
     def check(self, spec: JobSpec) -> list[dict]:
-        """What the engine cannot express; fills `backend_options.dtype` (default float32)."""
+        """What the engine cannot express (`backend_options.dtype` is filled by core/spec/defaults.py)."""
         errors = table_errors(spec)
-        dtype = spec.backend_options.get("dtype", "float32")
-        if dtype not in DTYPES:
+        if spec.backend_options.get("dtype") not in DTYPES:
             errors.append({"loc": "backend_options.dtype", "msg": f"dtype must be one of {', '.join(DTYPES)}"})
-        elif not errors:
-            spec.backend_options["dtype"] = dtype
         return errors
 
     def train(self, spec: JobSpec, data: PreparedData, callbacks: Callbacks) -> TrainResult:
-        dtype = spec.backend_options.get("dtype", "float32")
-        fitted = fit(spec, data, callbacks, np.dtype(dtype))
+        fitted = fit(spec, data, callbacks, np.dtype(spec.backend_options["dtype"]))
         versions = library_versions()  # all the numpy engine uses: the model file records them
         model = save_model(fitted.network, normalised(spec), data.preprocessing, versions)
         return TrainResult(history=fitted.history, metrics=fitted.metrics, model=model, format=self.model_format,

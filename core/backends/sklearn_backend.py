@@ -53,7 +53,7 @@ class SklearnBackend:
     model_format = "skops"
 
     def check(self, spec: JobSpec) -> list[dict]:
-        """What scikit-learn cannot express in `spec`; fills scikit-learn's own defaults into it."""
+        """What scikit-learn cannot express in `spec` (its defaults are filled before: core/spec/defaults.py)."""
         return sklearn_spec.check(spec)
 
     def train(self, spec: JobSpec, data: PreparedData, callbacks: Callbacks) -> TrainResult:
@@ -65,7 +65,7 @@ class SklearnBackend:
         errors = sklearn_spec.task_errors(spec, data.task)
         if errors:
             raise SpecError(errors)
-        dtype = np.dtype(spec.backend_options.get("dtype", "float64"))
+        dtype = np.dtype(spec.backend_options["dtype"])  # filled by core/spec/defaults.py
         x, y = data.x_train.astype(dtype), data.y_train
         if data.task == "classification" and len(np.unique(y)) != data.n_classes:
             raise DatasetError("the training split lacks some classes; scikit-learn needs every class in it")

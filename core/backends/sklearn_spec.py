@@ -1,17 +1,23 @@
-"""How a job spec maps onto scikit-learn's MLPClassifier / MLPRegressor: its defaults, its refusals, its parameters."""
+"""How a job spec maps onto scikit-learn's MLPClassifier / MLPRegressor: its refusals and its parameters.
+
+scikit-learn's defaults (epochs, batch size, solver …) are filled before `check` runs, by step 2 of
+core/spec/defaults.py; `check` only checks.
+"""
 
 from __future__ import annotations
 
 from numbers import Integral, Real
 from typing import Any, Callable
 
-from trainyard.core.capabilities import SKLEARN_DEFAULTS, SKLEARN_SOLVER_OPTIONS, table_errors
-from trainyard.core.spec import Dense, JobSpec, Optimizer, builtin_info
+from trainyard.core.capabilities import CAPABILITIES, table_errors
+from trainyard.core.spec import Dense, JobSpec, builtin_info
+from trainyard.core.spec.defaults import SKLEARN_EARLY_STOPPING, SKLEARN_SOLVER_OPTIONS, default_loss
 
-# trainyard's canonical activation names → scikit-learn's
+# trainyard's canonical activation names → scikit-learn's (hidden layers; tests/core/test_vocabulary.py holds it to
+# the capability table)
 SKLEARN_ACTIVATION = {"linear": "identity", "sigmoid": "logistic", "tanh": "tanh", "relu": "relu"}
-# output activation → the only loss scikit-learn trains it with
-OUTPUT_LOSS = {"sigmoid": "binary_crossentropy", "softmax": "categorical_crossentropy", "linear": "mean_squared_error"}
+# output activation → the only loss scikit-learn trains it with: the spec's default loss for it
+OUTPUT_LOSS = {name: default_loss(name) for name in CAPABILITIES["sklearn"]["output_activations"]}
 
 
 def _number(kind: type, low: float, strict: bool = False) -> Callable[[Any], str | None]:
@@ -35,51 +41,28 @@ OPTION_CHECKS: dict[str, Callable[[Any], str | None]] = {
 }
 
 
-def _fill_training(spec: JobSpec) -> None:
-    """Replace the Keras-style defaults the user did not give with scikit-learn's."""
-    t = spec.training
-    given = t.model_fields_set
-    if "epochs" not in given:
-        t.epochs = SKLEARN_DEFAULTS["epochs"]
-    if "batch_size" not in given:
-        t.batch_size = SKLEARN_DEFAULTS["batch_size"]
-    if "optimizer" not in given:
-        t.optimizer = Optimizer(name=SKLEARN_DEFAULTS["optimizer"])
-    opt = t.optimizer
-    for key, value in SKLEARN_DEFAULTS["optimizers"].get(opt.name, {}).items():
-        if key not in opt.model_fields_set:
-            setattr(opt, key, value)
-
-
-def _fill_options(spec: JobSpec) -> list[dict]:
-    """Fill the solver's backend_options; early_stopping's patience/min_delta become n_iter_no_change/tol."""
+def _option_errors(spec: JobSpec) -> list[dict]:
+    """The solver's backend_options, and early_stopping's agreement with the options that say the same thing."""
     errors, options, es = [], spec.backend_options, spec.training.early_stopping
-    defaults = SKLEARN_DEFAULTS["options"]
     if es is not None:
-        es_given = es.model_fields_set
-        pairs = (("patience", "n_iter_no_change"), ("min_delta", "tol"))
-        for field, option in pairs:
-            if field not in es_given:
-                setattr(es, field, options.get(option, defaults[option]))
-            elif option in options and options[option] != getattr(es, field):
+        for field, option in SKLEARN_EARLY_STOPPING:
+            # step 2 of the defaults filled whichever side was not given from the other: a difference was given
+            if option in options and options[option] != getattr(es, field):
                 errors.append({"loc": f"backend_options.{option}",
                                "msg": f"disagrees with training.early_stopping.{field}; give one of them"})
-            options.setdefault(option, getattr(es, field))
-        if es.patience < 1:
+        # (a patience taken from an invalid n_iter_no_change is that option's error, reported below)
+        if isinstance(es.patience, int) and es.patience < 1:
             errors.append({"loc": "training.early_stopping.patience",
                            "msg": "scikit-learn needs patience (n_iter_no_change) >= 1"})
     # an optimizer scikit-learn lacks is refused by the table; don't also refuse every option for it
     allowed = SKLEARN_SOLVER_OPTIONS.get(spec.training.optimizer.name, tuple(OPTION_CHECKS))
-    for key, value in list(options.items()):
+    for key, value in options.items():
         problem = OPTION_CHECKS[key](value) if key in OPTION_CHECKS else None
         if problem:
             errors.append({"loc": f"backend_options.{key}", "msg": problem})
         elif key in OPTION_CHECKS and key not in allowed:
             errors.append({"loc": f"backend_options.{key}",
                            "msg": f"does not apply to optimizer {spec.training.optimizer.name!r}"})
-    if spec.training.optimizer.name in SKLEARN_SOLVER_OPTIONS:
-        for key in allowed:
-            options.setdefault(key, defaults[key])
     return errors
 
 
@@ -136,9 +119,8 @@ def task_errors(spec: JobSpec, task: str) -> list[dict]:
 
 
 def check(spec: JobSpec) -> list[dict]:
-    """Fill scikit-learn's defaults into `spec` (in place) and list what it cannot express."""
-    _fill_training(spec)
-    errors = _fill_options(spec)
+    """What scikit-learn cannot express in `spec` (its defaults already filled: core/spec/defaults.py)."""
+    errors = _option_errors(spec)
     errors += table_errors(spec)
     errors += _layer_errors(spec)
     if spec.training.checkpoint_every is not None:

@@ -1,4 +1,8 @@
-"""The spec's entry points and the checks across fields: structure first, then against the dataset."""
+"""The spec's entry points and the checks across fields: structure first, then against the dataset.
+
+The checks here only check; every default is filled by `core/spec/defaults.py`, whose steps the
+entry points run in order between them.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from pydantic import ValidationError
 
 from trainyard.core.datasets.catalog import BUILTINS, GENERATED, DatasetInfo
 from trainyard.core.errors import SpecError
+from trainyard.core.spec import defaults
+from trainyard.core.spec.given import given_paths
 from trainyard.core.spec.models import Dense, JobSpec
 from trainyard.core.spec.vocabulary import CLASSIFICATION_METRICS
 
@@ -38,8 +44,6 @@ def _structural_errors(spec: JobSpec) -> list[dict]:
         errors.append({"loc": f"model.layers[{out_i}].units", "msg": "a softmax output needs at least 2 units"})
     if t.optimizer.name == "lbfgs" and spec.backend != "sklearn":
         errors.append({"loc": "training.optimizer", "msg": "optimizer 'lbfgs' exists only for backend 'sklearn'"})
-    if t.early_stopping and t.early_stopping.monitor is None:
-        t.early_stopping.monitor = "val_loss" if spec.dataset.validation_split > 0 else "loss"
     es = t.early_stopping
     if es and es.monitor.startswith("val_") and spec.dataset.validation_split == 0:
         errors.append({"loc": "training.early_stopping.monitor",
@@ -69,15 +73,11 @@ def _data_errors(spec: JobSpec, info: DatasetInfo) -> list[dict]:
         errors.append({"loc": "training.metrics", "msg": f"metric {m!r} does not apply to a {info.task} dataset"})
     monitor = t.early_stopping.monitor if t.early_stopping else None
     if monitor:
-        known = {"loss"} | set(t.metrics or default_metrics(info.task))
+        known = {"loss"} | set(t.metrics or ())
         if monitor.removeprefix("val_") not in known:
             errors.append({"loc": "training.early_stopping.monitor",
                            "msg": f"unknown quantity {monitor!r}; monitor loss or one of the metrics (val_ for validation)"})
     return errors
-
-
-def default_metrics(task: str) -> list[str]:
-    return ["accuracy"] if task == "classification" else ["mean_absolute_error"]
 
 
 # --- entry points ---------------------------------------------------------------------------------
@@ -123,27 +123,58 @@ def _message(error: dict) -> str:
     return msg
 
 
-def parse_spec(document: Any) -> JobSpec:
-    """Validate a spec document's structure and names; fill the defaults that need no data."""
+def _model(document: Any) -> JobSpec:
+    """The document as pydantic parses it (step 0 of the defaults), or SpecError naming each field."""
     try:
-        spec = JobSpec.model_validate(document)
+        return JobSpec.model_validate(document)
     except ValidationError as exc:
         raise SpecError([_error(e, document) for e in exc.errors()]) from None
+
+
+def parse(document: Any) -> tuple[JobSpec, frozenset[str]]:
+    """`parse_spec`, and the field paths the document gave (`given.given_paths`)."""
+    spec = _model(document)
+    given = given_paths(document)
+    defaults.generic(spec, given)
     errors = _structural_errors(spec)
+    if errors:
+        raise SpecError(errors)
+    defaults.for_backend(spec, given)
+    return spec, given
+
+
+def parse_spec(document: Any) -> JobSpec:
+    """Validate a spec document's structure and names; fill the defaults that need no data (generic, then the
+    backend's own: core/spec/defaults.py). The backend's check and the data come after (core.validate)."""
+    return parse(document)[0]
+
+
+def finalize_spec(spec: JobSpec, info: DatasetInfo) -> JobSpec:
+    """Fill the data-dependent defaults (step 3 of core/spec/defaults.py) and check `spec` against its dataset
+    (in place; returns it). A finished spec gets nothing filled: the worker calls it again once the data is
+    loaded (core.job.train_job)."""
+    defaults.data(spec, info)
+    errors = _data_errors(spec, info)
     if errors:
         raise SpecError(errors)
     return spec
 
 
-def finalize_spec(spec: JobSpec, info: DatasetInfo) -> JobSpec:
-    """Check `spec` against its dataset and fill the data-dependent defaults (in place; returns it)."""
-    errors = _data_errors(spec, info)
-    if errors:
-        raise SpecError(errors)
-    if spec.training.metrics is None:
-        spec.training.metrics = default_metrics(info.task)
-    if spec.dataset.task is None and spec.dataset.builtin is None:
-        spec.dataset.task = info.task
+def read_spec(document: Any) -> JobSpec:
+    """A stored, normalised spec read back (as the worker does): parsed, checked to be finished, nothing filled.
+
+    It was validated once, at submit; reading it again must not change it, so no default step runs here, and a
+    stored spec that lacks what every finished spec has is refused rather than filled.
+    """
+    spec = _model(document)
+    t = spec.training
+    finished = {"training.seed": t.seed, "training.optimizer": t.optimizer, "training.loss": t.loss,
+                "dataset.seed": spec.dataset.seed}
+    if t.early_stopping is not None:
+        finished["training.early_stopping.monitor"] = t.early_stopping.monitor
+    missing = [{"loc": loc, "msg": "missing from a normalised spec"} for loc, value in finished.items() if value is None]
+    if missing:
+        raise SpecError(missing)
     return spec
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import random
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, WithJsonSchema, field_validator, model_validator
 
-from trainyard.core.datasets.catalog import BUILTINS, GATES, GENERATED
+from trainyard.core.datasets.catalog import BUILTINS, GENERATED
+from trainyard.core.spec import defaults
 from trainyard.core.spec.named import Activation, Initializer, Optimizer, Regularizer, _Strict, names_schema
 from trainyard.core.spec.vocabulary import LOSSES, METRICS, canonical
 
@@ -125,14 +125,10 @@ class DatasetSpec(_Strict):
         sources = [k for k in ("builtin", "id", "path") if getattr(self, k) is not None]
         if len(sources) != 1:
             raise ValueError("give exactly one of 'builtin', 'id' or 'path'")
-        if self.builtin is not None:
-            if self.builtin not in GENERATED and (self.n_samples is not None or self.noise is not None):
-                raise ValueError(f"n_samples and noise apply only to the generated datasets {', '.join(GENERATED)}")
-            if self.builtin in GENERATED:
-                self.n_samples = 200 if self.n_samples is None else self.n_samples
-                self.noise = 0.1 if self.noise is None else self.noise
-        if self.test_split is None:
-            self.test_split = 0.0 if self.builtin in GATES else 0.25
+        if self.builtin is not None and self.builtin not in GENERATED and (
+                self.n_samples is not None or self.noise is not None):
+            raise ValueError(f"n_samples and noise apply only to the generated datasets {', '.join(GENERATED)}")
+        defaults.dataset(self)  # step 0 of core/spec/defaults.py: a DatasetSpec is complete on its own
         if self.test_split + self.validation_split >= 1:
             raise ValueError("test_split + validation_split must be < 1")
         return self
@@ -233,24 +229,3 @@ class JobSpec(_Strict):
             dataset["validation_split"] = split
             doc = {**doc, "training": training, "dataset": dataset}
         return doc
-
-    @model_validator(mode="after")
-    def _defaults(self) -> "JobSpec":
-        t, out = self.training, self.model.output
-        # Filling defaults below must not count as the user setting them: backends read
-        # `model_fields_set` to replace the Keras-style defaults with their own.
-        given_training, given_dataset = set(t.model_fields_set), set(self.dataset.model_fields_set)
-        if t.seed is None:
-            t.seed = random.SystemRandom().randrange(2**31)
-        if self.dataset.seed is None:
-            self.dataset.seed = t.seed
-        if t.optimizer is None:
-            t.optimizer = Optimizer(name="perceptron" if out.activation.name == "step" else "rmsprop")
-        if t.loss is None:
-            t.loss = DEFAULT_LOSS.get(out.activation.name, "mean_squared_error")
-        t.__pydantic_fields_set__ = given_training
-        self.dataset.__pydantic_fields_set__ = given_dataset
-        return self
-
-
-DEFAULT_LOSS = {"sigmoid": "binary_crossentropy", "softmax": "categorical_crossentropy", "step": "perceptron"}

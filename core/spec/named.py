@@ -30,8 +30,9 @@ class _Strict(BaseModel):
 class _Named(_Strict):
     """A named object that may also be given as its bare name; the JSON schema says both.
 
-    A subclass names its vocabulary table (`name → parameter defaults`) and kind; the name is
-    normalised and every parameter filled from the table before validation.
+    A subclass names its vocabulary table (`name → parameter defaults`, the engine's signatures) and kind; the
+    name is normalised and every parameter filled from the table before validation (step 0 of
+    core/spec/defaults.py).
     """
 
     _table: ClassVar[dict[str, dict[str, Any]]]
@@ -124,16 +125,6 @@ class Optimizer(_Named):
     """adam, rmsprop: added to the denominator for numerical stability."""
     rho: float | None = Field(None, ge=0, lt=1)
     """rmsprop: decay of the moving average of squared gradients."""
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _remember_given(cls, value: Any, handler: Any) -> "Optimizer":
-        """Keep `model_fields_set` to the parameters the user gave (a backend fills its own defaults for the rest)."""
-        optimizer = handler(value)
-        if isinstance(value, (str, dict)):
-            given = set(value) if isinstance(value, dict) else set()
-            optimizer.__pydantic_fields_set__ = ({"name"} | given) & set(cls.model_fields)
-        return optimizer
 
 
 class Regularizer(_Strict):
