@@ -24,19 +24,31 @@ ALLOWED_MODULES = frozenset({"keras", "keras.layers", "keras.initializers", "ker
                              "keras.losses", "keras.metrics", "keras.src.models.sequential", "builtins", None})
 
 
+# The translation tables: each spec name → its Keras object. tests/core/test_vocabulary.py holds them to the
+# capability table (every name keras supports is here) and to ALLOWED_CLASSES / the model file's activations.
+# spec activation → the Dense layer's Keras activation; leaky_relu is a linear Dense and a LeakyReLU layer after it
+KERAS_ACTIVATIONS = {"linear": "linear", "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu", "softmax": "softmax",
+                     "leaky_relu": "linear"}
+# spec initializer → (Keras class, whether it draws at random and so takes a seed, the spec parameters it takes)
+KERAS_INITIALIZERS: dict[str, tuple[str, bool, tuple[str, ...]]] = {
+    "zeros": ("Zeros", False, ()), "ones": ("Ones", False, ()), "constant": ("Constant", False, ("value",)),
+    "normal": ("RandomNormal", True, ("mean", "stddev")), "uniform": ("RandomUniform", True, ("minval", "maxval")),
+    "glorot_uniform": ("GlorotUniform", True, ()), "glorot_normal": ("GlorotNormal", True, ()),
+    "he_uniform": ("HeUniform", True, ()), "he_normal": ("HeNormal", True, ()),
+}
+KERAS_LOSSES = {"mean_squared_error": "MeanSquaredError", "mean_absolute_error": "MeanAbsoluteError",
+                "binary_crossentropy": "BinaryCrossentropy", "categorical_crossentropy": "CategoricalCrossentropy"}
+# spec optimizer → Keras class; the spec's parameter names are Keras's own
+KERAS_OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "rmsprop": "RMSprop"}
+
+
 def initializer(init: Initializer, seed: int) -> Any:
     """The Keras initializer for a spec initializer; random ones get their own seed."""
     import keras
 
-    i = keras.initializers
-    table = {
-        "zeros": lambda: i.Zeros(), "ones": lambda: i.Ones(), "constant": lambda: i.Constant(init.value),
-        "normal": lambda: i.RandomNormal(init.mean, init.stddev, seed=seed),
-        "uniform": lambda: i.RandomUniform(init.minval, init.maxval, seed=seed),
-        "glorot_uniform": lambda: i.GlorotUniform(seed), "glorot_normal": lambda: i.GlorotNormal(seed),
-        "he_uniform": lambda: i.HeUniform(seed), "he_normal": lambda: i.HeNormal(seed),
-    }
-    return table[init.name]()
+    cls, seeded, params = KERAS_INITIALIZERS[init.name]
+    kwargs = {name: getattr(init, name) for name in params}
+    return getattr(keras.initializers, cls)(**kwargs, **({"seed": seed} if seeded else {}))
 
 
 def _dense(layer: Dense, i: int, seed: int) -> list:
@@ -45,7 +57,7 @@ def _dense(layer: Dense, i: int, seed: int) -> list:
     name = layer.activation.name
     reg = layer.kernel_regularizer
     dense = keras.layers.Dense(
-        layer.units, activation="linear" if name == "leaky_relu" else name, use_bias=layer.use_bias,
+        layer.units, activation=KERAS_ACTIVATIONS[name], use_bias=layer.use_bias,
         kernel_initializer=initializer(layer.kernel_initializer, seed + 2 * i),
         bias_initializer=initializer(layer.bias_initializer, seed + 2 * i + 1),
         kernel_regularizer=keras.regularizers.L1L2(reg.l1, reg.l2) if reg else None, name=f"dense_{i}")
@@ -75,20 +87,15 @@ def build_model(spec: JobSpec, n_features: int) -> Any:
 def loss(spec: JobSpec) -> Any:
     import keras
 
-    return {"mean_squared_error": keras.losses.MeanSquaredError, "mean_absolute_error": keras.losses.MeanAbsoluteError,
-            "binary_crossentropy": keras.losses.BinaryCrossentropy,
-            "categorical_crossentropy": keras.losses.CategoricalCrossentropy}[spec.training.loss]()
+    return getattr(keras.losses, KERAS_LOSSES[spec.training.loss])()
 
 
 def optimizer(spec: JobSpec) -> Any:
     import keras
 
     o = spec.training.optimizer
-    if o.name == "sgd":
-        return keras.optimizers.SGD(o.learning_rate, momentum=o.momentum, nesterov=o.nesterov)
-    if o.name == "adam":
-        return keras.optimizers.Adam(o.learning_rate, beta_1=o.beta_1, beta_2=o.beta_2, epsilon=o.epsilon)
-    return keras.optimizers.RMSprop(o.learning_rate, rho=o.rho, momentum=o.momentum, epsilon=o.epsilon)
+    params = {k: v for k, v in o.model_dump().items() if k != "name"}
+    return getattr(keras.optimizers, KERAS_OPTIMIZERS[o.name])(**params)
 
 
 def metrics(spec: JobSpec) -> list:

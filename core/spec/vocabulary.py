@@ -1,33 +1,62 @@
-"""The spec's vocabulary: canonical names, their parameters with defaults, and the aliases accepted for them."""
+"""The spec's vocabulary: canonical names, their parameters with defaults, and the aliases accepted for them.
+
+Each name is listed once here, in the order /catalog and error messages show it. A name's
+parameters and their defaults are not written here: they are read from the signature of the
+engine class registered under that name (`core.activations`, `core.initializers`,
+`core.optimizers`), as Keras keeps one default per argument in the signature. A name the
+engine lacks (scikit-learn's `lbfgs`) declares its parameters in `ENGINE_LACKS`.
+`tests/core/test_vocabulary.py` holds every name against every backend and translation table.
+"""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
-# --- the vocabulary: canonical names, their parameters with defaults, and aliases ---------
+from trainyard.core import activations as _activations
+from trainyard.core import initializers as _initializers
+from trainyard.core import metrics as _metrics
+from trainyard.core import optimizers as _optimizers
 
-ACTIVATIONS: dict[str, dict[str, float]] = {
-    "step": {}, "linear": {}, "sigmoid": {}, "tanh": {}, "relu": {}, "leaky_relu": {"alpha": 0.01}, "softmax": {},
-}
-INITIALIZERS: dict[str, dict[str, float]] = {
-    "zeros": {}, "ones": {}, "constant": {"value": 0.0},
-    "normal": {"mean": 0.0, "stddev": 0.05}, "uniform": {"minval": -0.05, "maxval": 0.05},
-    "glorot_uniform": {}, "glorot_normal": {}, "he_uniform": {}, "he_normal": {},
-}
+# --- the names, in catalog order ------------------------------------------------------------
+
+ACTIVATION_NAMES = ("step", "linear", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
+INITIALIZER_NAMES = ("zeros", "ones", "constant", "normal", "uniform", "glorot_uniform", "glorot_normal", "he_uniform",
+                     "he_normal")
 LOSSES = ("mean_squared_error", "mean_absolute_error", "binary_crossentropy", "categorical_crossentropy", "perceptron")
-OPTIMIZERS: dict[str, dict[str, Any]] = {
-    "sgd": {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
-    "adam": {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
-    "rmsprop": {"learning_rate": 0.001, "rho": 0.9, "momentum": 0.0, "epsilon": 1e-7},
-    "perceptron": {"learning_rate": 1.0},
-    "lbfgs": {},  # scikit-learn backend only (the capability table says so)
-}
-CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1")
-REGRESSION_METRICS = ("mean_squared_error", "mean_absolute_error", "r2")
+OPTIMIZER_NAMES = ("sgd", "adam", "rmsprop", "perceptron", "lbfgs")
+# Names no engine class stands for, with their parameters: the capability table says which backend has them.
+ENGINE_LACKS: dict[str, dict[str, Any]] = {"lbfgs": {}}  # scikit-learn backend only
+
+CLASSIFICATION_METRICS: tuple[str, ...] = _metrics.CLASSIFICATION
+REGRESSION_METRICS: tuple[str, ...] = _metrics.REGRESSION
 METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
 BACKENDS = ("numpy", "sklearn", "keras")
 
-# Keras, scikit-learn and the notes' names for the same things. Lookup is case-insensitive.
+
+# --- parameters and their defaults, from the engine's signatures ----------------------------
+
+def signature_defaults(cls: type) -> dict[str, Any]:
+    """The keyword parameters of `cls(...)` and their defaults, in signature order."""
+    params = inspect.signature(cls).parameters.values()
+    return {p.name: p.default for p in params
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not p.empty}
+
+
+def engine_parameters(registry: Any, names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """`name → parameter defaults` for `names`: from the engine class registered under each name, else from
+    `ENGINE_LACKS`. A name in neither gets none; the vocabulary test then says what is missing."""
+    engine = set(registry.names())
+    return {name: signature_defaults(registry.get(name)) if name in engine else dict(ENGINE_LACKS.get(name, {}))
+            for name in names}
+
+
+ACTIVATIONS: dict[str, dict[str, Any]] = engine_parameters(_activations.ACTIVATIONS, ACTIVATION_NAMES)
+INITIALIZERS: dict[str, dict[str, Any]] = engine_parameters(_initializers.INITIALIZERS, INITIALIZER_NAMES)
+OPTIMIZERS: dict[str, dict[str, Any]] = engine_parameters(_optimizers.OPTIMIZERS, OPTIMIZER_NAMES)
+
+# Keras, scikit-learn and the notes' names for the same things: the one alias table (the spec canonicalises every
+# name before anything else reads it). Lookup is case-insensitive.
 ALIASES: dict[str, str] = {
     "heaviside": "step", "identity": "linear", "logistic": "sigmoid", "leakyrelu": "leaky_relu",
     "zero": "zeros", "one": "ones", "random_normal": "normal", "randomnormal": "normal",
@@ -59,6 +88,7 @@ def named(value: Any) -> Any:
 
 
 def fill(value: dict, table: dict[str, dict[str, Any]], kind: str) -> dict:
+    """`value` with every parameter of its name filled from `table` (the engine's signature defaults)."""
     name = value.get("name")
     if not isinstance(name, str) or name not in table:
         raise ValueError(f"unknown {kind} {name!r}; valid: {', '.join(sorted(table))}")
