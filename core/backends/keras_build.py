@@ -7,47 +7,46 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainyard.core.spec import BatchNorm, Dense, Dropout, Initializer, JobSpec
+from trainyard.core.spec import INITIALIZERS, BatchNorm, Dense, Dropout, Initializer, JobSpec
 
 # metrics Keras computes per mini-batch exactly as trainyard defines them; the rest
 # (precision, recall, f1: macro averages) are computed at each epoch's end by the backend
 KERAS_METRICS = ("accuracy", "mean_squared_error", "mean_absolute_error", "r2")
-# Every class a trainyard .keras file's config may name; anything else is refused before Keras reads it.
-ALLOWED_CLASSES = frozenset({
-    "Sequential", "InputLayer", "Normalization", "Dense", "Dropout", "BatchNormalization", "LeakyReLU", "DTypePolicy",
-    "L1L2",
-    "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform", "GlorotUniform", "GlorotNormal", "HeUniform",
-    "HeNormal", "SGD", "Adam", "RMSprop", "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy",
-    "CategoricalCrossentropy", "BinaryAccuracy", "CategoricalAccuracy", "R2Score", "__tensor__", "__numpy__",
-})
 ALLOWED_MODULES = frozenset({"keras", "keras.layers", "keras.initializers", "keras.regularizers", "keras.optimizers",
                              "keras.losses", "keras.metrics", "keras.src.models.sequential", "builtins", None})
 
 
 # The translation tables: each spec name → its Keras object. tests/core/test_vocabulary.py holds them to the
-# capability table (every name keras supports is here) and to ALLOWED_CLASSES / the model file's activations.
+# capability table (every name keras supports is here) and to the model file's allowed activations.
 # spec activation → the Dense layer's Keras activation; leaky_relu is a linear Dense and a LeakyReLU layer after it
 KERAS_ACTIVATIONS = {"linear": "linear", "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu", "softmax": "softmax",
                      "leaky_relu": "linear"}
-# spec initializer → (Keras class, whether it draws at random and so takes a seed, the spec parameters it takes)
-KERAS_INITIALIZERS: dict[str, tuple[str, bool, tuple[str, ...]]] = {
-    "zeros": ("Zeros", False, ()), "ones": ("Ones", False, ()), "constant": ("Constant", False, ("value",)),
-    "normal": ("RandomNormal", True, ("mean", "stddev")), "uniform": ("RandomUniform", True, ("minval", "maxval")),
-    "glorot_uniform": ("GlorotUniform", True, ()), "glorot_normal": ("GlorotNormal", True, ()),
-    "he_uniform": ("HeUniform", True, ()), "he_normal": ("HeNormal", True, ()),
+# spec initializer → (Keras class, whether it draws at random and so takes a seed); its parameters are the spec's
+# (vocabulary.INITIALIZERS), named as Keras names them
+KERAS_INITIALIZERS: dict[str, tuple[str, bool]] = {
+    "zeros": ("Zeros", False), "ones": ("Ones", False), "constant": ("Constant", False),
+    "normal": ("RandomNormal", True), "uniform": ("RandomUniform", True),
+    "glorot_uniform": ("GlorotUniform", True), "glorot_normal": ("GlorotNormal", True),
+    "he_uniform": ("HeUniform", True), "he_normal": ("HeNormal", True),
 }
 KERAS_LOSSES = {"mean_squared_error": "MeanSquaredError", "mean_absolute_error": "MeanAbsoluteError",
                 "binary_crossentropy": "BinaryCrossentropy", "categorical_crossentropy": "CategoricalCrossentropy"}
-# spec optimizer → Keras class; the spec's parameter names are Keras's own
+# spec optimizer → Keras class; its parameters are the spec's (vocabulary.OPTIMIZERS), named as Keras names them
 KERAS_OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "rmsprop": "RMSprop"}
-
-
+# Every class a trainyard .keras file's config may name (the layers, the penalty, the metrics and every class the
+# tables above translate to); anything else is refused before Keras reads it.
+ALLOWED_CLASSES = frozenset({
+    "Sequential", "InputLayer", "Normalization", "Dense", "Dropout", "BatchNormalization", "LeakyReLU", "DTypePolicy",
+    "L1L2", "BinaryAccuracy", "CategoricalAccuracy", "MeanSquaredError", "MeanAbsoluteError", "R2Score",
+    "__tensor__", "__numpy__",
+    *(cls for cls, _ in KERAS_INITIALIZERS.values()), *KERAS_LOSSES.values(), *KERAS_OPTIMIZERS.values(),
+})
 def initializer(init: Initializer, seed: int) -> Any:
     """The Keras initializer for a spec initializer; random ones get their own seed."""
     import keras
 
-    cls, seeded, params = KERAS_INITIALIZERS[init.name]
-    kwargs = {name: getattr(init, name) for name in params}
+    cls, seeded = KERAS_INITIALIZERS[init.name]
+    kwargs = {name: getattr(init, name) for name in INITIALIZERS[init.name]}
     return getattr(keras.initializers, cls)(**kwargs, **({"seed": seed} if seeded else {}))
 
 

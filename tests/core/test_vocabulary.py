@@ -117,14 +117,6 @@ def _keras_problems() -> list[str]:
         if activation not in keras_modelfile.ALLOWED_ACTIVATIONS:
             problems.append(f"keras_modelfile.py: ALLOWED_ACTIVATIONS lacks {activation!r} ({name}): every such "
                             "Keras model file would be refused on load")
-    classes = [(name, cls) for name, (cls, _, _) in keras_build.KERAS_INITIALIZERS.items()]
-    classes += list(keras_build.KERAS_LOSSES.items()) + list(keras_build.KERAS_OPTIMIZERS.items())
-    problems += [f"keras_build.py: ALLOWED_CLASSES lacks {cls!r} ({name}): its model files would be refused on load"
-                 for name, cls in classes if cls not in keras_build.ALLOWED_CLASSES]
-    for name, (_, _, params) in keras_build.KERAS_INITIALIZERS.items():
-        if name in vocabulary.INITIALIZERS and set(params) != set(vocabulary.INITIALIZERS[name]):
-            problems.append(f"keras_build.py: the initializer {name!r} passes {params} to Keras, the spec has "
-                            f"{tuple(vocabulary.INITIALIZERS[name])}")
     problems += [f"keras_build.py: KERAS_METRICS has {m!r}, which the vocabulary lacks"
                  for m in keras_build.KERAS_METRICS if m not in vocabulary.METRICS]
     if set(keras_backend.OPTION_CHECKS) != set(caps["options"]):
