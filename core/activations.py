@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from trainyard.core import fused
 from trainyard.core.buffers import Buffers
 from trainyard.core.registry import Registry
 
@@ -41,6 +42,9 @@ class Activation:
 
     def _backward(self, grad: np.ndarray, dz: np.ndarray) -> None:
         raise NotImplementedError
+
+    def use_kernels(self, dtype) -> None:
+        """Switch to the fused kernels of `core.fused`, where this activation has them (bit-identical results)."""
 
     def get_config(self) -> str | dict:
         return self.name
@@ -117,11 +121,21 @@ class ReLU(Activation):
     """max(0, z); derivative 1 where a > 0, else 0 (0 at z = 0, as Keras and scikit-learn)."""
 
     name = "relu"
+    _kernels = None  # (forward, backward) from core.fused, or None for the ufuncs
+
+    def use_kernels(self, dtype):
+        self._kernels = fused.kernel("relu", dtype), fused.kernel("relu_backward", dtype)
 
     def _forward(self, z, a):
+        if self._kernels is not None and z.flags.c_contiguous:
+            self._kernels[0](z, a)
+            return
         np.maximum(z, 0, out=a)
 
     def _backward(self, grad, dz):
+        if self._kernels is not None and grad.flags.c_contiguous:
+            self._kernels[1](grad, self.a, dz)
+            return
         active = self.buffers.get("active", grad.shape, bool)
         np.greater(self.a, 0, out=active)
         np.multiply(grad, active, out=dz)
@@ -157,18 +171,32 @@ class Softmax(Activation):
     """e^z_j / Σ_k e^z_k over each row, shifted by the row's max so nothing overflows.
 
     Its Jacobian-vector product is a ⊙ (g - Σ g a); with categorical cross-entropy the
-    loss supplies dL/dz = a - y directly (the fused gradient) and this is skipped.
+    output head (`core.heads`) supplies dL/dz = a - y directly and this is skipped. The
+    forward pass keeps the shifted logits z - max z and the row sums Σ e^(z - max z), from
+    which that head computes the loss without a second pass over z.
     """
 
     name = "softmax"
+    _shift = _normalise = None  # core.fused's kernels for the steps before and after exp, or None for the ufuncs
+
+    def use_kernels(self, dtype):
+        self._shift = fused.kernel("shift_by_row_max", dtype)
+        self._normalise = fused.kernel("normalise_rows", dtype)
 
     def _forward(self, z, a):
-        row = self.buffers.get("row", (z.shape[0], 1), z.dtype)
-        np.max(z, axis=1, keepdims=True, out=row)
-        np.subtract(z, row, out=a)
-        np.exp(a, out=a)
-        np.sum(a, axis=1, keepdims=True, out=row)
-        a /= row
+        total = self.total = self.buffers.get("total", (z.shape[0], 1), z.dtype)
+        shifted = self.shifted = self.buffers.get("shifted", z.shape, z.dtype)
+        if self._shift is not None and z.flags.c_contiguous:
+            self._shift(z, total, shifted)
+        else:
+            np.maximum.reduce(z, axis=1, keepdims=True, out=total)  # z.max(axis=1) without its wrapper's overhead
+            np.subtract(z, total, out=shifted)
+        np.exp(shifted, out=a)
+        if self._normalise is not None and a.shape[1] <= fused.MAX_ROW:
+            self._normalise(a, total)
+            return
+        np.add.reduce(a, axis=1, keepdims=True, out=total)
+        np.divide(a, total, out=a)
 
     def _backward(self, grad, dz):
         row = self.buffers.get("row", (grad.shape[0], 1), grad.dtype)

@@ -19,7 +19,7 @@ class Buffers:
 
     def get(self, name: str, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
         """An uninitialised array for `name` of this shape and dtype (the same one as last time if it fits)."""
-        key = (name, tuple(shape), np.dtype(dtype))
+        key = (name, shape, dtype)  # as given: a training step asks ~15 times, so no normalising first
         array = self._arrays.get(key)
         if array is None:
             if len(self._arrays) >= self._LIMIT:

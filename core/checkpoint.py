@@ -34,19 +34,17 @@ def _weights(arrays: dict, prefix: str, network) -> list[dict[str, np.ndarray]]:
 
 
 def save_checkpoint(trainer: "Trainer", epoch: int) -> bytes:
-    """Everything needed to continue `trainer` after `epoch` exactly as if it had not stopped."""
+    """Everything needed to continue `trainer` after `epoch` exactly as if it had not stopped (its `get_state`)."""
+    state = trainer.get_state()
     arrays: dict[str, np.ndarray] = {}
-    for i, weights in enumerate(trainer.network.get_weights()):
+    for i, weights in enumerate(state["weights"]):
         arrays.update({f"weights.{i}.{k}": v for k, v in weights.items()})
-    arrays.update({f"optimizer.{k}": v for k, v in trainer.optimizer.get_state().items()})
-    stopper = trainer.stopper
-    if stopper is not None and stopper.best_weights is not None:
-        for i, weights in enumerate(stopper.best_weights):
-            arrays.update({f"best.{i}.{k}": v for k, v in weights.items()})
+    arrays.update({f"optimizer.{k}": v for k, v in state["optimizer"].items()})
+    for i, weights in enumerate(state["best_weights"] or []):
+        arrays.update({f"best.{i}.{k}": v for k, v in weights.items()})
     meta = {
-        "format": FORMAT, "version": VERSION, "epoch": epoch, "history": trainer.history,
-        "rng": trainer.rng.bit_generator.state,
-        "early_stopping": stopper.get_state() if stopper is not None else None,
+        "format": FORMAT, "version": VERSION, "epoch": epoch, "history": state["history"],
+        "rng": state["rng"], "early_stopping": state["early_stopping"],
     }
     arrays["meta"] = np.array(json.dumps(meta))
     buffer = io.BytesIO()
@@ -55,20 +53,19 @@ def save_checkpoint(trainer: "Trainer", epoch: int) -> bytes:
 
 
 def load_checkpoint(blob: bytes, trainer: "Trainer") -> int:
-    """Restore `trainer` from `save_checkpoint` bytes; returns the epoch it had completed."""
+    """Restore `trainer` from `save_checkpoint` bytes (its `set_state`); returns the epoch it had completed."""
     with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
         arrays = {name: npz[name] for name in npz.files}
     meta = json.loads(str(arrays.pop("meta")[()]))
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise ValueError("not a trainyard checkpoint of a supported version")
-    trainer.network.set_weights(_weights(arrays, "weights", trainer.network))
-    trainer.optimizer.set_state({k.removeprefix("optimizer."): v for k, v in arrays.items() if k.startswith("optimizer.")})
-    trainer.rng.bit_generator.state = meta["rng"]
-    trainer.history = list(meta["history"])
-    if trainer.stopper is not None and meta["early_stopping"] is not None:
-        es = meta["early_stopping"]
-        best = _weights(arrays, "best", trainer.network) if es["has_best_weights"] else None
-        trainer.stopper.set_state(es, best)
+    es = meta["early_stopping"]
+    trainer.set_state({
+        "weights": _weights(arrays, "weights", trainer.network),
+        "optimizer": {k.removeprefix("optimizer."): v for k, v in arrays.items() if k.startswith("optimizer.")},
+        "rng": meta["rng"], "history": meta["history"], "early_stopping": es,
+        "best_weights": _weights(arrays, "best", trainer.network) if es and es["has_best_weights"] else None,
+    })
     return int(meta["epoch"])
 
 

@@ -1,4 +1,4 @@
-"""Layers: Dense (with its activation and weight penalty), Dropout and BatchNorm, forward and backward together.
+"""Layers: Dense (with its activation and kernel regularizer), Dropout and BatchNorm, forward and backward together.
 
 Arrays are batch-first `(n_samples, n_features)`; a Dense kernel is `(n_in, units)`, so
 z = a_prev @ W + b. The notes index w_jk^l as (unit j, input k): that is W[k, j] here.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainyard.core import activations, initializers
+from trainyard.core import activations, fused, initializers, regularizers
 from trainyard.core.buffers import Buffers
 from trainyard.core.registry import Registry
 
@@ -40,9 +40,14 @@ class Layer:
     def backward(self, grad: np.ndarray) -> np.ndarray | None:
         raise NotImplementedError
 
+    penalised = False  # whether `penalty()` can be non-zero (a layer holding a regularizer)
+
     def penalty(self) -> float:
         """This layer's weight penalty, added to the loss."""
         return 0.0
+
+    def use_kernels(self) -> None:
+        """Switch to the fused kernels of `core.fused` where this layer has them (the Network decides when)."""
 
     def weights(self) -> dict[str, np.ndarray]:
         """Every array needed to rebuild the layer: trainable and state."""
@@ -59,7 +64,7 @@ class Layer:
 
 @LAYERS.register("dense")
 class Dense(Layer):
-    """a = h(x W + b), with an optional penalty l1 Σ|W| + l2 Σ W² (Keras's L1L2, no ½)."""
+    """a = h(x W + b), with an optional kernel regularizer (`core.regularizers`) whose penalty joins the loss."""
 
     type = "dense"
 
@@ -70,10 +75,7 @@ class Dense(Layer):
         self.activation = activations.get(activation)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
-        reg = kernel_regularizer or {}
-        if not isinstance(reg, dict):  # a model file is untrusted: refuse, don't fail on .get
-            raise TypeError(f"kernel_regularizer must be an object with l1 / l2, not {type(reg).__name__}")
-        self.l1, self.l2 = float(reg.get("l1", 0.0)), float(reg.get("l2", 0.0))
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.use_bias = bool(use_bias)
 
     def build(self, n_in, rng, dtype):
@@ -84,7 +86,14 @@ class Dense(Layer):
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
         return self.units
 
+    _column_sum = None  # core.fused's kernel for the bias gradient, or None for np.sum
+
+    def use_kernels(self):
+        self._column_sum = fused.kernel("column_sum", self.dtype)
+        self.activation.use_kernels(self.dtype)
+
     def forward(self, x, training=False):
+        """z = x W + b, then a = h(z); z stays cached (the output head reads the logits from it)."""
         self.x = x
         z = self.z = self.buffers.get("z", (x.shape[0], self.units), self.dtype)
         np.dot(x, self.params["kernel"], out=z)
@@ -93,42 +102,39 @@ class Dense(Layer):
         return self.activation.forward(z, training)
 
     def backward(self, grad, grad_is_z: bool = False):
-        """dL/dx from dL/da, or from dL/dz when the loss fused this layer's activation."""
-        dz = grad if grad_is_z else self.activation.backward(grad)
+        """dL/dx from dL/da, or from dL/dz when `grad_is_z` (the output head's δ)."""
+        return self.backprop(grad if grad_is_z else self.activation.backward(grad))
+
+    def backprop(self, delta: np.ndarray) -> np.ndarray | None:
+        """The notes' backprop step from δ = dL/dz: dL/dW = xᵀ δ (+ the penalty's gradient), dL/db = Σ δ, dL/dx = δ Wᵀ."""
         w, dw = self.params["kernel"], self.grads["kernel"]
-        np.dot(self.x.T, dz, out=dw)
-        if self.l1 or self.l2:
-            self._add_penalty_gradient(w, dw)
+        np.dot(self.x.T, delta, out=dw)
+        if self.kernel_regularizer is not None:
+            self.kernel_regularizer.add_gradient(w, dw, self.buffers.get("penalty", w.shape, self.dtype))
         if self.use_bias:
-            np.sum(dz, axis=0, out=self.grads["bias"])
+            if self._column_sum is not None and delta.shape[1] > 1 and delta.flags.c_contiguous:
+                self._column_sum(delta, self.grads["bias"])
+            else:
+                np.sum(delta, axis=0, out=self.grads["bias"])
         if not self.need_input_grad:
             return None
         dx = self.buffers.get("dx", self.x.shape, self.dtype)
-        np.dot(dz, w.T, out=dx)
+        np.dot(delta, w.T, out=dx)
         return dx
 
-    def _add_penalty_gradient(self, w: np.ndarray, dw: np.ndarray) -> None:
-        tmp = self.buffers.get("penalty", w.shape, self.dtype)
-        if self.l2:
-            np.multiply(w, 2 * self.l2, out=tmp)
-            dw += tmp
-        if self.l1:
-            np.sign(w, out=tmp)
-            tmp *= self.l1
-            dw += tmp
+    @property
+    def penalised(self) -> bool:
+        return self.kernel_regularizer is not None
 
     def penalty(self):
-        if not (self.l1 or self.l2):
+        """The kernel regularizer's penalty for the current kernel (0 without one)."""
+        if self.kernel_regularizer is None:
             return 0.0
         w = self.params["kernel"]
-        total = self.l2 * float(np.vdot(w, w)) if self.l2 else 0.0
-        if self.l1:
-            tmp = self.buffers.get("penalty", w.shape, self.dtype)
-            total += self.l1 * float(np.abs(w, out=tmp).sum())
-        return total
+        return self.kernel_regularizer.penalty(w, self.buffers.get("penalty", w.shape, self.dtype))
 
     def get_config(self):
-        reg = {"l1": self.l1, "l2": self.l2} if (self.l1 or self.l2) else None
+        reg = self.kernel_regularizer.get_config() if self.kernel_regularizer is not None else None
         return {"type": self.type, "units": self.units, "activation": self.activation.get_config(),
                 "kernel_initializer": self.kernel_initializer.get_config(),
                 "bias_initializer": self.bias_initializer.get_config(),

@@ -41,14 +41,15 @@ class Loss:
         raise NotImplementedError
 
     def fused_gradient(self, a: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """dL/dz of the batch-mean loss through the `fused_with` activation: (a - y) scaled by `_fused_scale`."""
+        """dL/dz of the batch-mean loss through the `fused_with` activation: (a - y) scaled by `delta_scale`."""
         g = self.buffers.get("grad", a.shape, a.dtype)
         np.subtract(a, y, out=g)
-        g *= self._fused_scale(a)
+        g *= self.delta_scale(a)
         return g
 
-    def _fused_scale(self, a: np.ndarray) -> float:
-        return 1.0 / a.size  # mean over outputs and samples
+    def delta_scale(self, a: np.ndarray) -> float:
+        """What δ = a - y is divided by, as this loss averages: here over outputs and samples."""
+        return 1.0 / a.size
 
     def _diff(self, a: np.ndarray, y: np.ndarray) -> np.ndarray:
         d = self.buffers.get("diff", a.shape, a.dtype)
@@ -137,17 +138,21 @@ class CategoricalCrossentropy(Loss):
     fused_with = "softmax"
 
     def per_sample(self, a, y, z=None):
-        if z is not None:  # from the logits: -Σ y log_softmax(z) = Σ y (logsumexp(z) - z)
+        if z is not None:  # from the logits, shifted by their row max as the softmax does
             shifted = self.buffers.get("logits", z.shape, z.dtype)
             np.subtract(z, z.max(axis=1, keepdims=True), out=shifted)
-            log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-            np.subtract(log_sum, shifted, out=shifted)
-            return np.einsum("ij,ij->i", y, shifted)
+            return self.from_shifted_logits(shifted, np.exp(shifted).sum(axis=1, keepdims=True), y)
         p = self.buffers.get("p", a.shape, a.dtype)
         np.divide(a, a.sum(axis=1, keepdims=True), out=p)
         np.clip(p, EPSILON, 1 - EPSILON, out=p)
         np.log(p, out=p)
         return -np.einsum("ij,ij->i", y, p)
+
+    def from_shifted_logits(self, shifted: np.ndarray, total: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Per-sample -Σ y log_softmax(z) = Σ y (log Σ e^s - s) from s = z - max z and its row sums Σ e^s."""
+        out = self.buffers.get("from_logits", shifted.shape, shifted.dtype)
+        np.subtract(np.log(total), shifted, out=out)
+        return np.einsum("ij,ij->i", y, out)
 
     def gradient(self, a, y):
         # L = -Σ y log a + (Σ y) log Σ a, so dL/da_j = -y_j / a_j + Σy / Σa (clip's derivative applied)
@@ -158,7 +163,7 @@ class CategoricalCrossentropy(Loss):
         g *= 1.0 / a.shape[0]
         return g
 
-    def _fused_scale(self, a):
+    def delta_scale(self, a):
         return 1.0 / a.shape[0]  # summed over classes, mean over samples
 
 
@@ -181,7 +186,7 @@ class PerceptronCriterion(Loss):
     def gradient(self, a, y):
         raise ValueError("the perceptron criterion trains only a step output (its fused gradient)")
 
-    def _fused_scale(self, a):
+    def delta_scale(self, a):
         return 1.0 / a.shape[0]
 
 

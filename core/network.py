@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from trainyard.core import fused
 from trainyard.core import layers as layer_lib
 from trainyard.core.layers import Dense, Layer
 
@@ -24,7 +25,13 @@ class Network:
         for layer in layers:
             width = layer.build(width, rng, self.dtype)
         layers[0].need_input_grad = False  # dL/dx of the data is never used: skip that matrix product
+        self._penalised = [layer for layer in layers if layer.penalised]  # the loss adds only these (once a batch)
+        self.penalised = bool(self._penalised)
         self._flatten()
+        self.uses_kernels = fused.wanted(self.flat_params.size)  # a big model: core.fused's kernels where layers have them
+        if self.uses_kernels:
+            for layer in layers:
+                layer.use_kernels()
 
     @classmethod
     def from_configs(cls, configs: list[dict], n_features: int, rng: np.random.Generator, dtype=np.float32) -> "Network":
@@ -60,15 +67,19 @@ class Network:
             x = layer.forward(x, training)
         return x
 
-    def backward(self, grad: np.ndarray, grad_is_z: bool = False) -> None:
-        """Fill `grads` from dL/d(output), or dL/dz of the output layer when the loss fused its activation."""
-        grad = self.output_layer.backward(grad, grad_is_z=grad_is_z)
+    def backprop(self, delta: np.ndarray) -> None:
+        """Backpropagation: fill `grads` from δ = dL/dz at the output layer (`core.heads` gives it), last layer first."""
+        grad = self.output_layer.backprop(delta)
         for layer in reversed(self.layers[:-1]):
             grad = layer.backward(grad)
 
+    def backward(self, grad: np.ndarray, grad_is_z: bool = False) -> None:
+        """Fill `grads` from dL/d(output), or from dL/dz of the output layer when `grad_is_z`."""
+        self.backprop(grad if grad_is_z else self.output_layer.activation.backward(grad))
+
     def penalty(self) -> float:
         """The weight penalties of all layers (part of the loss)."""
-        return sum(layer.penalty() for layer in self.layers)
+        return sum((layer.penalty() for layer in self._penalised), 0.0)
 
     def predict(self, x: np.ndarray, chunk: int = 8192) -> np.ndarray:
         """Inference-mode outputs `(n, n_outputs)` as a new array, computed in chunks to bound memory."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainyard.core import losses, metrics, optimizers
+from trainyard.core import heads, losses, metrics, optimizers
 from trainyard.core.buffers import Buffers
 from trainyard.core.callbacks import Callbacks
 from trainyard.core.checkpoint import load_checkpoint, save_checkpoint
@@ -58,7 +58,7 @@ class Trainer:
         layer_configs = [layer.model_dump(mode="json") for layer in spec.model.layers]
         self.network = Network.from_configs(layer_configs, data.preprocessing.n_features, self.rng, self.dtype)
         self.loss = losses.get(t.loss)
-        self.fused = self.loss.fused_with == self.network.output_layer.activation.name
+        self.head = heads.head_for(self.network.output_layer, self.loss, self.network.uses_kernels)
         self.optimizer = optimizers.get(t.optimizer.model_dump(mode="json"))
         self.optimizer.build(self.network.params)
         self.train, self.val, self.test = (self._split(x, y) for x, y in (
@@ -106,44 +106,67 @@ class Trainer:
                 break
         return Fitted(self.network, self.history, self.final_metrics(), stopped)
 
+    def get_state(self) -> dict:
+        """What a resumed run needs, as `core.checkpoint` stores it: the weights, the optimizer's and early
+        stopper's own states (and its best weights), the Generator's state and the history so far."""
+        stopper = self.stopper
+        return {"weights": self.network.get_weights(), "optimizer": self.optimizer.get_state(),
+                "rng": self.rng.bit_generator.state, "history": self.history,
+                "early_stopping": stopper.get_state() if stopper is not None else None,
+                "best_weights": stopper.best_weights if stopper is not None else None}
+
+    def set_state(self, state: dict) -> None:
+        """Continue from a `get_state()` (weights are copied into the network's own arrays)."""
+        self.network.set_weights(state["weights"])
+        self.optimizer.set_state(state["optimizer"])
+        self.rng.bit_generator.state = state["rng"]
+        self.history = list(state["history"])
+        if self.stopper is not None and state["early_stopping"] is not None:
+            self.stopper.set_state(state["early_stopping"], state["best_weights"])
+
     def _train_epoch(self, epoch: int) -> dict:
         """One pass over the training split; the loss and metrics Keras's `fit` would log for it."""
         train, net, check = self.train, self.network, self.callbacks.check
         n = len(train.x)
         batch = min(self.spec.training.batch_size or n, n)
         order = self.rng.permutation(n) if self.spec.training.shuffle else None
-        acc = metrics.accumulator(self.task, self.n_classes, net.n_outputs)
+        scores = _EpochScores(self.task, metrics.accumulator(self.task, self.n_classes, net.n_outputs), n)
+        targets = self._in_order(train.target, order)
         loss_sum = 0.0
         for start in range(0, n, batch):
             if check:
                 check()
-            xb, tb, lb = self._batch(order, start, min(start + batch, n))
+            stop = min(start + batch, n)
+            xb, tb = self._inputs(order, start, stop), targets[start:stop]
             out = net.forward(xb, training=True)
-            batch_loss = float(self._losses(out, tb).sum()) + net.penalty() * len(xb)
+            batch_loss = float(self._losses(out, tb).sum()) + (net.penalty() * len(xb) if net.penalised else 0.0)
             if not math.isfinite(batch_loss):
                 raise Diverged(epoch)
             loss_sum += batch_loss
-            acc.update(lb, decode(out, self.task))
-            grad = self.loss.fused_gradient(out, tb) if self.fused else self.loss.gradient(out, tb)
-            net.backward(grad, grad_is_z=self.fused)
+            scores.add(out, start, stop, order, train.labels)
+            net.backprop(self.head.delta(out, tb))
             self.optimizer.update(net.params, net.grads)
-        return {"loss": loss_sum / n, **acc.result(self.names)}
+        return {"loss": loss_sum / n, **scores.result(self.names, order, train.labels)}
 
     def _losses(self, out: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """Per-sample losses of the last forward pass; a fused loss also reads the output layer's z (its logits)."""
-        return self.loss.per_sample(out, target, self.network.output_layer.z if self.fused else None)
+        """Per-sample losses of the last forward pass (the head computes a fused pair's from the logits)."""
+        return self.head.per_sample(out, target)
 
-    def _batch(self, order: np.ndarray | None, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Rows [start, stop) of the (shuffled) training split, gathered into reused buffers."""
-        train = self.train
+    def _inputs(self, order: np.ndarray | None, start: int, stop: int) -> np.ndarray:
+        """Inputs of rows [start, stop) of the (shuffled) training split, gathered into a reused buffer."""
+        x = self.train.x
         if order is None:
-            return train.x[start:stop], train.target[start:stop], train.labels[start:stop]
+            return x[start:stop]
         idx = order[start:stop]
-        xb = self.buffers.get("x", (len(idx), train.x.shape[1]), self.dtype)
-        tb = self.buffers.get("t", (len(idx), train.target.shape[1]), self.dtype)
-        np.take(train.x, idx, axis=0, out=xb)
-        np.take(train.target, idx, axis=0, out=tb)
-        return xb, tb, train.labels[idx]
+        xb = self.buffers.get("x", (len(idx), x.shape[1]), self.dtype)
+        np.take(x, idx, axis=0, out=xb)
+        return xb
+
+    def _in_order(self, target: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+        """The epoch's targets in its order, gathered at once (small beside the inputs, gathered batch by batch)."""
+        if order is None:
+            return target
+        return np.take(target, order, axis=0, out=self.buffers.get("targets", target.shape, self.dtype))
 
     def evaluate(self, split: Split, chunk: int = EVAL_ROWS) -> dict:
         """Loss (penalties included) and metrics of the current model in inference mode on one split."""
@@ -165,6 +188,32 @@ class Trainer:
                 for k, v in self.evaluate(split).items():
                     result[prefix + k] = v if k == "confusion_matrix" else json_safe(v)
         return result
+
+
+class _EpochScores:
+    """An epoch's training metrics from each mini-batch's outputs.
+
+    Class predictions are kept in epoch order and counted once at the end (a confusion matrix is
+    integer counts, so that equals counting batch by batch, at one call instead of one a batch);
+    regression outputs go to the running sums batch by batch, in the order those floats add up.
+    """
+
+    def __init__(self, task: str, accumulator, n: int):
+        self.accumulator = accumulator
+        self.predictions = np.empty(n, np.int64) if task == "classification" else None
+        self.task = task
+
+    def add(self, out: np.ndarray, start: int, stop: int, order: np.ndarray | None, labels: np.ndarray) -> None:
+        if self.predictions is not None:
+            self.predictions[start:stop] = decode(out, self.task)
+        else:
+            self.accumulator.update(labels[start:stop] if order is None else labels[order[start:stop]],
+                                    decode(out, self.task))
+
+    def result(self, names: list[str], order: np.ndarray | None, labels: np.ndarray) -> dict:
+        if self.predictions is not None:
+            self.accumulator.update(labels if order is None else labels[order], self.predictions)
+        return self.accumulator.result(names)
 
 
 def fit(spec: JobSpec, data: PreparedData, callbacks: Callbacks | None = None, dtype=np.float32) -> Fitted:
