@@ -21,15 +21,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "contract"), str(ROOT / "tests" / "api")]
+sys.path.insert(0, str(ROOT))  # tests.support
 
-from livestack import live_stack  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from trainyard.store.db import make_engine, make_sessionmaker, session_scope  # noqa: E402
 from trainyard.store.models import Job, User  # noqa: E402
 from trainyard.store.runs import claim_job, heartbeat, record_epochs  # noqa: E402
 from trainyard.store.settings import Settings  # noqa: E402
+
+from tests.support.livestack import live_stack  # noqa: E402
 
 XOR = {"name": "bench", "dataset": {"builtin": "xor"},
        "model": {"layers": [{"type": "dense", "units": 4, "activation": "tanh"},

@@ -5,7 +5,7 @@
     .venv/bin/python bench/bench_db_hang.py --env TRAINYARD_DB_RESPONSE_TIMEOUT_SECONDS=3
 
 The API (one gunicorn process) reaches a scratch PostgreSQL database through a loopback proxy
-(tests/reliability/reliabilitykit.TcpProxy). Once its pool holds a connection, the proxy stops forwarding
+(tests.support.cluster.TcpProxy). Once its pool holds a connection, the proxy stops forwarding
 without closing anything; GET /jobs, POST /jobs and GET /health are then timed (each gives up after
 `--bound` s), then the proxy forwards again and the time until GET /jobs answers 200 is timed.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "reliability"))
+sys.path.insert(0, str(ROOT))  # tests.support
 sys.path.insert(0, str(ROOT / "bench"))
 
 
@@ -39,7 +39,8 @@ def timed(method: str, url: str, bound: float, **kw) -> str:
 
 def main() -> None:
     from bench_api import scratch_postgres
-    from reliabilitykit import TcpProxy, free_port
+    from tests.support.cluster import TcpProxy
+    from tests.support.processes import free_port
     from sqlalchemy.engine import make_url
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,4 +1,4 @@
-"""Shared fixtures: fresh databases and brokers for the store, worker, API and client tests.
+"""Shared fixtures: fresh databases and brokers for the store, worker, API and client tests, and the app on them.
 
 - `sqlite_settings`: embedded settings in `tmp_path` (SQLite file + filesystem broker).
 - `postgres_settings`: a fresh PostgreSQL database (dropped afterwards) + a Redis db
@@ -8,90 +8,26 @@
 - `user_id`: a user created in that database.
 - `fresh_postgres` (session scope): the context manager behind `postgres_settings`, for
   module-scoped fixtures; `fast_timings`: the lifecycle timings these fixtures use.
+- `api`: the app on `sqlite_settings` with callers alice and bob (tests.support.api); `api_both`: the same on
+  `db_settings`.
+
+Helpers live in `tests.support` (its docstring lists them); its asserts are rewritten as a test's are.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import uuid
-from pathlib import Path
-from typing import Iterator
-
 import pytest
 
-from trainyard.store.settings import Settings
+pytest.register_assert_rewrite("tests.support")  # before any test imports it
 
-POSTGRES_ADMIN_URL = os.environ.get("TRAINYARD_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("TRAINYARD_TEST_REDIS", "redis://127.0.0.1:6379/9")
-# Fast lifecycle timings so tests see leases expire and the reconciler act within seconds.
-FAST = dict(lease_seconds=3.0, heartbeat_seconds=0.2, reconcile_interval_seconds=0.5, republish_after_seconds=2.0,
-            worker_live_seconds=5.0, db_statement_timeout_seconds=30.0)
-
-
-def _postgres_admin():
-    import sqlalchemy
-
-    engine = sqlalchemy.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT",
-                                      connect_args={"connect_timeout": 3})
-    try:
-        engine.connect().close()
-    except sqlalchemy.exc.OperationalError as exc:
-        engine.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {exc.orig}")
-    return engine
-
-
-def _redis_reachable() -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError as exc:
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
-    finally:
-        client.close()
-
-
-def _delete_redis_namespace(namespace: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{namespace}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+from tests.support.databases import FAST, fresh_postgres_settings  # noqa: E402
+from trainyard.store.settings import Settings  # noqa: E402
 
 
 @pytest.fixture
 def sqlite_settings(tmp_path) -> Settings:
     """Embedded settings under tmp_path: SQLite database and filesystem broker, fast lifecycle timings."""
     return Settings(home=tmp_path / "home", **FAST)
-
-
-@contextlib.contextmanager
-def fresh_postgres_settings(home: Path, **changes) -> Iterator[Settings]:
-    """Settings on a new PostgreSQL database and Redis namespace, both removed on exit (skips if unreachable)."""
-    import sqlalchemy
-
-    admin = _postgres_admin()
-    _redis_reachable()
-    name = f"trainyard_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
-    namespace = f"ty-test-{uuid.uuid4().hex[:12]}:"
-    try:
-        yield Settings(home=home, database_url=url, broker_url=REDIS_URL, broker_namespace=namespace,
-                       **{**FAST, **changes})
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        _delete_redis_namespace(namespace)
 
 
 @pytest.fixture(scope="session")
@@ -153,3 +89,23 @@ def user_id(session_factory) -> str:
 
     with session_scope(session_factory) as session:
         return get_or_create_user(session=session, name="alice").id
+
+
+@pytest.fixture
+def api(sqlite_settings):
+    """An app on a fresh SQLite database with the filesystem broker (no worker runs), callers alice and bob."""
+    from tests.support.api import make_api
+
+    a = make_api(sqlite_settings)
+    yield a
+    a.engine.dispose()
+
+
+@pytest.fixture
+def api_both(db_settings):
+    """The same, once on SQLite + filesystem broker and once on PostgreSQL + Redis."""
+    from tests.support.api import make_api
+
+    a = make_api(db_settings)
+    yield a
+    a.engine.dispose()

@@ -7,9 +7,12 @@ import subprocess
 import sys
 
 import numpy as np
-from apitest import ROOT, XOR_INPUTS, train
 
 from trainyard.core.backends import load_predictor
+
+from tests.support import ROOT
+from tests.support.api import XOR_INPUTS
+from tests.support.fakeworker import train
 
 SKLEARN = json.loads((ROOT / "examples" / "sklearn_xor_relu.json").read_text())
 SKLEARN["training"]["epochs"] = 50
@@ -43,9 +46,8 @@ def test_keras_predict(api):
 def test_the_api_starts_and_takes_keras_jobs_without_tensorflow(tmp_path):
     code = f"""
 import json, sys
-sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / "tests" / "api")!r}]
 from trainyard.store.settings import Settings
-from apitest import make_api
+from tests.support.api import make_api
 api = make_api(Settings(home={str(tmp_path)!r}))
 assert api.alice.post("/jobs", json=json.loads({json.dumps(KERAS)!r})).status_code == 201
 print(sorted(m for m in ("tensorflow", "keras") if m in sys.modules))

@@ -6,7 +6,8 @@ import hashlib
 import io
 
 import numpy as np
-from apitest import make_api, problem, xor
+
+from tests.support.api import make_api, problem, xor
 
 CSV = "a,b,label\n" + "".join(f"{a},{b},{'yes' if a != b else 'no'}\n" for a, b in [(0, 0), (0, 1), (1, 0), (1, 1)] * 3)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from apitest import XOR_FIT, XOR_INPUTS, make_api, problem, start_worker, stop_process, wait_for, xor
+
+from tests.support.api import XOR_FIT, XOR_INPUTS, make_api, problem, xor
+from tests.support.processes import start_worker, stop_process, wait_for
 
 LONG = xor(name="long", training={"epochs": 200_000, "seed": 1, "batch_size": 4})
 DIVERGES = {"name": "diverges", "dataset": {"builtin": "diabetes"}, "model": {"layers": [{"type": "dense", "units": 1}]},

@@ -10,15 +10,11 @@ import subprocess
 import sys
 
 import requests
-from apitest import ROOT, settings_env, wait_for
 
 from trainyard.api.serve import gunicorn_options
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support import ROOT
+from tests.support.processes import free_port, settings_env, wait_for
 
 
 def alive(pid: int) -> bool:

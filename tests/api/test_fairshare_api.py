@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
-from apitest import claim, make_api, problem, xor
-
 from trainyard.store.db import session_scope
 from trainyard.store.workers import register_worker
+
+from tests.support.api import make_api, problem, xor
+from tests.support.fakeworker import claim
 
 
 def test_priority_is_validated_stored_and_defaults_to_normal(api):

@@ -10,12 +10,13 @@ import contextlib
 
 import pytest
 import schemathesis
-from apitest import make_api
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from trainyard.api.openapi import openapi_document
 from trainyard.store.settings import Settings
+
+from tests.support.api import make_api
 
 
 class Target:

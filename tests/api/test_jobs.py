@@ -7,8 +7,9 @@ from sqlalchemy import update
 
 from trainyard.store.db import session_scope
 from trainyard.store.models import Job
-import apitest as fake_worker
-from apitest import XOR_FIT, XOR_INPUTS, make_api, problem, xor
+
+from tests.support import fakeworker as fake_worker
+from tests.support.api import XOR_FIT, XOR_INPUTS, make_api, problem, xor
 
 def test_submit_returns_the_queued_job_with_location(api):
     r = api.alice.post("/jobs", json=xor())

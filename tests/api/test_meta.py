@@ -6,13 +6,14 @@ import json
 import re
 
 import jsonschema_rs
-from apitest import make_api, problem
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
 from trainyard.api.app import create_app
 from trainyard.core.capabilities import CAPABILITIES
 from trainyard.core.datasets.catalog import BUILTINS
 from trainyard.core.spec import ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS
+
+from tests.support.api import make_api, problem
 
 
 def _refs(node):
@@ -140,7 +141,8 @@ def test_bodies_match_the_documented_models(api):
     """The routes build plain dicts for speed; the OpenAPI models must still describe them exactly (extra=forbid)."""
     import io
 
-    from apitest import XOR_FIT, XOR_INPUTS, train
+    from tests.support.api import XOR_FIT, XOR_INPUTS
+    from tests.support.fakeworker import train
 
     from trainyard.api import schemas
 
@@ -162,7 +164,8 @@ def test_bodies_match_the_documented_models(api):
 
 
 def test_job_duration_histogram_is_counted_by_the_database(api_both):
-    from apitest import XOR_FIT, train
+    from tests.support.api import XOR_FIT
+    from tests.support.fakeworker import train
 
     job = api_both.alice.submit(XOR_FIT)
     train(api_both, job["id"], XOR_FIT)

@@ -20,7 +20,6 @@ import zipfile
 import numpy as np
 import onnxruntime as ort
 import pytest
-from apitest import ROOT, claim, epochs, problem, xor
 from sklearn.datasets import load_iris
 
 from trainyard.core.callbacks import Callbacks
@@ -28,6 +27,10 @@ from trainyard.core.job import train_job
 from trainyard.core.validate import validate_spec
 from trainyard.store.db import session_scope
 from trainyard.store.runs import finish_job
+
+from tests.support import ROOT
+from tests.support.api import problem, xor
+from tests.support.fakeworker import claim, epochs
 
 TOLERANCE = 1e-5
 IRIS = load_iris()
@@ -181,7 +184,7 @@ def test_regression_onnx_outputs_the_values(api):
             "model": {"layers": [{"type": "dense", "units": 8, "activation": "sigmoid"}, {"type": "dense", "units": 1}]},
             "training": {"epochs": 5, "seed": 1, "batch_size": 64}, "backend_options": {"dtype": "float64"}}
     job = api.alice.submit(spec)
-    from apitest import train
+    from tests.support.fakeworker import train
 
     train(api, job["id"], spec)
     x = [[0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.02], [0.0] * 10]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from apitest import XOR_FIT, claim, fail, train
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
@@ -15,6 +14,9 @@ from trainyard.store.db import session_scope
 from trainyard.store.models import Job, utcnow
 from trainyard.store.runs import requeue_expired_jobs
 from trainyard.store.workers import register_worker
+
+from tests.support.api import XOR_FIT
+from tests.support.fakeworker import claim, fail, train
 
 PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.5,"
                      "application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2")

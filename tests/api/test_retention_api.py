@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from apitest import XOR_FIT, XOR_INPUTS, problem, train
 from sqlalchemy import update
 
 from trainyard.api import schemas
 from trainyard.store.db import session_scope
 from trainyard.store.gc import run_gc
 from trainyard.store.models import Job, utcnow
+
+from tests.support.api import XOR_FIT, XOR_INPUTS, problem
+from tests.support.fakeworker import train
 
 
 def age(api, job_id: str, days: float) -> None:
@@ -77,7 +79,7 @@ def test_a_purged_job_answers_410_for_history_model_and_predict(api_both):
 
 
 def test_a_sweep_keeps_its_trials_while_it_runs_or_is_pinned(api_both):
-    from test_sweeps import advance, create, sweep, trials
+    from tests.api.test_sweeps import advance, create, sweep, trials
 
     api = api_both
     body = create(api.alice, sweep(trials=2, parallel=2))

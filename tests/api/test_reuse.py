@@ -7,7 +7,6 @@ import io
 
 import pytest
 from sqlalchemy import update
-from apitest import XOR_FIT, XOR_INPUTS, make_api, start_worker, stop_process, train, wait_for
 
 import trainyard.api.jobs
 from trainyard.core.provenance import backend_versions
@@ -15,6 +14,10 @@ from trainyard.core.validate import validate_spec
 from trainyard.core.job import train_job
 from trainyard.store.db import session_scope
 from trainyard.store.models import Artifact, Blob, HistoryChunk, Job, utcnow
+
+from tests.support.api import XOR_FIT, XOR_INPUTS, make_api
+from tests.support.fakeworker import train
+from tests.support.processes import start_worker, stop_process, wait_for
 
 # A labelled CSV whose class is `a XOR b`, 3 copies of the truth table; ANOTHER differs in one row's label.
 CSV = "a,b,label\n" + "".join(f"{a},{b},{int(a != b)}\n" for a, b in [(0, 0), (0, 1), (1, 0), (1, 1)] * 3)

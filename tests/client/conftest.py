@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from trainyard.client import Client
-from clientfake import FakeServer
-
 from trainyard.client.cli import main
+
+from tests.support.fakeserver import FakeApi, FakeServer
 
 
 @pytest.fixture
@@ -36,33 +36,17 @@ def make_client(fake):
 
 @pytest.fixture
 def fake_api(fake):
-    from clientfake import FakeApi
-
     return FakeApi(fake)
-
-
-def service_missing() -> list[str]:
-    """The service modules the live tests need that this tree does not have (yet)."""
-    import importlib.util
-
-    missing = []
-    for name in ("trainyard.api.serve", "trainyard.worker.main", "trainyard.worker.reconciler", "trainyard.store.migrate"):
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except ModuleNotFoundError:
-            found = False
-        if not found:
-            missing.append(name)
-    return missing
 
 
 @pytest.fixture(scope="session")
 def compose_stack(tmp_path_factory):
-    """docker-compose.yml's api, migrate, two worker-cpu and reconciler as local processes (see composestack)."""
+    """docker-compose.yml's api, migrate, two worker-cpu and reconciler as local processes (tests.support.composestack)."""
+    from tests.support.composestack import delete_redis_keys, drop_database, service_missing, start_stack
+
     missing = service_missing()
     if missing:
         pytest.skip(f"the service's code is not in this tree: {', '.join(missing)} missing")
-    from composestack import delete_redis_keys, drop_database, start_stack
 
     stack, db_name, broker = start_stack(tmp_path_factory.mktemp("compose"))
     yield stack

@@ -9,9 +9,10 @@ import types
 from pathlib import Path
 
 import pytest
-from clientfake import last_json
 
 from trainyard.client.cli import main
+
+from tests.support.fakeserver import last_json
 
 SPEC = {"name": "xor", "training": {"epochs": 3}}
 

@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import yaml
 
-from composestack import COMPOSE_FILE, ROOT, load_compose
+from tests.support import ROOT
+from tests.support.composestack import REQUIRED_ENV, compose_config, load_compose
 
 TRAINYARD_SERVICES = {"migrate", "api", "worker-cpu", "worker-gpu", "reconciler"}
 XOR = json.loads((ROOT / "examples" / "xor_relu.json").read_text())
-REQUIRED_ENV = {"TRAINYARD_METRICS_TOKEN": "a-metrics-token"}  # the one variable the compose file cannot default
-
-
-def compose_config(tmp_path: Path, *args: str, env: dict[str, str] = REQUIRED_ENV) -> subprocess.CompletedProcess:
-    """`docker-compose config` on a copy of the file in an empty folder: no .env, no environment but `env`."""
-    binary = shutil.which("docker-compose")
-    if binary is None:
-        pytest.skip("docker-compose is not installed (CI installs Debian's: apt-get install docker-compose)")
-    shutil.copy(COMPOSE_FILE, tmp_path / "docker-compose.yml")
-    return subprocess.run([binary, "-f", str(tmp_path / "docker-compose.yml"), *args, "config"], cwd=tmp_path,
-                          env={"PATH": "/usr/local/bin:/usr/bin:/bin", **env}, capture_output=True, text=True,
-                          timeout=120)
 
 
 @pytest.mark.parametrize("profile", [[], ["--profile", "gpu"]], ids=["default", "gpu"])

@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from clientfake import last_json
 
 from trainyard.client import Client, Conflict, NotFound, Unauthorized, ValidationFailed
-from composestack import ROOT
+
+from tests.support import ROOT
+from tests.support.fakeserver import last_json
 
 XOR = json.loads((ROOT / "examples" / "xor_relu.json").read_text())
 CHEESE = ROOT / "examples" / "data" / "cheese_festival.csv"

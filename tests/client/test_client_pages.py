@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import sys
 import threading
-from pathlib import Path
 
 import pytest
-from clientfake import last_json
 from werkzeug.serving import make_server
 
 from trainyard.client import Client
 from trainyard.client.cli import main
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))  # apitest: make_api and the fake worker
+from tests.support.api import XOR_FIT, make_api, xor
+from tests.support.fakeserver import last_json
+from tests.support.fakeworker import claim, epochs, train
 
-import apitest  # noqa: E402
 
 
 @pytest.fixture
 def served(db_settings):
-    """The API app (apitest.Api) served by a real HTTP server on 127.0.0.1; `served.url` is its address."""
-    api = apitest.make_api(db_settings)
+    """The API app (tests.support.api.Api) served by a real HTTP server on 127.0.0.1; `served.url` is its address."""
+    api = make_api(db_settings)
     server = make_server("127.0.0.1", 0, api.app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="api", daemon=True)
     thread.start()
@@ -34,10 +32,10 @@ def served(db_settings):
 
 def test_client_and_cli_get_every_epoch_across_history_pages(served, monkeypatch, capsys, tmp_path):
     api = served
-    job = api.alice.submit(apitest.xor(training={"epochs": 3000}))
-    attempt = apitest.claim(api, job["id"])
+    job = api.alice.submit(xor(training={"epochs": 3000}))
+    attempt = claim(api, job["id"])
     for first, last in ((1, 999), (1000, 2345)):  # 2,345 epochs: three pages of the default 1,000
-        apitest.epochs(api, job["id"], attempt, [{"epoch": e, "loss": 1 / e, "time": 0.01}
+        epochs(api, job["id"], attempt, [{"epoch": e, "loss": 1 / e, "time": 0.01}
                                                  for e in range(first, last + 1)])
     assert len(api.alice.get(f"/jobs/{job['id']}/history").get_json()["epochs"]) == 1000  # one page
     with Client(api.url, api.alice.token, retries=0) as client:
@@ -56,8 +54,8 @@ def test_client_and_cli_get_every_epoch_across_history_pages(served, monkeypatch
 
 def test_cli_list_shows_job_summaries(served, monkeypatch, capsys):
     api = served
-    job = api.alice.submit(apitest.XOR_FIT)
-    apitest.train(api, job["id"], apitest.XOR_FIT)
+    job = api.alice.submit(XOR_FIT)
+    train(api, job["id"], XOR_FIT)
     monkeypatch.setenv("TRAINYARD_URL", api.url)
     monkeypatch.setenv("TRAINYARD_TOKEN", api.alice.token)
     assert main(["list"]) == 0

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from clientfake import Reply, problem
 
 from trainyard.client.cli import main
 from trainyard.client.errors import Gone
+
+from tests.support.fakeserver import Reply, problem
 
 PURGED = {"at": "2026-11-30T12:00:00Z", "removed": ["history", "model"]}
 

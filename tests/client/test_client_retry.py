@@ -12,7 +12,8 @@ import pytest
 
 from trainyard.client import (ApiError, Client, Conflict, ConnectionFailed, NotFound, RateLimited, ServerError,
                               ServiceUnavailable, Unauthorized, ValidationFailed)
-from clientfake import FakeServer, Reply, problem
+
+from tests.support.fakeserver import FakeServer, Reply, problem
 
 JOB = {"id": "j1", "name": "xor", "status": "queued", "progress": {"epoch": 0, "epochs": 10}}
 

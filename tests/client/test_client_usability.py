@@ -13,7 +13,8 @@ from trainyard.client import Client, ConnectionFailed, DatasetFileError, Service
 from trainyard.client.cli import main
 from trainyard.client.commands import csv_rows
 from trainyard.client.transport import api_root
-from clientfake import FakeServer, Reply, problem, last_json
+
+from tests.support.fakeserver import FakeServer, Reply, last_json, problem
 
 POINTS = "x,label\n1,0\n2,1\n"
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 
 import yaml
-from composestack import COMPOSE_FILE, ROOT
-from test_client_compose import REQUIRED_ENV, compose_config
 
 from trainyard.store.settings import Settings
+
+from tests.support import ROOT
+from tests.support.composestack import COMPOSE_FILE, REQUIRED_ENV, compose_config
 
 NGINX_CONF = (ROOT / "deploy" / "nginx.conf").read_text()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from clientfake import Reply, problem
-
 from trainyard.client.commands import parse_inputs
+
+from tests.support.fakeserver import Reply, problem
 
 
 def first(fake, method, pattern, fn):

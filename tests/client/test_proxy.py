@@ -30,6 +30,8 @@ from trainyard.store.migrate import upgrade
 from trainyard.store.settings import Settings
 from trainyard.store.tokens import create_token
 
+from tests.support.processes import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "deploy" / "nginx.conf"
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
@@ -39,12 +41,6 @@ XOR = json.loads((ROOT / "examples" / "xor_relu.json").read_text())
 BODY_TIMEOUT = 1.0  # the API's body_timeout_seconds here; the slow bodies below take 5 s
 SLOW_BYTES = 10  # sent one every 0.5 s
 BUDGET = 3  # auth_failures_per_address
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until(predicate, seconds: float, what: str) -> None:

@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from clientfake import last_json
 
 from trainyard.client import NotFound, ValidationFailed
-from composestack import ROOT
+
+from tests.support import ROOT
+from tests.support.fakeserver import last_json
 
 XOR = json.loads((ROOT / "examples" / "xor_relu.json").read_text())
 DIGITS_SWEEP = json.loads((ROOT / "examples" / "digits_sweep.json").read_text())

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from livestack import live_stack
 
 from trainyard.store.settings import Settings
+
+from tests.support.livestack import live_stack
 
 
 @pytest.fixture(scope="session")

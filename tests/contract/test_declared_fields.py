@@ -13,19 +13,16 @@ from __future__ import annotations
 import copy
 import io
 import json
-import sys
-from pathlib import Path
 
 import jsonschema_rs
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
+from trainyard.api.openapi import openapi_document
+from trainyard.store.db import session_scope
+from trainyard.store.workers import register_worker
 
-from apitest import XOR_FIT, XOR_INPUTS, claim, epochs, fail, make_api, train  # noqa: E402
-
-from trainyard.api.openapi import openapi_document  # noqa: E402
-from trainyard.store.db import session_scope  # noqa: E402
-from trainyard.store.workers import register_worker  # noqa: E402
+from tests.support.api import XOR_FIT, XOR_INPUTS, make_api
+from tests.support.fakeworker import claim, epochs, fail, train
 
 CSV = b"a,b,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n"
 

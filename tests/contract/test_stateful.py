@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from apitest import make_api
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
@@ -20,6 +19,8 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
 
 from trainyard.api.openapi import openapi_document
 from trainyard.store.settings import Settings
+
+from tests.support.api import make_api
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 BUDGETS = dict(rate_limit_burst=100_000, auth_failures_per_address=1_000_000)

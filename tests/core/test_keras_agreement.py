@@ -14,9 +14,10 @@ import copy
 
 import pytest
 
-from backend_data import prepared
 from trainyard.core.backends import get_backend
 from trainyard.core.callbacks import Callbacks
+
+from tests.support.backend_data import prepared
 
 
 def dense(units: int, activation: str | dict, value: float, **extra) -> dict:

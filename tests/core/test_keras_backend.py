@@ -18,7 +18,8 @@ from trainyard.core.errors import Cancelled, Diverged, ModelFileError, SpecError
 from trainyard.core.spec import parse_spec
 from trainyard.core.validate import validate_spec
 
-from backend_data import prepared
+from tests.support.backend_data import prepared
+
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
 

@@ -27,7 +27,8 @@ from trainyard.core.errors import Cancelled, Diverged, ModelFileError, SpecError
 from trainyard.core.spec import normalised, parse_spec
 from trainyard.core.validate import validate_spec
 
-from backend_data import prepared
+from tests.support.backend_data import prepared
+
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])

@@ -23,9 +23,11 @@ from pathlib import Path
 from urllib.request import urlopen
 
 import pytest
-from dockerkit import ComposeProject, docker_unavailable, ensure_standins, free_port, remove_stale_projects
 
 from trainyard.client import Client
+
+from tests.support.dockerkit import ComposeProject, docker_unavailable, ensure_standins, remove_stale_projects
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.timeout(1500)
 

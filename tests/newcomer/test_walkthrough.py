@@ -1,4 +1,4 @@
-"""The README, tried as a newcomer would from a fresh clone (issue 13 §3): tests/newcomer/walkthrough.py runs every
+"""The README, tried as a newcomer would from a fresh clone (issue 13 §3): tests/support/walkthrough.py runs every
 command it shows, in its order, against a `make run` service. It takes a minute or two (the sweep is cut to 2
 trials and course_notes.py to three numpy examples; the walkthrough's docstring says what else differs)."""
 
@@ -7,12 +7,10 @@ from __future__ import annotations
 import re
 import shutil
 import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import walkthrough  # noqa: E402
+from tests.support import walkthrough
 
 pytestmark = [pytest.mark.skipif(shutil.which("make") is None or shutil.which("curl") is None
                                  or shutil.which("git") is None, reason="needs make, curl and git"),

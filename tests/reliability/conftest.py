@@ -2,5 +2,5 @@
 
 They use the PostgreSQL and Redis of the other service tests (tests/conftest.py: a fresh
 database and a private key namespace per test) and skip without them; a test that
-flushes or restarts the broker starts its own redis-server. Helpers: reliabilitykit.py.
+flushes or restarts the broker starts its own redis-server. Helpers: tests.support.cluster.
 """

@@ -11,7 +11,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from reliabilitykit import RedisServer, cluster, moons_spec, wait_for, xor_spec
+
+from tests.support.cluster import RedisServer, cluster, moons_spec, xor_spec
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.timeout(150)
 

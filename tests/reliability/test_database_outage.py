@@ -13,7 +13,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from reliabilitykit import cluster, moons_spec, wait_for
+
+from tests.support.cluster import cluster, moons_spec
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.timeout(150)
 

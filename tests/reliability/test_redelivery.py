@@ -1,6 +1,6 @@
 """Issue 6.3: a job that outlives Redis's visibility timeout trains once (celery#5935), and its time limit holds.
 
-The worker runs with a 1 s visibility timeout (shortvisibility.py) and two pool processes,
+The worker runs with a 1 s visibility timeout (tests/support/shortvisibility.py) and two pool processes,
 so a message delivered again would find a free process. A long job also gets a second
 message for its id while it trains — what a redelivery is — and the claim refuses it.
 Then a worker with a 5 s TRAINYARD_JOB_TIMEOUT_SECONDS gets two runaway jobs: both end
@@ -9,19 +9,20 @@ failed with `timeout` and the worker goes on to the next job.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
-from reliabilitykit import cluster, moons_spec, stop_process, wait_for, xor_spec
 
 from trainyard.worker.publish import publish_job
+
+from tests.support.cluster import cluster, moons_spec, xor_spec
+from tests.support.processes import stop_process, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
 VISIBILITY_SECONDS = 1.0
 TIME_LIMIT_SECONDS = 5.0
 EPOCHS = 3000
-SHORT_VISIBILITY_WORKER = ("-u", str(Path(__file__).with_name("shortvisibility.py")), str(VISIBILITY_SECONDS))
+SHORT_VISIBILITY_WORKER = ("-u", "-m", "tests.support.shortvisibility", str(VISIBILITY_SECONDS))
 
 
 def test_long_job_trains_once_and_runaway_jobs_time_out(fresh_postgres, tmp_path):

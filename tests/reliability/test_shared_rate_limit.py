@@ -7,13 +7,14 @@ import contextlib
 
 import pytest
 import requests
-from reliabilitykit import free_port, start_process, stop_process, wait_for
 
 from trainyard.api.ratelimit import window
 from trainyard.store.db import make_engine, make_sessionmaker, session_scope
 from trainyard.store.migrate import upgrade
 from trainyard.store.settings import load_settings
 from trainyard.store.tokens import create_token
+
+from tests.support.processes import free_port, start_process, stop_process, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -19,11 +19,13 @@ from typing import Iterator
 
 import pytest
 import requests
-from reliabilitykit import Cluster, cluster, moons_spec, wait_for
 
 from trainyard.store.db import session_scope
 from trainyard.store.settings import Settings
 from trainyard.store.tokens import create_token, revoke_tokens
+
+from tests.support.cluster import Cluster, cluster, moons_spec
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -13,7 +13,9 @@ import threading
 import time
 
 import pytest
-from reliabilitykit import children, cluster, moons_spec, wait_for, xor_spec
+
+from tests.support.cluster import children, cluster, moons_spec, xor_spec
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.timeout(150)
 

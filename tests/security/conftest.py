@@ -1,51 +1,22 @@
-"""Security-test fixtures: the API helpers of tests/api (apitest.py), an audit hook that sees any unpickling."""
+"""Security-test fixtures: an audit hook that sees any unpickling (tests.support.audit), and apps with small limits.
+
+`api` and `api_both` (an app with callers alice and bob) come from tests/conftest.py.
+"""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))  # apitest: make_api, Caller, fake worker
-
-from apitest import make_api  # noqa: E402
-
-# Audit events that loading hostile data must never raise: unpickling a class, running a command. (Not
-# marshal.loads: every import raises it, nor subprocess.Popen: platform.processor() runs uname; the canary
-# files catch those.) One hook for the whole process
-# (hooks cannot be removed); it records only while a test has armed it.
-WATCHED = ("pickle.find_class", "os.system", "os.exec", "os.posix_spawn")
-_seen: list[tuple[str, tuple]] = []
-_armed: list[bool] = []
-
-
-def _hook(event: str, args: tuple) -> None:
-    if _armed and event in WATCHED:
-        _seen.append((event, args))
-
-
-sys.addaudithook(_hook)
+from tests.support.api import make_api
+from tests.support.audit import watching
 
 
 @pytest.fixture
 def no_code_runs():
     """Arm the audit hook for the test; fail it if anything was unpickled or a command was run."""
-    _seen.clear()
-    _armed.append(True)
-    try:
-        yield _seen
-    finally:
-        _armed.clear()
-    assert _seen == [], f"hostile input reached {_seen}"
-
-
-@pytest.fixture
-def api(sqlite_settings):
-    """An app on a fresh SQLite database (filesystem broker, no worker) with callers alice and bob."""
-    a = make_api(sqlite_settings)
-    yield a
-    a.engine.dispose()
+    with watching() as seen:
+        yield seen
+    assert seen == [], f"hostile input reached {seen}"
 
 
 @pytest.fixture
@@ -61,14 +32,6 @@ def limited(sqlite_settings):
     yield make
     for a in made:
         a.engine.dispose()
-
-
-@pytest.fixture
-def api_both(db_settings):
-    """The same app once on SQLite + filesystem broker and once on PostgreSQL + Redis."""
-    a = make_api(db_settings)
-    yield a
-    a.engine.dispose()
 
 
 @pytest.fixture

@@ -14,15 +14,16 @@ import subprocess
 import sys
 import time
 
-import sectest
-from apitest import ROOT, XOR_FIT, problem, settings_env, xor
-import apitest as fake_worker
 from sqlalchemy import inspect as sa_inspect, select, text
 
 from trainyard.api.tokencache import CACHE_SECONDS as TOKEN_CACHE_SECONDS
 from trainyard.store.db import session_scope
 from trainyard.store.models import ApiToken
 from trainyard.store.tokens import create_token, revoke_tokens
+
+from tests.support import ROOT, fakeworker as fake_worker, hostile
+from tests.support.api import XOR_FIT, make_api, problem, xor
+from tests.support.processes import settings_env, wait_for
 
 
 def routes(app):
@@ -36,7 +37,7 @@ def fill(rule, job_id: str = "0123456789abcdef01234567", dataset_id: str = "0123
     values = {"job_id": job_id, "dataset_id": dataset_id, "sweep_id": sweep_id}
     missing = set(rule.arguments) - set(values)
     assert not missing, f"route {rule.rule} has parameters this test does not know: {missing}; add them"
-    return sectest.url_for_rule(rule, values)
+    return hostile.url_for_rule(rule, values)
 
 
 def revoked_token(api) -> str:
@@ -65,7 +66,7 @@ def test_every_route_but_the_public_ones_needs_a_live_token(limited):
         for name, headers in bad.items():
             r = api.client.open(url, method=method, headers=headers, json={"inputs": [[0, 0]]}
                                 if method == "POST" else None)
-            if endpoint in sectest.PUBLIC_ENDPOINTS:
+            if endpoint in hostile.PUBLIC_ENDPOINTS:
                 assert r.status_code in ((200, 302) if endpoint == "docs.get_home" else (200, 503)), (
                     method, url, name, r.status_code)
                 continue
@@ -82,7 +83,7 @@ def test_every_route_but_the_public_ones_needs_a_live_token(limited):
 def test_public_routes_are_exactly_health_openapi_docs_and_metrics(api):
     from trainyard.api.app import PUBLIC
 
-    assert PUBLIC == sectest.PUBLIC_ENDPOINTS
+    assert PUBLIC == hostile.PUBLIC_ENDPOINTS
     doc = api.client.get("/api/v1/openapi.json").get_json()
     open_ops = {(path, m) for path, item in doc["paths"].items() for m, op in item.items() if op.get("security") == []}
     assert open_ops == {("/api/v1/health", "get"), ("/api/v1/openapi.json", "get"), ("/api/v1/docs", "get"),
@@ -91,7 +92,7 @@ def test_public_routes_are_exactly_health_openapi_docs_and_metrics(api):
 
 
 def test_metrics_token_closes_metrics(sqlite_settings):
-    a = fake_worker.make_api(sqlite_settings, metrics_token="m-secret")
+    a = make_api(sqlite_settings, metrics_token="m-secret")
     assert problem(a.client.get("/api/v1/metrics"), 401)
     assert problem(a.client.get("/api/v1/metrics", headers={"Authorization": f"Bearer {a.alice.token}"}), 401)
     assert a.client.get("/api/v1/metrics", headers={"Authorization": "Bearer m-secret"}).status_code == 200
@@ -145,14 +146,14 @@ def test_trainyard_token_revoke_shuts_the_token_out(api):
     assert done.returncode == 0 and "revoked 1 token" in done.stdout, done.stdout + done.stderr
     revoked_at = time.monotonic()
     # A cached token is trusted for at most TOKEN_CACHE_SECONDS more; then it is refused on every route.
-    fake_worker.wait_for(lambda: api.alice.get("/jobs").status_code == 401, TOKEN_CACHE_SECONDS + 2,
+    wait_for(lambda: api.alice.get("/jobs").status_code == 401, TOKEN_CACHE_SECONDS + 2,
                          "the revoked token to be refused")
     assert time.monotonic() - revoked_at <= TOKEN_CACHE_SECONDS + 2
     assert problem(api.alice.get("/jobs"), 401)["detail"].startswith("the token was revoked at ")
     assert cli(api.alice.token).returncode == 1  # nothing left to revoke
     assert api.bob.get("/jobs").status_code == 200  # other tokens are untouched
     assert cli("--user", "bob").returncode == 0
-    fresh = fake_worker.make_api(api.settings)  # a new API process has no cache: refused at once
+    fresh = make_api(api.settings)  # a new API process has no cache: refused at once
     assert fresh.client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {api.bob.token}"}).status_code == 401
     fresh.engine.dispose()
     assert cli("--user", "nobody").returncode == 1 and cli().returncode == 2
@@ -186,7 +187,7 @@ def test_traversal_strings_in_every_path_parameter_find_nothing(limited):
     with_params = [(e, m, rule) for e, m, rule in routes(api.app) if rule.arguments and m not in ("OPTIONS",)]
     assert with_params, "no parameterised routes found"
     for endpoint, method, rule in with_params:
-        for attack in sectest.TRAVERSALS:
+        for attack in hostile.TRAVERSALS:
             url = fill(rule, attack, attack, attack)
             r = api.client.open(url, method=method, headers={"Authorization": f"Bearer {api.alice.token}"},
                                 json={"inputs": [[0, 0]]} if method == "POST" else None)

@@ -11,8 +11,6 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from apitest import XOR_FIT, problem, xor
-import apitest as fake_worker
 
 from trainyard.api import schemas
 from trainyard.core.job import train_job
@@ -20,6 +18,9 @@ from trainyard.core.validate import validate_spec
 from trainyard.store.db import session_scope
 from trainyard.store.models import Job
 from trainyard.store.runs import finish_job
+
+from tests.support import fakeworker as fake_worker
+from tests.support.api import XOR_FIT, problem, xor
 
 K = 3000  # classes: the red team's many-class model (findings #31-32, #47c)
 CLASSES = sorted(f"c{i}" for i in range(K))  # the model's class order (np.unique of the labels)

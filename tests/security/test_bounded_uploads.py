@@ -16,12 +16,13 @@ import zlib
 
 import numpy as np
 import pytest
-from apitest import problem
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from trainyard.core.datasets import Limits, describe, load_file, scan_file
 from trainyard.core.errors import DatasetError
+
+from tests.support.api import problem
 
 MIB = 1 << 20
 PEAK = 100 * MIB  # the bound every hostile upload stays under (the red team saw 2.2 to over 5 GB)

@@ -16,8 +16,6 @@ import zlib
 
 import pytest
 import schemathesis
-from apitest import XOR_FIT, make_api
-import apitest as fake_worker
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance, ignored_auth, negative_data_rejection,
@@ -25,6 +23,9 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, ignored
 
 from trainyard.api.openapi import openapi_document
 from trainyard.store.settings import Settings
+
+from tests.support import fakeworker as fake_worker
+from tests.support.api import XOR_FIT, make_api
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           negative_data_rejection, ignored_auth]

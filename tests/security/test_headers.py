@@ -6,7 +6,8 @@ import base64
 import hashlib
 import re
 
-from apitest import make_api
+from tests.support.api import make_api
+
 
 
 def test_every_answer_carries_the_security_headers(sqlite_settings):

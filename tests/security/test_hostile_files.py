@@ -15,13 +15,13 @@ import sys
 
 import numpy as np
 import pytest
-import sectest
-from apitest import ROOT, XOR_FIT, XOR_INPUTS, problem
-import apitest as fake_worker
 from sqlalchemy import select, update
 
 from trainyard.store.db import session_scope
 from trainyard.store.models import Artifact, Blob
+
+from tests.support import ROOT, fakeworker as fake_worker, hostile
+from tests.support.api import XOR_FIT, XOR_INPUTS, problem
 
 
 def upload(caller, data: bytes, fmt: str, labels: bytes | None = None, filename: str = "data"):
@@ -42,18 +42,18 @@ def refused(r, *fragments: str) -> dict:
 
 def payloads(canary):
     """(name, bytes, format, labels, message fragment) for every hostile dataset upload."""
-    keras = sectest.keras_file(sectest.keras_configs(canary)["lambda_layer"])
+    keras = hostile.keras_file(hostile.keras_configs(canary)["lambda_layer"])
     return [
-        ("pickle as npz", sectest.pickle_payload(canary), "npz", None, "not an NPZ file"),
-        ("pickle as csv", sectest.pickle_payload(canary), "csv", None, "not UTF-8"),
-        ("pickle as idx", sectest.pickle_payload(canary), "idx", sectest.pickle_payload(canary), "not an IDX file"),
-        ("pickle as its own format", sectest.pickle_payload(canary), "pickle", None, "not one of csv, npz, idx"),
-        ("npz object array", sectest.npz_object_array(canary), "npz", None, "holds Python objects"),
-        ("npz member is a pickle", sectest.npz_member_is_a_pickle(canary), "npz", None, "not a valid .npy array"),
+        ("pickle as npz", hostile.pickle_payload(canary), "npz", None, "not an NPZ file"),
+        ("pickle as csv", hostile.pickle_payload(canary), "csv", None, "not UTF-8"),
+        ("pickle as idx", hostile.pickle_payload(canary), "idx", hostile.pickle_payload(canary), "not an IDX file"),
+        ("pickle as its own format", hostile.pickle_payload(canary), "pickle", None, "not one of csv, npz, idx"),
+        ("npz object array", hostile.npz_object_array(canary), "npz", None, "holds Python objects"),
+        ("npz member is a pickle", hostile.npz_member_is_a_pickle(canary), "npz", None, "not a valid .npy array"),
         (".keras lambda as npz", keras, "npz", None, "needs arrays X and y"),
         (".keras lambda as csv", keras, "csv", None, "not UTF-8"),
-        (".h5 lambda as npz", sectest.h5_model(canary), "npz", None, "not an NPZ file"),
-        (".h5 lambda as idx", sectest.h5_model(canary), "idx", sectest.h5_model(canary), "not an IDX file"),
+        (".h5 lambda as npz", hostile.h5_model(canary), "npz", None, "not an NPZ file"),
+        (".h5 lambda as idx", hostile.h5_model(canary), "idx", hostile.h5_model(canary), "not an IDX file"),
     ]
 
 
@@ -73,20 +73,20 @@ def test_bombs_and_lying_headers_are_refused_without_inflating(limited, no_code_
     api = limited(max_upload_bytes=64 * 1024, max_decompressed_bytes=256 * 1024)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     cases = [
-        (sectest.npz_bomb(), "npz", None, "decompress to"),  # 2 MiB of zeros in ~2 KiB
-        (sectest.npz_lying_sizes(), "npz", None, "X.npy"),  # entry sizes lie: its CRC/stream check fails
-        (sectest.npz_header_lies(), "npz", None, "more than the"),  # .npy header declares 80 TB
-        *[(data, "npz", None, "X.npy") for data in sectest.npz_broken_streams()],
-        (sectest.gzip_bomb(), "csv", None, "decompresses to more than"),
-        (sectest.gzip_bomb(b"\0" * 64, head=sectest.idx_header((1 << 17, 8, 8))), "idx",
-         gzip.compress(sectest.idx(np.zeros(1 << 17))), "decompresses to more than"),
+        (hostile.npz_bomb(), "npz", None, "decompress to"),  # 2 MiB of zeros in ~2 KiB
+        (hostile.npz_lying_sizes(), "npz", None, "X.npy"),  # entry sizes lie: its CRC/stream check fails
+        (hostile.npz_header_lies(), "npz", None, "more than the"),  # .npy header declares 80 TB
+        *[(data, "npz", None, "X.npy") for data in hostile.npz_broken_streams()],
+        (hostile.gzip_bomb(), "csv", None, "decompresses to more than"),
+        (hostile.gzip_bomb(b"\0" * 64, head=hostile.idx_header((1 << 17, 8, 8))), "idx",
+         gzip.compress(hostile.idx(np.zeros(1 << 17))), "decompresses to more than"),
         # IDX headers that lie about their size: bigger than the bytes, 2^96 elements, 255 dimensions, none.
-        (sectest.idx_header((60000, 28, 28)) + bytes(100), "idx", sectest.idx(np.zeros(4)), "header declares"),
-        (sectest.idx_header((0xFFFFFFFF,) * 3) + bytes(16), "idx", sectest.idx(np.zeros(4)), "header declares"),
-        (bytes([0, 0, 0x08, 255]) + bytes(64), "idx", sectest.idx(np.zeros(4)), "truncated IDX header"),
-        (bytes([0, 0, 0x08, 0]), "idx", sectest.idx(np.zeros(4)), "0 dimensions"),
-        (bytes([0, 0, 0x42, 1, 0, 0, 0, 4]) + bytes(4), "idx", sectest.idx(np.zeros(4)), "unknown IDX data type"),
-        (sectest.idx(np.zeros((4, 2, 2))), "idx", sectest.idx_header((1 << 30,)) + bytes(4), "header declares"),
+        (hostile.idx_header((60000, 28, 28)) + bytes(100), "idx", hostile.idx(np.zeros(4)), "header declares"),
+        (hostile.idx_header((0xFFFFFFFF,) * 3) + bytes(16), "idx", hostile.idx(np.zeros(4)), "header declares"),
+        (bytes([0, 0, 0x08, 255]) + bytes(64), "idx", hostile.idx(np.zeros(4)), "truncated IDX header"),
+        (bytes([0, 0, 0x08, 0]), "idx", hostile.idx(np.zeros(4)), "0 dimensions"),
+        (bytes([0, 0, 0x42, 1, 0, 0, 0, 4]) + bytes(4), "idx", hostile.idx(np.zeros(4)), "unknown IDX data type"),
+        (hostile.idx(np.zeros((4, 2, 2))), "idx", hostile.idx_header((1 << 30,)) + bytes(4), "header declares"),
     ]
     for data, fmt, labels, fragment in cases:
         assert len(data) + len(labels or b"") < 64 * 1024
@@ -105,17 +105,17 @@ def trained(api):
 
 
 def hostile_models(canary):
-    models = {f"keras {k}": sectest.keras_file(v) for k, v in sectest.keras_configs(canary).items()}
-    models |= {f"skops {k}": v for k, v in sectest.skops_files(canary).items()}
-    models |= {f"npz {k}": v for k, v in sectest.npz_models(canary).items()}
-    models["h5 lambda"] = sectest.h5_model(canary)
+    models = {f"keras {k}": hostile.keras_file(v) for k, v in hostile.keras_configs(canary).items()}
+    models |= {f"skops {k}": v for k, v in hostile.skops_files(canary).items()}
+    models |= {f"npz {k}": v for k, v in hostile.npz_models(canary).items()}
+    models["h5 lambda"] = hostile.h5_model(canary)
     return models
 
 
 def test_crafted_model_files_in_the_database_are_refused_by_the_predictor(api, trained, tmp_path, no_code_runs):
     canary = tmp_path / "pwned"
     for name, data in hostile_models(canary).items():
-        sectest.replace_model_blob(api, trained, data)
+        hostile.replace_model_blob(api, trained, data)
         api.app.extensions["trainyard"].predictors.forget(trained)
         body = problem(api.alice.post(f"/jobs/{trained}/predict", json={"inputs": XOR_INPUTS}), 422)
         assert body["type"] == "urn:trainyard:problem:invalid-model", (name, body)
@@ -127,15 +127,15 @@ def test_the_keras_loader_refuses_before_tensorflow_parses_anything(tmp_path, no
     from trainyard.core.errors import ModelFileError
 
     canary = tmp_path / "pwned"
-    for name, config in sectest.keras_configs(canary).items():
+    for name, config in hostile.keras_configs(canary).items():
         with pytest.raises(ModelFileError, match="class|activation"):
-            keras_modelfile.read(sectest.keras_file(config))
+            keras_modelfile.read(hostile.keras_file(config))
         with pytest.raises(ModelFileError):
-            load_predictor(sectest.keras_file(config))
+            load_predictor(hostile.keras_file(config))
         assert not canary.exists(), name
     # In a fresh interpreter: refusing a crafted .keras file never even imports TensorFlow.
     path = tmp_path / "evil.keras"
-    path.write_bytes(sectest.keras_file(sectest.keras_configs(canary)["lambda_layer"]))
+    path.write_bytes(hostile.keras_file(hostile.keras_configs(canary)["lambda_layer"]))
     probe = ("import sys; from core.backends import load_predictor\n"
              f"try: load_predictor(open({str(path)!r}, 'rb').read())\n"
              "except Exception as e: print(type(e).__name__)\n"

@@ -5,7 +5,8 @@ nothing: the spec can name only the layer types, activations, initializers, loss
 from __future__ import annotations
 
 import pytest
-from apitest import problem, xor
+
+from tests.support.api import problem, xor
 
 DENSE_OUT = {"type": "dense", "units": 1, "activation": "sigmoid"}
 

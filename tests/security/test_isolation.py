@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import io
 
-import sectest
-from apitest import XOR_FIT, XOR_INPUTS, problem, xor
-import apitest as fake_worker
+from tests.support import fakeworker as fake_worker, hostile
+from tests.support.api import XOR_FIT, XOR_INPUTS, problem, xor
+
 
 CSV = b"a,b,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n0,0,0\n1,1,0\n"
 
@@ -51,9 +51,9 @@ def test_another_users_ids_are_not_found_on_every_route_and_change_nothing(api_b
         for job_id in (done["id"], queued["id"]):
             kw = {"json": {"inputs": XOR_INPUTS}} if method == "POST" else {}
             ids = {"job_id": job_id, "dataset_id": dataset["id"], "sweep_id": sweep["id"]}
-            theirs = api.bob.client.open(sectest.url_for_rule(rule, ids), method=method,
+            theirs = api.bob.client.open(hostile.url_for_rule(rule, ids), method=method,
                                          headers=api.bob._headers(None), **kw)
-            nobody = api.bob.client.open(sectest.url_for_rule(rule, dict.fromkeys(ids, missing)), method=method,
+            nobody = api.bob.client.open(hostile.url_for_rule(rule, dict.fromkeys(ids, missing)), method=method,
                                          headers=api.bob._headers(None), **kw)
             assert theirs.status_code == nobody.status_code == 404, (method, rule.rule, theirs.status_code)
             if method != "HEAD":

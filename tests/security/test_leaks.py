@@ -11,10 +11,14 @@ import subprocess
 import sys
 
 import pytest
-from apitest import ROOT, XOR, claim, make_api, start_worker, stop_process, wait_for
 
 from trainyard.store.db import session_scope
 from trainyard.store.workers import register_worker
+
+from tests.support import ROOT
+from tests.support.api import XOR, make_api
+from tests.support.fakeworker import claim
+from tests.support.processes import start_worker, stop_process, wait_for
 
 HOST, PID = "gpu-box-7.internal", 424242
 

@@ -11,10 +11,11 @@ import dataclasses
 import io
 
 import pytest
-from apitest import XOR_FIT, XOR_INPUTS, problem, xor
-import apitest as fake_worker
 
 from trainyard.store.settings import Settings, load_settings
+
+from tests.support import fakeworker as fake_worker
+from tests.support.api import XOR_FIT, XOR_INPUTS, problem, xor
 
 LIMITS = {  # setting → a small value the tests use
     "max_request_bytes": 4096, "max_upload_bytes": 8192, "max_parameters": 100, "max_samples_x_features": 100,

@@ -19,9 +19,6 @@ import threading
 from urllib.parse import quote
 
 import pytest
-import sectest
-from apitest import XOR_FIT, make_api, problem, xor
-import apitest as fake_worker
 
 from trainyard.core.spec import parse_spec
 from trainyard.store.datasets import create_dataset, delete_dataset
@@ -29,6 +26,9 @@ from trainyard.store.db import session_scope
 from trainyard.store.jobs import create_job
 from trainyard.store.models import Job
 from trainyard.store.settings import SettingsError, load_settings
+
+from tests.support import fakeworker as fake_worker, hostile
+from tests.support.api import XOR_FIT, make_api, problem, xor
 
 JSON = {"Content-Type": "application/json"}
 CSV = b"a,b,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n"
@@ -156,7 +156,7 @@ def test_nul_in_a_path_segment_is_the_404_of_any_unknown_id(api_both):
         assert rule.arguments <= {"job_id", "dataset_id", "sweep_id"}, f"{rule.rule}: teach this test its parameters"
         what = next(iter(rule.arguments)).removesuffix("_id")
         for ident in ("a\x00b", "x\x00\n2026-11-30 09:00:00,000 CRITICAL forged"):
-            url = sectest.url_for_rule(rule, dict.fromkeys(("job_id", "dataset_id", "sweep_id"), quote(ident, safe="")))
+            url = hostile.url_for_rule(rule, dict.fromkeys(("job_id", "dataset_id", "sweep_id"), quote(ident, safe="")))
             r = api.alice.client.open(url, method=method, headers=api.alice._headers(None))
             assert problem(r, 404)["detail"] == f"no {what} {ident!r}", (method, rule.rule)
 

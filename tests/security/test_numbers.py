@@ -8,9 +8,9 @@ import io
 
 import numpy as np
 import pytest
-import sectest
-from apitest import XOR_FIT, problem, xor
-import apitest as fake_worker
+
+from tests.support import fakeworker as fake_worker, hostile
+from tests.support.api import XOR_FIT, problem, xor
 
 
 def upload(caller, data: bytes, fmt: str, labels: bytes | None = None, target: str | None = None):
@@ -52,11 +52,11 @@ def test_npz_and_idx_values_that_are_not_finite_are_422_naming_column_and_row(ap
     assert "target column 'y', row 3" in body["errors"][0]["msg"]
     images = np.zeros((4, 2, 2), dtype=">f4")
     images[2, 1, 0] = bad
-    body = problem(upload(api.alice, sectest.idx(images, 0x0D, ">f4"), "idx", sectest.idx(np.array([0, 1, 0, 1]))),
+    body = problem(upload(api.alice, hostile.idx(images, 0x0D, ">f4"), "idx", hostile.idx(np.array([0, 1, 0, 1]))),
                    422)
     assert "column 'x2', row 3" in body["errors"][0]["msg"]
     labels = np.array([0.5, bad, 1.5, 2.5], dtype=">f8")
-    body = problem(upload(api.alice, sectest.idx(np.zeros((4, 2, 2))), "idx", sectest.idx(labels, 0x0E, ">f8")), 422)
+    body = problem(upload(api.alice, hostile.idx(np.zeros((4, 2, 2))), "idx", hostile.idx(labels, 0x0E, ">f8")), 422)
     assert "target column 'label', row 2" in body["errors"][0]["msg"]
     assert api.alice.get("/datasets").get_json()["items"] == []
 

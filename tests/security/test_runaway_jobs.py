@@ -11,11 +11,13 @@ import math
 from datetime import datetime
 
 import pytest
-import sectest
-from apitest import XOR_FIT, XOR_INPUTS, make_api, problem, start_worker, stop_process, wait_for, xor
 from sqlalchemy import text
 
 from trainyard.store.settings import Settings
+
+from tests.support import hostile
+from tests.support.api import XOR_FIT, XOR_INPUTS, make_api, problem, xor
+from tests.support.processes import start_worker, stop_process, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 TIMEOUT = 2.5  # job_timeout_seconds
@@ -137,7 +139,7 @@ def test_no_body_anywhere_holds_a_bare_nan_or_infinity(live):
         for rule in live.app.url_map.iter_rules():
             if rule.endpoint.startswith("ui."):  # the dashboard's pages (tests/ui)
                 continue
-            url = sectest.url_for_rule(rule, {"job_id": job_id, "dataset_id": dataset, "sweep_id": "0" * 24})
+            url = hostile.url_for_rule(rule, {"job_id": job_id, "dataset_id": dataset, "sweep_id": "0" * 24})
             for method in sorted(rule.methods - {"OPTIONS", "HEAD", "DELETE"}):
                 kw = {"json": {"inputs": XOR_INPUTS}} if method == "POST" else {}
                 if rule.endpoint == "jobs.submit_job":

@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 
 import pytest
-from apitest import problem, xor
+
+from tests.support.api import problem, xor
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 GIB = 2**30

@@ -10,10 +10,11 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from apitest import make_api, problem
 from sqlalchemy import event
 
 from trainyard.store.settings import SettingsError, load_settings
+
+from tests.support.api import make_api, problem
 
 ATTACKER, OTHER, PROXY = "127.0.0.7", "127.0.0.8", "127.0.0.9"
 BUDGET = 20

@@ -7,9 +7,7 @@ import io
 import time
 from datetime import timedelta
 
-import apitest as fake_worker
 import pytest
-from apitest import XOR_FIT, XOR_INPUTS, Caller, make_api, problem, xor
 from sqlalchemy import event, select, update
 
 from trainyard.api.app import create_app
@@ -17,6 +15,10 @@ from trainyard.api.scopes import route_scopes
 from trainyard.store.db import session_scope
 from trainyard.store.models import ApiToken, Job, utcnow
 from trainyard.store.tokens import create_api_token
+
+from tests.support import fakeworker as fake_worker
+from tests.support.api import XOR_FIT, XOR_INPUTS, Caller, make_api, problem, xor
+from tests.support.processes import wait_for
 
 
 @pytest.fixture
@@ -111,7 +113,7 @@ def test_an_expired_token_is_401_saying_so_also_once_it_was_cached(api):
     short_caller = Caller(api.client, short, api.alice.user_id)
     assert short_caller.get("/jobs").status_code == 200
     time.sleep(3)
-    fake_worker.wait_for(lambda: short_caller.get("/jobs").status_code == 401, 10, "the token to expire")
+    wait_for(lambda: short_caller.get("/jobs").status_code == 401, 10, "the token to expire")
     assert problem(short_caller.get("/jobs"), 401)["detail"].startswith("the token expired at ")
 
 

@@ -4,9 +4,7 @@ as the database answers. The hang is a loopback proxy that stops forwarding with
 
 from __future__ import annotations
 
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -14,8 +12,8 @@ from sqlalchemy.engine import make_url
 
 from trainyard.store.db import DATABASE_UNAVAILABLE, make_engine
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
-from reliabilitykit import TcpProxy
+from tests.support.cluster import TcpProxy
+
 
 BOUND = 60  # seconds a call may take before the test calls it a hang (the limits below are 1-2 s)
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import apitest as fake_worker
 import numpy as np
 import pytest
-from apitest import XOR_FIT, problem, xor
 
 from trainyard.core import datasets
 from trainyard.core.checkpoint import save_checkpoint
@@ -14,6 +12,9 @@ from trainyard.core.training import Trainer
 from trainyard.core.validate import validate_spec
 from trainyard.store.db import session_scope
 from trainyard.store.runs import save_checkpoint as store_checkpoint
+
+from tests.support import fakeworker as fake_worker
+from tests.support.api import XOR_FIT, problem, xor
 
 
 def near(axis: list[float], value: float) -> int:

@@ -19,13 +19,11 @@ if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is not installed (Debian's chromium package; .ci/run installs it)", allow_module_level=True)
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright (the dev extra) is not installed")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))  # livestack: a real API and worker
-
-from livestack import live_stack  # noqa: E402
-
 from trainyard.store.db import make_engine, make_sessionmaker, session_scope  # noqa: E402
 from trainyard.store.settings import Settings  # noqa: E402
 from trainyard.store.tokens import create_token  # noqa: E402
+
+from tests.support.livestack import live_stack  # noqa: E402
 
 XSS = "<img src=x onerror=alert(1)>"
 XOR_FIT = {"name": "xor-fit", "backend": "numpy", "dataset": {"builtin": "xor"},
@@ -49,7 +47,8 @@ def stack(tmp_path_factory, fast_timings):
     """The API (2 processes), a worker and a reconciler (it also steps sweeps whose trial-end step failed)."""
     import subprocess
 
-    from apitest import ROOT, settings_env, stop_process
+    from tests.support import ROOT
+    from tests.support.processes import settings_env, stop_process
 
     with live_stack(Settings(home=tmp_path_factory.mktemp("ui") / "home", **fast_timings), api_processes=2) as s:
         s.bob = token_for(s.settings, "bob")

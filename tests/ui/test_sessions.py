@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from apitest import problem, xor
 
 from trainyard.api.ui import sessions
 from trainyard.store.db import session_scope
 from trainyard.store.models import ApiToken
 from trainyard.store.tokens import create_token, digest
+
+from tests.support.api import problem, xor
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -180,7 +181,7 @@ def test_another_users_sweep_is_not_found(api_both):
 
 
 def test_with_auth_off_the_dashboard_still_uses_a_session_and_csrf(sqlite_settings):
-    from apitest import make_api
+    from tests.support.api import make_api
 
     api = make_api(sqlite_settings, auth=False)
     try:

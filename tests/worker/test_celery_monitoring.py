@@ -12,12 +12,14 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, running_service
 
 from trainyard.store.db import session_scope
 from trainyard.store.settings import Settings, load_settings
 from trainyard.store.workers import list_live_workers
 from trainyard.worker.app import create_celery
+
+from tests.support import ROOT
+from tests.support.service import running_service
 
 pytestmark = pytest.mark.timeout(120)
 

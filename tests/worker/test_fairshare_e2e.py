@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import start_process, stop_process
 from sqlalchemy import func, select
 
 from trainyard.core.validate import validate_spec
@@ -31,6 +30,8 @@ from trainyard.store.tokens import get_or_create_user
 from trainyard.store.workers import list_live_workers
 from trainyard.worker.app import create_celery
 from trainyard.worker.publish import publish_job
+
+from tests.support.processes import start_process, stop_process
 
 pytestmark = pytest.mark.timeout(180)
 FOREVER = 1_000_000
@@ -63,8 +64,8 @@ class Stack:
             stop_process(self.worker)
         settings = self.settings.replace(max_running_per_user=quota)
         log = self.logs / f"worker-{concurrency}-{quota}.log"
-        self.worker = start_process(settings, "trainyard.worker.main", "--queues", "cpu", "--concurrency", str(concurrency),
-                                    log=log)
+        self.worker = start_process(settings, ["-m", "trainyard.worker.main", "--queues", "cpu", "--concurrency",
+                                               str(concurrency)], log)
         self.config, self.log = (concurrency, quota), log
         deadline = time.monotonic() + 60
         while not (self._registered() and " ready." in log.read_text(errors="replace")):

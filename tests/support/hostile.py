@@ -197,7 +197,7 @@ def h5_model(canary: Path) -> bytes:
 def skops_files(canary: Path) -> dict[str, bytes]:
     """skops archives whose schema names types outside the trusted list."""
     os_system = {"__class__": "system", "__module__": "os", "__loader__": "TypeNode", "__id__": 1}
-    reduce = {"__class__": "Canary", "__module__": "sectest", "__loader__": "ReduceNode", "__id__": 2,
+    reduce = {"__class__": "Canary", "__module__": "tests.support.hostile", "__loader__": "ReduceNode", "__id__": 2,
               "content": {"__class__": "tuple", "__module__": "builtins", "__loader__": "TupleNode",
                           "content": [str(canary)]}}
     listed = {"__class__": ["MLPClassifier"], "__module__": "sklearn.neural_network._multilayer_perceptron",

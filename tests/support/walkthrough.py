@@ -1,6 +1,6 @@
 """A newcomer's first hour, as a script: every command the README shows, in its order, from a fresh clone.
 
-    .venv/bin/python tests/newcomer/walkthrough.py [--keep]     # prints each step and what it gave; exit 0 if all ran
+    .venv/bin/python -m tests.support.walkthrough [--keep]     # prints each step and what it gave; exit 0 if all ran
 
 It clones this repository's committed HEAD into a temporary folder and works there exactly as the README
 says: `make run` (on a free port instead of 8000, with `UP_ARGS`), then, in "a second terminal at the
@@ -26,7 +26,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
+from tests.support.processes import free_port
+
 STEP_SECONDS = 240
 
 
@@ -76,12 +77,6 @@ class Walk:
 class StepFailed(AssertionError):
     def __init__(self, command: str, code: int, out: str, err: str):
         super().__init__(f"`{command}` exited {code}\n--- stdout\n{out[-3000:]}\n--- stderr\n{err[-3000:]}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def fresh_clone(into: Path) -> Path:

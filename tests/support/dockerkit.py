@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
+
 STANDINS = ROOT / "tests" / "deploy" / "standins" / "build.sh"
 BASE_IMAGES = ("python:3.11-slim", "postgres:16-alpine", "redis:7-alpine")  # what the Dockerfiles and compose name
 
@@ -79,12 +79,6 @@ def remove_stale_projects(prefix: str, older_than_seconds: float = 3600) -> list
             if names:
                 subprocess.run(["docker", kind, "rm", *names], capture_output=True, timeout=120)
     return stale
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

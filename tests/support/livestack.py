@@ -4,28 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import subprocess
 import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Iterator
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))  # apitest: settings_env, workers
+from trainyard.store.db import make_engine, make_sessionmaker, session_scope
+from trainyard.store.migrate import upgrade
+from trainyard.store.settings import Settings
+from trainyard.store.tokens import create_token
 
-from apitest import ROOT, settings_env, start_worker, stop_process, wait_for  # noqa: E402
-
-from trainyard.store.db import make_engine, make_sessionmaker, session_scope  # noqa: E402
-from trainyard.store.migrate import upgrade  # noqa: E402
-from trainyard.store.settings import Settings  # noqa: E402
-from trainyard.store.tokens import create_token  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support import ROOT
+from tests.support.processes import free_port, settings_env, start_worker, stop_process, wait_for
 
 
 class Stack:

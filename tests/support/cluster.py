@@ -10,15 +10,12 @@ the service's own entry points and the broker and database are real servers.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -35,7 +32,7 @@ from trainyard.store.tokens import create_token
 from trainyard.worker.app import create_celery
 from trainyard.worker.publish import publish_job
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.processes import free_port, start_process, stop_process, wait_for
 
 
 def xor_spec(epochs: int, checkpoint_every: int | None = None, seed: int = 1, name: str = "xor") -> dict:
@@ -57,12 +54,6 @@ def moons_spec(epochs: int, checkpoint_every: int | None = None, seed: int = 1, 
     return spec
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def children(pid: int) -> list[int]:
     """The direct children of `pid` (a Celery worker's pool processes)."""
     try:
@@ -70,38 +61,6 @@ def children(pid: int) -> list[int]:
             return [int(p) for p in f.read().split()]
     except FileNotFoundError:
         return []
-
-
-def wait_for(predicate: Callable, timeout: float, what: str, interval: float = 0.05, explain: Callable = str):
-    """Poll until `predicate()` is truthy and return it; fail naming `what` (and `explain()`) after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{explain()}")
-        time.sleep(interval)
-
-
-def start_process(settings: Settings, argv: list[str], log: Path) -> subprocess.Popen:
-    """`python argv...` with `settings` in its environment, in its own process group, output to `log`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINYARD_")}
-    env.update(settings.to_env(), PYTHONPATH=str(ROOT))
-    with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, *argv], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-
-
-def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
-    """SIGTERM (a worker's warm shutdown), then SIGKILL its process group (pool children too) if it lingers."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # still running, so the group is still the one we started
-            proc.wait()
 
 
 class Cluster:
@@ -172,7 +131,7 @@ class Cluster:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for proc in self.processes.values():
-            stop_process(proc)
+            stop_process(proc, timeout=10)
         self.engine.dispose()
 
     # --- jobs, as the database says ------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""`python shortvisibility.py SECONDS --queues cpu --concurrency N`: a real worker, short Redis visibility timeout.
+"""`python -m tests.support.shortvisibility SECONDS --queues cpu --concurrency N`: a real worker, short Redis
+visibility timeout.
 
 The service derives its visibility timeout from the job time limit (trainyard.worker.app.broker_transport_options).
 This wrapper shortens it to SECONDS and has kombu look for overdue messages every second — the

@@ -1,0 +1,1 @@
+"""trainyard's tests, one folder per package or concern; shared helpers in `tests.support`."""
