@@ -130,8 +130,7 @@ def _layer_errors(spec: JobSpec, caps: dict, name: str) -> list[dict]:
             # Only initializers the user chose: a backend with its own scheme keeps it when none is given, and
             # the spec's default given or written out (as in a normalised spec) still means "none chosen".
             init = getattr(layer, field)
-            chosen = init != _SPEC_INITIALIZERS[field]
-            if chosen and init.name not in caps["initializers"]:
+            if init.name not in caps["initializers"] and init != _SPEC_INITIALIZERS[field]:
                 msg = _refusal(name, "initializer", init.name, caps["initializers"])
                 if not caps["initializers"]:
                     msg = f"backend {name!r} draws its own initial weights; leave {field} out"
