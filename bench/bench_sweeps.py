@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_sweeps.py                 # SQLite + file broker
     .venv/bin/python bench/bench_sweeps.py --postgres      # PostgreSQL + Redis
     .venv/bin/python bench/bench_sweeps.py --trials 40 --epochs 60 --skip-pruning
+    .venv/bin/python bench/bench_sweeps.py --skip-local   # the pruning comparison only (2.)
 
 1. Service vs local: the sweep of examples/digits_sweep.json (TPE, seed 0, `--trials` trials, 2 at once, no
    pruner) on a real service — API, 2 worker processes (concurrency 1 each) and the reconciler, whose thread
@@ -12,10 +13,16 @@
    client/local_run.py does). Goal: service / local wall clock <= 1.1. Optuna's `n_jobs` runs threads, which share
    one interpreter lock; as a floor for the service's own overhead the same trials also run in 2 local processes
    (no sampler, no database).
-2. Pruning: the same sweep with longer trials (`--prune-epochs`, default 200: a 60-epoch digits trial ends in about
-   a second, before the controller, which looks every `sweep_interval_seconds`, sees many of its epochs) with the
-   median pruner and with successive halving, against the unpruned one: best objective (goal: within 0.005) and
-   epochs trained, summed over the trials (goal: <= 50 %).
+2. Pruning: the same sweep (the same request, TPE seed `--seed`, default 0; objective `--metric`, default the
+   example's val_accuracy) with longer trials (`--prune-epochs`, default 200) without a pruner and with each pruner
+   of `--pruners` (default: successive halving 2/4, 10/2 and 20/3 (min epochs / reduction factor), and median
+   with warm-up 10): best objective (goal: within 0.005 of the unpruned one) and epochs trained, every trial's last
+   epoch summed (goal: <= 50 %). With `--lag`, for each pruned trial: the first epoch at which its pruner (core.sweeps.search.should_prune, the controller's code) says "prune"
+   against the trials numbered before it as their rows ended, the epoch its decision was taken at (`error.epoch`)
+   and the epochs it trained.
+
+       .venv/bin/python bench/bench_sweeps.py --skip-local --lag --seed 1 \
+           --pruners '[{"name": "successive_halving", "min_epochs": 10, "reduction_factor": 2}]'
 
 The base spec says `"reuse": false`, so no trial is answered from an earlier identical job (store.reuse).
 """
@@ -40,6 +47,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from bench_hostile import REDIS_URL, free_port, start, wait_healthy  # noqa: E402
 
+PRUNERS = ({"name": "successive_halving", "min_epochs": 2, "reduction_factor": 4},
+           {"name": "successive_halving", "min_epochs": 10, "reduction_factor": 2},
+           {"name": "successive_halving", "min_epochs": 20, "reduction_factor": 3},
+           {"name": "median", "warmup_epochs": 10, "startup_trials": 5})
 SWEEP = json.loads((ROOT / "examples" / "digits_sweep.json").read_text())
 
 
@@ -88,9 +99,12 @@ def stack(postgres: bool, workers: int = 2, **changes) -> Iterator[tuple[str, di
         drop()
 
 
-def request_for(trials: int, epochs: int, pruner: dict) -> dict:
+def request_for(trials: int, epochs: int, pruner: dict, seed: int = 0, metric: str | None = None) -> dict:
     sweep = copy.deepcopy(SWEEP)
     sweep.update(trials=trials, parallel=2, pruner=pruner)
+    sweep["sampler"]["seed"] = seed
+    if metric is not None:
+        sweep["objective"] = {"metric": metric, "direction": "minimize" if metric.endswith("loss") else "maximize"}
     sweep["base"]["training"]["epochs"] = epochs
     sweep["base"]["reuse"] = False
     return sweep
@@ -181,6 +195,62 @@ def run_local_processes(request: dict, trials: list[dict]) -> dict:
     return {"wall": wall, "best": best(v for v, _ in results), "epochs": sum(n for _, n in results)}
 
 
+def fetch_history(http, url: str, job_id: str, metric: str) -> dict[int, float]:
+    """`{epoch: metric}` of a trial's whole history, through GET /jobs/{id}/history."""
+    out, since = {}, 0
+    while True:
+        page = http.get(f"{url}/jobs/{job_id}/history", params={"since": since}, timeout=60).json()
+        out.update({r["epoch"]: r[metric] for r in page["epochs"] if isinstance(r.get(metric), (int, float))})
+        if not page.get("has_more"):
+            return out
+        since = page["next_since"]
+
+
+def pruning_lag(url: str, headers: dict, request: dict, trials: list[dict]) -> dict:
+    """For each pruned trial: the first epoch at which the sweep's pruner (core.sweeps.search.should_prune, the
+    controller's own code) would have pruned it — judged against the trials numbered before it, as their rows
+    ended — the epoch at which it was decided (`error.epoch`) and the epochs it trained (`epoch`)."""
+    from trainyard.core.sweeps.request import parse_request
+    from trainyard.core.sweeps.search import TrialRow, should_prune
+
+    request = parse_request(request, max_trials=10**6, max_parallel=10**6, max_grid=10**9).as_json()  # defaults
+    metric = request["objective"]["metric"]
+    with requests.Session() as http:
+        http.headers.update(headers)
+        history = {t["trial"]: fetch_history(http, url, t["job_id"], metric) for t in trials}
+    rows = {t["trial"]: TrialRow(t["trial"], t["state"], t["params"], t["value"], history[t["trial"]],
+                                 (t["error"] or {}).get("epoch") if t["state"] == "pruned" else None)
+            for t in trials}
+    out = []
+    for t in sorted(trials, key=lambda t: t["trial"]):
+        if t["state"] != "pruned":
+            continue
+        decided, trained = t["error"]["epoch"], t["epoch"]
+        earlier = [r for n, r in rows.items() if n < t["trial"]]
+        first = None
+        for e in sorted(history[t["trial"]]):
+            if e > trained:
+                break
+            target = TrialRow(t["trial"], "running", t["params"], None,
+                              {k: v for k, v in history[t["trial"]].items() if k <= e})
+            if should_prune(request, earlier + [target], target):
+                first = e
+                break
+        out.append({"trial": t["trial"], "first": first, "decided": decided, "trained": trained})
+    return {"pruned": out, "trained": sum(p["trained"] for p in out), "decided": sum(p["decided"] for p in out),
+            "first": sum(p["first"] if p["first"] is not None else p["trained"] for p in out)}
+
+
+def report_lag(lag: dict, total: int) -> None:
+    """One line: how many epochs pruned trials trained, beyond the decision and beyond the pruner's first 'prune'."""
+    if not lag["pruned"]:
+        return
+    print(f"    pruned trials: {lag['trained']} epochs trained, {lag['decided']} up to the decision, "
+          f"{lag['first']} up to the pruner's first 'prune' (of {total} in all); "
+          f"trials at first/decided/trained: "
+          + " ".join(f"{p['trial']}:{p['first']}/{p['decided']}/{p['trained']}" for p in lag["pruned"]), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL + Redis instead of SQLite + file broker")
@@ -192,22 +262,34 @@ def main() -> None:
                                                              "(default: the service's default)")
     parser.add_argument("--skip-pruning", action="store_true")
     parser.add_argument("--skip-local", action="store_true")
+    parser.add_argument("--pruners", type=json.loads, help="a JSON list of pruner objects to compare (default: "
+                                                           "median, and successive halving 5/3 and 2/4)")
+    parser.add_argument("--seed", type=int, default=0, help="the TPE sampler's seed of the pruning comparison "
+                                                              "(each pruned sweep and its unpruned one use it)")
+    parser.add_argument("--metric", help="the objective of the pruning comparison (default: the example's, "
+                                         "val_accuracy; a name ending in loss is minimised)")
+    parser.add_argument("--lag", action="store_true", help="for each pruned trial, the epoch its pruner first said "
+                                                          "'prune', the epoch it was decided and the epochs trained")
     args = parser.parse_args()
     layout = "PostgreSQL + Redis" if args.postgres else "SQLite + file broker"
     changes = {} if args.sweep_interval is None else {"sweep_interval_seconds": args.sweep_interval}
-    print(f"{layout}: digits sweep, {args.trials} trials, TPE seed 0, 2 at once {changes or ''}", flush=True)
+    print(f"{layout}: digits sweep, {args.trials} trials, TPE, 2 at once {changes or ''}", flush=True)
     with stack(args.postgres, **changes) as (url, headers):
-        plain = run_service_sweep(url, headers, request_for(args.trials, args.epochs, {"name": "none"}))
-        report(f"service, {args.epochs} epochs", plain)
+        if not args.skip_local:
+            plain = run_service_sweep(url, headers, request_for(args.trials, args.epochs, {"name": "none"}))
+            report(f"service, {args.epochs} epochs", plain)
         if not args.skip_pruning:
-            full = run_service_sweep(url, headers, request_for(args.trials, args.prune_epochs, {"name": "none"}))
-            report(f"service, {args.prune_epochs} epochs, no pruner", full)
-            for pruner in ({"name": "median", "warmup_epochs": 10, "startup_trials": 5},
-                           {"name": "successive_halving", "min_epochs": 5, "reduction_factor": 3},
-                           {"name": "successive_halving", "min_epochs": 2, "reduction_factor": 4}):
-                result = run_service_sweep(url, headers, request_for(args.trials, args.prune_epochs, pruner))
-                settings = ",".join(f"{k}={v}" for k, v in pruner.items() if k not in ("name", "startup_trials"))
+            full = run_service_sweep(url, headers, request_for(args.trials, args.prune_epochs, {"name": "none"},
+                                                               args.seed, args.metric))
+            report(f"service, {args.prune_epochs} epochs, TPE seed {args.seed}, {args.metric or 'val_accuracy'}, "
+                   "no pruner", full)
+            for pruner in args.pruners or PRUNERS:
+                request = request_for(args.trials, args.prune_epochs, pruner, args.seed, args.metric)
+                result = run_service_sweep(url, headers, request)
+                settings = ",".join(f"{k}={v}" for k, v in pruner.items() if k != "name")
                 report(f"service, {args.prune_epochs} ep, {pruner['name']} {settings}", result, full)
+                if args.lag:
+                    report_lag(pruning_lag(url, headers, request, result["trials"]), result["epochs"])
     if not args.skip_local:
         local = run_local_study(request_for(args.trials, args.epochs, {"name": "none"}), plain["trials"])
         report(f"local Optuna n_jobs=2, {args.epochs} epochs", local)
@@ -222,7 +304,7 @@ def report(what: str, result: dict, unpruned: dict | None = None) -> None:
     if unpruned is not None:
         line += (f" ({result['best'] - unpruned['best']:+.4f})  epochs {result['epochs']} "
                  f"({100 * result['epochs'] / unpruned['epochs']:.0f} % of unpruned), "
-                 f"{result['counts'].get('pruned', 0)} pruned")
+                 f"{result['counts'].get('pruned', 0)} pruned, {result['counts'].get('succeeded', 0)} completed")
     else:
         line += f"  epochs {result['epochs']}"
     print(line, flush=True)

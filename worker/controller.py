@@ -1,7 +1,8 @@
 """The sweep controller: one locked step per sweep creates trials, prunes running ones and ends the sweep.
 
-`step` is the only place a sweep changes. It locks the sweep's row, reads its trials (jobs with `sweep_id`),
-asks the sweep's pruner (core.sweeps.search) about each running trial from the epochs its worker recorded, asks
+`step` is the only place a sweep changes (with `judge_trial`, its pruning of one trial). It locks the sweep's row,
+reads its trials (jobs with `sweep_id`), asks the sweep's median pruner (core.sweeps.search) about each running trial
+from the epochs its worker recorded (a rung pruner's trials are judged by their workers, at the rungs), asks
 the sampler for new trials while fewer than `parallel` are queued or running and the budget is not spent
 (`sweeps.next_trial` counts them; the unique (sweep_id, trial) index backs it up), and ends the sweep when
 every trial finished. New trials are published after the commit; a publish lost to a crash is re-sent by the
@@ -9,7 +10,9 @@ reconciler, as for any queued job. So any number of processes may run steps at o
 nothing.
 
 Who runs it: the worker that finishes a trial, right after committing (`after_trial`: the next trial starts
-within milliseconds); the API once when a sweep is created or cancelled; and `run_controller`, a loop every
+within milliseconds); the worker that trains a trial, for that trial's pruning only, at each epoch boundary where
+the pruner's answer can change (`judge_trial`: the trial stops at the epoch that condemned it); the API once when
+a sweep is created or cancelled; and `run_controller`, a loop every
 `sweep_interval_seconds` in the reconciler process (pruning, and the safety net), also runnable alone as
 `python -m trainyard.worker.controller`.
 """
@@ -31,7 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from trainyard.core.errors import SpecError
 from trainyard.core.sweeps.paths import apply
-from trainyard.core.sweeps.search import next_params, should_prune
+from trainyard.core.sweeps.search import EVERY_EPOCH, next_params, should_prune
 from trainyard.core.validate import validate_spec
 from trainyard.store import sweeps as repo
 from trainyard.store.db import make_engine, make_sessionmaker, session_scope
@@ -79,7 +82,9 @@ def step(*, settings: Settings, factory: sessionmaker[Session], sweep_id: str, c
         if sweep is None or sweep.status != RUNNING:
             return done
         trials = _Trials(session, sweep_id)  # every trial's row is read only when a decision needs them
-        if prune and not sweep.cancel_requested and sweep.request["pruner"]["name"] != "none":
+        # A rung pruner's trials are judged by their workers at each rung (judge_trial); a pass would judge a rung again
+        # later, against the trials that reached it since, where a live study judges it once.
+        if prune and not sweep.cancel_requested and sweep.request["pruner"]["name"] in EVERY_EPOCH:
             done.pruned = _prune(session, sweep, trials.jobs(), compute)
         active = repo.count_active(session=session, sweep_id=sweep_id)
         if not sweep.cancel_requested and sweep.error is None:  # (an error: the sampler failed; no more trials)
@@ -134,16 +139,16 @@ class _FinishedHistories:
 _finished = _FinishedHistories()
 
 
-def _rows(session: Session, sweep: Sweep, jobs: list[Job], history: bool) -> list:
-    """The trials as the search sees them; with `history`, the epochs they reported (else only pruned ones', which
-    TPE ranks by their last value)."""
+def _rows(session: Session, sweep: Sweep, jobs: list[Job], history: bool, running: set[int] | None = None) -> list:
+    """The trials as the search sees them; with `history`, the epochs they reported (of the running ones, only those
+    numbered in `running` when given), else only pruned ones' (which TPE ranks by their last value)."""
     metric = sweep.request["objective"]["metric"]
     tpe = sweep.request["sampler"]["name"] == "tpe"
     rows = []
     for job in jobs:
         state = repo.trial_state(job)
         ivs = None
-        if state == "running" and history:
+        if state == "running" and history and (running is None or job.trial in running):
             ivs = repo.intermediate_values(session=session, job_id=job.id, metric=metric)
         elif (state == "succeeded" and history) or (state == "pruned" and (history or tpe)):
             ivs = _finished.get(session, job, metric)
@@ -151,11 +156,16 @@ def _rows(session: Session, sweep: Sweep, jobs: list[Job], history: bool) -> lis
     return rows
 
 
-def _prune(session: Session, sweep: Sweep, jobs: list[Job], compute: Callable = _call) -> list[int]:
-    candidates = [j for j in jobs if j.status == RUNNING and not j.cancel_requested and (j.epoch or 0) > 0]
+def _prune(session: Session, sweep: Sweep, jobs: list[Job], compute: Callable = _call,
+           only: int | None = None) -> list[int]:
+    """Ask the pruner about each running trial (or only trial number `only`); mark those it stops; their numbers."""
+    candidates = [j for j in jobs if j.status == RUNNING and not j.cancel_requested and (j.epoch or 0) > 0
+                  and (only is None or j.trial == only)]
     if not candidates:
         return []
-    rows = _rows(session, sweep, jobs, history=True)
+    # the median pruner compares a trial with finished ones only: the other running trials' epochs are not read
+    median = sweep.request["pruner"]["name"] == "median"
+    rows = _rows(session, sweep, jobs, history=True, running={j.trial for j in candidates} if median else None)
     by_number = {r.number: r for r in rows}
     pruned = []
     for job in candidates:
@@ -234,6 +244,21 @@ def after_trial(*, settings: Settings, factory: sessionmaker[Session], sweep_id:
     except Exception:  # the periodic controller will do it
         log.exception("sweep %s: step after a trial failed; the controller will retry", sweep_id)
         return []
+
+
+def judge_trial(*, factory: sessionmaker[Session], sweep_id: str, trial: int) -> bool:
+    """A running trial's worker asks, at an epoch boundary where its pruner's answer can change
+    (core.sweeps.search.judged_after) and once that epoch's rows are written, whether the trial stops there: the
+    same locked decision as `step`'s pruning, about this trial only. True when it must stop now: pruned now, or
+    already asked to stop (by a controller's pass or a cancel) since its worker last read its row."""
+    with session_scope(factory) as session:
+        sweep = repo.lock_sweep(session=session, sweep_id=sweep_id)
+        if sweep is None or sweep.status != RUNNING or sweep.request["pruner"]["name"] == "none":
+            return False
+        jobs = repo.trial_jobs(session=session, sweep_id=sweep_id)
+        if any(j.trial == trial and j.cancel_requested for j in jobs):
+            return True
+        return not sweep.cancel_requested and trial in _prune(session, sweep, jobs, only=trial)
 
 
 def control_once(*, settings: Settings, factory: sessionmaker[Session], celery: Celery | None = None) -> int:

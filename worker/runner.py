@@ -30,6 +30,7 @@ from trainyard.core.checkpoint import CheckpointBudget
 from trainyard.core.datasets.upload import Upload
 from trainyard.core.errors import Cancelled, DatasetError, Diverged, TimedOut, TrainyardError
 from trainyard.core.job import train_job
+from trainyard.core.sweeps.search import EVERY_EPOCH, judged_after
 from trainyard.core.validate import validate_spec
 from trainyard.store.blobs import sha256_hex
 from trainyard.store.datasets import dataset_bytes
@@ -43,6 +44,9 @@ from trainyard.store.runs import (claim_job, claim_next_job, finish_job, heartbe
 from trainyard.store.settings import Settings
 
 log = logging.getLogger(__name__)
+# A trial whose pruner can change its answer after every epoch (the median pruner) is judged at an epoch boundary
+# only while judging has taken at most this share of its time (rung-based pruners are judged at every rung).
+JUDGING_SHARE = 0.1
 Signal = Callable[[str, str], None]  # (job id, queue): publish a message that there is work on the queue
 
 _factories: dict[tuple[int, str], sessionmaker[Session]] = {}
@@ -86,9 +90,10 @@ class JobReporter:
     """Callbacks for one attempt plus the thread that reports them (see the module docstring)."""
 
     def __init__(self, *, settings: Settings, factory: sessionmaker[Session], job_id: str, attempt: int,
-                 on_hard_timeout: Callable[[], None] | None, trial: tuple[str, int] | None = None):
+                 on_hard_timeout: Callable[[], None] | None, trial: tuple[str, int, dict] | None = None):
         self.settings, self.factory, self.job_id, self.attempt = settings, factory, job_id, attempt
-        self.trial = trial  # (sweep id, trial number) of a sweep's trial: its pruning is decided as it reports
+        self.trial = trial  # (sweep id, trial number, pruner) of a pruned sweep's trial: judged at epoch boundaries
+        self.started, self.judging = time.monotonic(), 0.0  # when training began; seconds spent being judged
         self.deadline = time.monotonic() + settings.job_timeout_seconds
         self.on_hard_timeout = on_hard_timeout
         self.rows: list[dict] = []  # appended by the training thread, drained by the reporter
@@ -109,6 +114,20 @@ class JobReporter:
         if loss is None or not math.isfinite(loss):  # backends that report NaN instead of raising
             raise Diverged(row["epoch"])
         self.rows.append(row)
+        if self.trial is not None and self._judged_now(row["epoch"]):
+            began = time.monotonic()
+            self._judge(row["epoch"])
+            self.judging += time.monotonic() - began
+
+    def _judged_now(self, epoch: int) -> bool:
+        """Whether the pruner judges the trial after `epoch`: where its answer can change, within JUDGING_SHARE of
+        the trial's time for a pruner that can change it after every epoch (its first such epoch always)."""
+        pruner = self.trial[2]
+        if not judged_after(pruner, epoch):
+            return False
+        if pruner["name"] not in EVERY_EPOCH:
+            return True
+        return self.judging <= JUDGING_SHARE * (time.monotonic() - self.started)
 
     def check(self) -> None:
         if self.cancelled.is_set():
@@ -156,23 +175,27 @@ class JobReporter:
             del self.rows[:len(rows)]
         return len(rows)
 
-    def _decide_pruning(self) -> None:
-        """A trial that just reported epochs: its sweep's pruner judges them now (one controller step), rather than
-        at the controller's next pass, so a pruned trial stops within a heartbeat of the epoch that condemned it."""
-        from trainyard.worker.controller import step
+    def _judge(self, epoch: int) -> None:
+        """A sweep's trial reached an epoch where its pruner's answer can change: write its epochs, and let the
+        pruner judge them now (worker.controller.judge_trial), on the training thread, so that a pruned trial trains
+        no further epoch (`check` stops it before the next mini-batch)."""
+        from trainyard.worker.controller import judge_trial
 
-        sweep_id, number = self.trial
+        sweep_id, number, _ = self.trial
         try:
-            if number in step(settings=self.settings, factory=self.factory, sweep_id=sweep_id).pruned:
+            self.flush()
+            if judge_trial(factory=self.factory, sweep_id=sweep_id, trial=number):
                 self.cancelled.set()
-        except Exception:  # the controller's pass decides it later
-            log.warning("job %s: pruning of sweep %s not decided now", self.job_id, sweep_id, exc_info=True)
+        except LeaseLost:
+            raise
+        except Exception:  # the database may be briefly unreachable: the controller's pass decides it later
+            log.warning("job %s: pruning of sweep %s after epoch %d not decided now", self.job_id, sweep_id, epoch,
+                        exc_info=True)
 
     def _loop(self) -> None:
         while not self.stopping.wait(self.settings.heartbeat_seconds):
             try:
-                if self.flush() and self.trial is not None:
-                    self._decide_pruning()
+                self.flush()
             except LeaseLost:
                 self.lost.set()
                 return
@@ -222,10 +245,9 @@ def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, 
         job_id, owner = job.id, job.owner_id
         attempt, document, dataset_id = job.attempts, job.spec, job.dataset_id
         sweep_id = job.sweep_id  # a sweep's trial: its sweep takes a step when it ends
-        # ... and, when the sweep prunes, each time it reports epochs (a sweep without a pruner has nothing to judge)
-        pruned_live = sweep_id is not None and session.scalar(
-            select(Sweep.request["pruner"]["name"].as_string()).where(Sweep.id == sweep_id)) not in (None, "none")
-        trial = (sweep_id, job.trial) if pruned_live else None
+        # ... and, when the sweep prunes, is judged at the epochs where its pruner's answer can change
+        pruner = session.scalar(select(Sweep.request["pruner"]).where(Sweep.id == sweep_id)) if sweep_id else None
+        trial = (sweep_id, job.trial, pruner) if pruner and pruner["name"] != "none" else None
         checkpoint = latest_checkpoint(session=session, job_id=job_id)
         truncate_history(session=session, job_id=job_id, after_epoch=checkpoint[0] if checkpoint else 0)
     log.info("job %s: attempt %d on %s%s", job_id, attempt, worker,

@@ -12,8 +12,13 @@ running ones as RUNNING — and asks Optuna.
   point exactly once, in an order fixed by the seed.
 - Pruning: the trial under review is RUNNING with the epochs it reported (`intermediate_values`); the pruner's
   `prune` answers. Successive halving and Hyperband keep each trial's value at each rung it reached as a system
-  attribute (`completed_rung_<r>`); those of the other trials are rebuilt from their history (the value at the
-  rung's epoch), so the trial is compared with every trial that reached that rung so far.
+  attribute (`completed_rung_<r>`): those of the other trials are rebuilt from their history (the value at the
+  rung's epoch), so the trial is compared with every trial that reached that rung so far; the trial under review
+  has the rungs before its last epoch marked passed (it would not be running otherwise), so that, as in a live
+  study, a rung is judged once, at its own epoch, never between rungs. The median pruner is given only the
+  finished trials' values at the trial's last epoch (all it reads). `judged_after(pruner, epoch)` says after which
+  epochs the answer can change (the median pruner's from its warm-up on; the rung epochs): a trial's worker asks
+  there, at the epoch boundary, so that a pruned trial trains no epoch past the one that condemned it.
 
 Choices are given to Optuna as their JSON text (a choice may be any JSON value; Optuna's categoricals hold only
 primitives) and turned back on the way out.
@@ -24,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from trainyard.core.sweeps.request import Dimension
@@ -107,6 +112,31 @@ def _pruner(optuna, request: dict):
         return optuna.pruners.HyperbandPruner(min_resource=p["min_epochs"], max_resource=p["max_epochs"] or epochs,
                                               reduction_factor=p["reduction_factor"])
     return optuna.pruners.NopPruner()
+
+
+def _from_warmup(pruner: dict, epoch: int) -> bool:
+    return epoch >= pruner["warmup_epochs"]
+
+
+def _at_a_rung(pruner: dict, epoch: int) -> bool:
+    rung = pruner["min_epochs"] * pruner["reduction_factor"] ** pruner.get("min_early_stopping_rate", 0)
+    while rung < epoch:
+        rung *= pruner["reduction_factor"]
+    return rung == epoch
+
+
+# After which epochs each pruner's answer about a trial can change. The median pruner compares every step past its
+# warm-up with the finished trials' median; successive halving judges a trial only when its last step reaches its
+# next rung, `min_epochs * reduction_factor ** (min_early_stopping_rate + k)`; Hyperband at any of its brackets'
+# rungs, `min_epochs * reduction_factor ** k`.
+JUDGED_AFTER = {"median": _from_warmup, "successive_halving": _at_a_rung, "hyperband": _at_a_rung}
+EVERY_EPOCH = frozenset({"median"})  # pruners whose answer can change after any epoch past their warm-up
+
+
+def judged_after(pruner: dict, epoch: int) -> bool:
+    """Whether the pruner's answer about a trial can change once it reported `epoch` (1-based); never for `none`."""
+    judged = JUDGED_AFTER.get(pruner["name"])
+    return judged is not None and judged(pruner, epoch)
 
 
 def _frozen(optuna, row: TrialRow, dims: list[Dimension], grid: bool, system_attrs: dict | None = None):
@@ -198,6 +228,15 @@ def _rung_attrs(pruner, study, frozen, row: TrialRow) -> dict:
         rung += 1
 
 
+def _at_step(rows: list[TrialRow], step: int) -> list[TrialRow]:
+    """The rows as the median pruner reads them at `step`: a finished trial's value there and nothing else, not even
+    parameters (it compares the trial's best so far with the median of the finished trials' values at its last
+    step), so that a study rebuilt at each epoch of a long trial holds one value per trial, not whole histories."""
+    return [TrialRow(r.number, r.state, None, r.value,
+                     {step: r.intermediate[step]} if r.state == "succeeded" and step in r.intermediate else {})
+            for r in rows]
+
+
 def should_prune(request: dict, rows: list[TrialRow], target: TrialRow, sweep_id: str = "sweep") -> bool:
     """Whether the sweep's pruner stops `target` (a running trial) after the last epoch it reported."""
     if request["pruner"]["name"] == "none" or not target.intermediate:
@@ -208,11 +247,17 @@ def should_prune(request: dict, rows: list[TrialRow], target: TrialRow, sweep_id
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         pruner = _pruner(optuna, request)
         study = _study(optuna, request, pruner=pruner, name=sweep_id)
+        if request["pruner"]["name"] == "median":
+            rows = _at_step(rows, max(target.intermediate))
         upto = max([r.number for r in rows] + [target.number]) + 1
         for row in _numbered([r for r in rows if r.number != target.number] + [target], upto):
             frozen = _frozen(optuna, row, dims, grid)
-            if row is not target and row.intermediate:
-                frozen = _frozen(optuna, row, dims, grid, _rung_attrs(pruner, study, frozen, row))
+            if row.intermediate and request["pruner"]["name"] in ("successive_halving", "hyperband"):
+                passed = row
+                if row is target:  # still running: it passed the rungs before its last epoch (a rung there is judged)
+                    last = max(row.intermediate)
+                    passed = replace(row, intermediate={e: v for e, v in row.intermediate.items() if e < last})
+                frozen = _frozen(optuna, row, dims, grid, _rung_attrs(pruner, study, frozen, passed))
             study.add_trial(frozen)
         trial = study.get_trials(deepcopy=False)[target.number]
         return bool(pruner.prune(study, trial))

@@ -7,11 +7,13 @@ import copy
 import io
 
 import pytest
-from apitest import XOR, claim, fail, problem
 
 from trainyard.store.db import session_scope
 from trainyard.store.runs import finish_job
 from trainyard.worker.controller import step
+
+from tests.support.api import XOR, problem
+from tests.support.fakeworker import claim, fail
 
 BASE = {**copy.deepcopy(XOR), "training": {"epochs": 5, "seed": 1, "batch_size": 4}}
 SPACE = {"training.optimizer.learning_rate": {"float": [1e-3, 1e-1], "log": True},
@@ -152,6 +154,41 @@ def test_a_pruned_trial_is_cancelled_with_code_pruned_not_a_users_cancel(api):
     assert api.alice.get(f"/sweeps/{body['id']}").get_json()["counts"]["pruned"] == 1
 
 
+def test_successive_halving_judges_each_rung_once_when_the_trials_worker_asks(api):
+    """A trial's worker asks (judge_trial) at each rung epoch; a controller's pass never judges a rung pruner's trial
+    (a live study judges a rung once), and a trial already asked to stop is told to stop."""
+    from tests.support.fakeworker import epochs
+
+    from trainyard.worker.controller import judge_trial
+
+    body = create(api.alice, sweep(trials=2, parallel=2, pruner={"name": "successive_halving", "min_epochs": 2,
+                                                                 "reduction_factor": 2}))
+    first, second = (t["job_id"] for t in trials(api.alice, body["id"])["items"])
+    a0, a1 = claim(api, first), claim(api, second)
+
+    def judge(trial: int) -> bool:
+        return judge_trial(factory=api.sessions, sweep_id=body["id"], trial=trial)
+
+    epochs(api, first, a0, [{"epoch": 1, "loss": 0.9}, {"epoch": 2, "loss": 0.8}])
+    assert judge(0) is False  # alone at the rung of epoch 2: kept
+    epochs(api, second, a1, [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.3}])
+    assert judge(1) is False  # the better of the two there
+    epochs(api, first, a0, [{"epoch": 3, "loss": 0.7}])
+    assert advance(api, body["id"]).pruned == []  # trial 0 passed rung 2: not judged again, by a pass or at epoch 3
+    epochs(api, second, a1, [{"epoch": 3, "loss": 0.2}, {"epoch": 4, "loss": 0.1}])
+    assert judge(1) is False
+    epochs(api, first, a0, [{"epoch": 4, "loss": 0.65}])
+    assert judge(0) is True  # the worse of the two at the rung of epoch 4
+    job = api.alice.get(f"/jobs/{first}").get_json()
+    assert job["cancel_requested"] is True
+    assert {t["trial"]: t["state"] for t in trials(api.alice, body["id"])["items"]} == {0: "running", 1: "running"}
+    assert judge(0) is True  # already asked to stop: it stops at once
+    with session_scope(api.sessions) as s:
+        finish_job(session=s, job_id=first, attempt=a0, status="cancelled", epoch=4,
+                   error={"code": "cancelled", "message": "cancelled on request"})
+    assert api.alice.get(f"/jobs/{first}").get_json()["error"]["epoch"] == 4
+
+
 def test_another_users_sweep_is_not_found(api_both):
     body = create(api_both.alice)
     sid = body["id"]
@@ -219,7 +256,7 @@ def test_invalid_sweeps_are_422_naming_the_field_and_queue_nothing(api, changes,
 
 def test_a_space_whose_high_corner_exceeds_a_limit_is_refused(api):
     limited = api.settings.replace(max_parameters=1000)
-    from apitest import make_api
+    from tests.support.api import make_api
 
     small = make_api(limited)
     try:
@@ -264,7 +301,7 @@ def test_a_sampler_that_fails_ends_the_sweep_failed_with_its_reason(api, monkeyp
 
 
 def test_trials_wait_while_their_owner_is_at_max_queued_per_user(sqlite_settings):
-    from apitest import make_api
+    from tests.support.api import make_api
 
     api = make_api(sqlite_settings, max_queued_per_user=1)
     try:

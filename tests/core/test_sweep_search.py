@@ -8,7 +8,7 @@ import pytest
 
 from trainyard.core.sweeps.paths import PathError, apply, parse_path, resolve
 from trainyard.core.sweeps.request import SweepError, parse_request
-from trainyard.core.sweeps.search import TrialRow, next_params, should_prune
+from trainyard.core.sweeps.search import TrialRow, judged_after, next_params, should_prune
 
 SPACE = {"training.optimizer.learning_rate": {"float": [1e-4, 1e-1], "log": True},
          "model.layers[0].units": {"int": [2, 64], "log": True},
@@ -110,6 +110,80 @@ def test_median_waits_for_its_warmup_and_startup_trials_and_none_never_prunes():
     assert should_prune(req, done, early) is False  # within its warm-up
     assert should_prune(req, done, worse) is True
     assert should_prune(request({"name": "random", "seed": 0}), done, worse) is False
+
+
+@pytest.mark.parametrize("pruner, epochs", [
+    ({"name": "median", "warmup_epochs": 10, "startup_trials": 5}, list(range(10, 201))),
+    ({"name": "successive_halving", "min_epochs": 2, "reduction_factor": 4, "min_early_stopping_rate": 0,
+      "bootstrap_count": 0}, [2, 8, 32, 128]),
+    ({"name": "successive_halving", "min_epochs": 5, "reduction_factor": 3, "min_early_stopping_rate": 1,
+      "bootstrap_count": 0}, [15, 45, 135]),
+    ({"name": "hyperband", "min_epochs": 1, "max_epochs": 200, "reduction_factor": 3}, [1, 3, 9, 27, 81]),
+    ({"name": "none"}, []),
+])
+def test_a_trial_is_judged_after_the_epochs_where_its_pruners_answer_can_change(pruner, epochs):
+    assert [e for e in range(1, 201) if judged_after(pruner, e)] == epochs
+
+
+def test_successive_halving_condemns_a_hopeless_trial_at_its_first_rung_and_never_between_rungs():
+    """A worker asks only at the rung epochs: the first one already stops a trial worse than every other there."""
+    pruner = {"name": "successive_halving", "min_epochs": 4, "reduction_factor": 2, "min_early_stopping_rate": 0,
+              "bootstrap_count": 0}
+    req = request({"name": "random", "seed": 0}, pruner=pruner, epochs=40)
+    done = [TrialRow(n, "succeeded", {}, value=v, intermediate=_history(v, 40)) for n, v in enumerate([0.3, 0.2])]
+    hopeless = {e: 1.0 for e in range(1, 41)}
+    asked = [e for e in range(1, 41) if judged_after(pruner, e)
+             and should_prune(req, done, TrialRow(2, "running", {}, intermediate={k: v for k, v in hopeless.items()
+                                                                                 if k <= e}))]
+    assert asked[0] == 4 and all(judged_after(pruner, e) for e in asked)
+
+
+@pytest.mark.parametrize("pruner", [
+    {"name": "successive_halving", "min_epochs": 4, "reduction_factor": 2, "min_early_stopping_rate": 0,
+     "bootstrap_count": 0},
+    {"name": "hyperband", "min_epochs": 4, "max_epochs": 40, "reduction_factor": 2}])
+def test_a_rung_is_judged_once_at_its_own_epoch_never_between_rungs(pruner):
+    """A running trial passed the rungs before its last epoch (else it would have been stopped there): a trial best
+    at the first rung that then gets worse is not stopped before the next rung, where it is judged again."""
+    req = request({"name": "random", "seed": 0}, pruner=pruner, epochs=40)
+    done = [TrialRow(n, "succeeded", {}, value=0.5, intermediate={e: 0.5 for e in range(1, 41)}) for n in range(4)]
+    curve = {e: 0.4 if e <= 4 else 0.9 for e in range(1, 41)}  # the best at epoch 4, the worst from epoch 5 on
+
+    def prunes(last: int) -> bool:
+        return should_prune(req, done, TrialRow(4, "running", {}, intermediate={e: v for e, v in curve.items()
+                                                                                 if e <= last}))
+
+    stopped = [last for last in range(1, 41) if prunes(last)]
+    assert stopped and all(judged_after(pruner, last) for last in stopped) and 4 not in stopped
+    if pruner["name"] == "successive_halving":
+        assert stopped == [8, 16, 32]  # kept at 4; 5-7 not judged; stopped at the next rung (and those after it)
+
+
+def test_the_median_pruner_decides_the_same_from_the_values_at_the_trials_last_epoch():
+    """should_prune gives the median pruner only the finished trials' values at the judged epoch (it reads no
+    other): its answers equal those of a plain Optuna study holding every trial's whole history."""
+    import optuna
+
+    pruner = {"name": "median", "warmup_epochs": 3, "startup_trials": 2}
+    req = request({"name": "random", "seed": 0}, pruner=pruner)
+    finals = [0.3, 0.2, 0.25, 0.5]
+    done = [TrialRow(n, "succeeded", {}, value=v, intermediate=_history(v, 20)) for n, v in enumerate(finals)]
+    done.append(TrialRow(4, "pruned", {}, intermediate=_history(0.9, 20), sweep_pruned_epoch=6))
+    for final in (0.1, 0.22, 0.26, 0.4, 0.6):
+        for last in (2, 3, 7, 12, 20):
+            target = TrialRow(5, "running", {}, intermediate={e: v for e, v in _history(final, 20).items()
+                                                               if e <= last})
+            study = optuna.create_study(direction="minimize", pruner=optuna.pruners.MedianPruner(2, 3))
+            for row in done:
+                state = optuna.trial.TrialState.COMPLETE if row.state == "succeeded" else optuna.trial.TrialState.PRUNED
+                ivs = row.intermediate if row.state == "succeeded" else {e: v for e, v in row.intermediate.items()
+                                                                         if e <= 6}
+                study.add_trial(optuna.trial.create_trial(state=state, value=row.value if row.value else ivs[6],
+                                                          intermediate_values=ivs))
+            live = study.ask()
+            for e, v in target.intermediate.items():
+                live.report(v, e)
+            assert should_prune(req, done, target) is bool(live.should_prune()), (final, last)
 
 
 LIMITS = dict(max_trials=100, max_parallel=8, max_grid=50)

@@ -12,46 +12,21 @@ import copy
 import itertools
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
-from apitest import Api  # noqa: E402
+from trainyard.core.sweeps.search import judged_after, next_params
+from trainyard.store.db import session_scope
+from trainyard.store.migrate import upgrade
+from trainyard.store.models import Job
+from trainyard.store.settings import Settings
+from trainyard.store.workers import list_live_workers
 
-from trainyard.core.sweeps.search import next_params  # noqa: E402
-from trainyard.store.db import session_scope  # noqa: E402
-from trainyard.store.migrate import upgrade  # noqa: E402
-from trainyard.store.models import Job  # noqa: E402
-from trainyard.store.settings import Settings  # noqa: E402
-from trainyard.store.workers import list_live_workers  # noqa: E402
+from tests.support.api import Api
+from tests.support.processes import start_process, stop_process
 
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def start_process(settings: Settings, module: str, *args: str, log: Path) -> subprocess.Popen:
-    """`python -m module args` with `settings` in its environment (its own process group), output to `log`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINYARD_")}
-    env.update(settings.to_env(), PYTHONPATH=str(ROOT))
-    with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", module, *args], env=env, cwd=ROOT, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:
-    """SIGTERM, then SIGKILL the process group if it lingers."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 pytestmark = pytest.mark.timeout(240)
 XOR = {"name": "xor", "dataset": {"builtin": "xor"},
@@ -81,7 +56,7 @@ class Stack:
         self.wait_worker()
 
     def start(self, name: str, module: str, *args: str):
-        self.procs[name] = start_process(self.settings, module, *args, log=self.logs / f"{name}.log")
+        self.procs[name] = start_process(self.settings, ["-m", module, *args], self.logs / f"{name}.log")
         return self.procs[name]
 
     def wait_worker(self, timeout: float = 60) -> None:
@@ -229,6 +204,24 @@ def test_a_trial_is_judged_as_it_reports_without_the_controllers_pass(stack):
         assert_the_last_trial_was_pruned(stack, stack.create(median_sweep_with_a_hopeless_last_trial())["id"])
     finally:
         stack.start("reconciler", "trainyard.worker.reconciler")
+
+
+@pytest.mark.parametrize("pruner, condemned", [
+    ({"name": "median", "warmup_epochs": 20, "startup_trials": 2}, 20),
+    ({"name": "successive_halving", "min_epochs": 40, "reduction_factor": 3}, 40)])
+def test_a_pruned_trial_trains_no_epoch_past_the_one_that_condemned_it(stack, pruner, condemned):
+    """The worker asks the pruner at each epoch boundary where its answer can change (the median pruner's first after
+    its warm-up; successive halving's first rung): the hopeless trial is condemned at that very epoch and trains none
+    after it, and every pruned trial stopped where it was condemned, at an epoch where its pruner judges."""
+    done = stack.wait(stack.create({**median_sweep_with_a_hopeless_last_trial(), "pruner": pruner})["id"])
+    assert done["status"] == "succeeded" and done["counts"]["succeeded"] >= 1, done
+    trials = stack.trials(done["id"])
+    bad = trials[2]
+    assert bad["state"] == "pruned" and bad["error"]["code"] == "pruned"
+    assert (bad["error"]["epoch"], bad["epoch"]) == (condemned, condemned)
+    for t in trials:
+        if t["state"] == "pruned":
+            assert t["epoch"] == t["error"]["epoch"] and judged_after(done["pruner"], t["epoch"]), t
 
 
 def test_cancel_stops_every_trial(stack):
