@@ -35,12 +35,13 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from trainyard.store.models import QUEUED, RUNNING, Job, User
 from trainyard.store.workers import list_live_workers
 
 JOBS = Job.__table__
+DEVICE = "queue_device"  # the queue's parameter (not "device": an UPDATE of jobs reserves its column names)
 PRIORITIES = {"low": 0, "normal": 1, "high": 2}  # the spec's names → jobs.priority (higher is taken first)
 
 
@@ -66,7 +67,7 @@ class Share:
 
 
 def _queued_owners():
-    """A recursive CTE of the owners with jobs queued on the `device` parameter, one index seek each (a loose
+    """A recursive CTE of the owners with jobs queued on the DEVICE parameter's queue, one index seek each (a loose
     index scan of ix_jobs_fair_order), after a first row of "" (no owner id is empty; the shares leave it out).
 
     Every step asks for the next owner id past the last one, the first step too: with that range condition
@@ -75,21 +76,22 @@ def _queued_owners():
     """
     owners = select(cast(literal(""), String(32)).label("owner_id")).cte("queued_owners", recursive=True)
     later = JOBS.alias("later")
-    following = (select(later.c.owner_id).where(later.c.status == QUEUED, later.c.device == _device(),
+    following = (select(later.c.owner_id).where(later.c.status == QUEUED, later.c.device == device_parameter(),
                                                 later.c.owner_id > owners.c.owner_id)
                  .order_by(later.c.owner_id).limit(1).scalar_subquery())
     return owners.union_all(select(following).where(owners.c.owner_id.is_not(None)))
 
 
-def _device():
-    return bindparam("device", type_=String)
+def device_parameter():
+    """The queue's parameter of the statements here (DEVICE)."""
+    return bindparam(DEVICE, type_=String)
 
 
 @functools.cache
 def _shares_query(with_queued: bool) -> Select:
-    """Each queued owner's share of the `device` parameter's queue (built once: it is a large statement)."""
+    """Each queued owner's share of the DEVICE parameter's queue (built once: it is a large statement)."""
     owners = _queued_owners()
-    owner, device = owners.c.owner_id, _device()
+    owner, device = owners.c.owner_id, device_parameter()
 
     def count(status: str, *where):
         rows = JOBS.alias()
@@ -110,7 +112,9 @@ def _shares_query(with_queued: bool) -> Select:
 
 
 @functools.cache
-def _next_owner_query() -> Select:
+def next_owner_query() -> Select:
+    """`next_owner`'s statement (its parameters: `next_owner_params`), for a claim that picks the owner and
+    the job in one statement (store.runs.claim_next_job)."""
     shares = _shares_query(False).subquery()
     quota = bindparam("quota", type_=Integer)  # 0: none
     return (select(shares.c.owner_id)
@@ -123,8 +127,13 @@ def _next_owner_query() -> Select:
 def next_owner(*, session: Session, device: str, max_running_per_user: int = 0,
                passed: list[str] = ()) -> str | None:
     """The user whose job the policy takes next on `device` (skipping users at quota and `passed`), or None."""
-    return session.scalar(_next_owner_query(), {"device": device, "quota": max_running_per_user,
-                                                "passed": list(passed) or [""]})
+    params = next_owner_params(device=device, max_running_per_user=max_running_per_user, passed=passed)
+    return session.scalar(next_owner_query(), params)
+
+
+def next_owner_params(*, device: str, max_running_per_user: int = 0, passed: list[str] = ()) -> dict:
+    """The parameters of `next_owner_query`."""
+    return {DEVICE: device, "quota": max_running_per_user, "passed": list(passed) or [""]}
 
 
 def next_job(*, session: Session, device: str, owner: str) -> str | None:
@@ -133,10 +142,16 @@ def next_job(*, session: Session, device: str, owner: str) -> str | None:
     PostgreSQL: FOR UPDATE SKIP LOCKED, so a concurrent claimer takes the job after it instead of waiting;
     SQLite: the claim's write transaction already excludes every other writer.
     """
-    return session.scalar(
-        select(Job.id).where(Job.status == QUEUED, Job.device == device, Job.owner_id == owner,
-                             Job.cancel_requested.is_(False))
-        .order_by(Job.priority.desc(), Job.created_at, Job.id).limit(1).with_for_update(skip_locked=True))
+    return session.scalar(next_job_query(device=device, owner=owner))
+
+
+def next_job_query(*, device, owner) -> Select:
+    """`next_job`'s statement; `device` and `owner` may be expressions (a claim's UPDATE takes it as a subquery)."""
+    picked = aliased(Job, name="picked")  # never correlated with an UPDATE of jobs around it
+    return (select(picked.id).where(picked.status == QUEUED, picked.device == device, picked.owner_id == owner,
+                                    picked.cancel_requested.is_(False))
+            .order_by(picked.priority.desc(), picked.created_at, picked.id).limit(1)
+            .with_for_update(skip_locked=True))
 
 
 def under_quota(*, session: Session, owner: str, max_running_per_user: int) -> bool:
@@ -157,7 +172,7 @@ def running_jobs(*, session: Session, owner: str) -> int:
 
 def queue_shares(*, session: Session, device: str) -> dict[str, Share]:
     """Every user with jobs queued on `device`, by owner id."""
-    rows = session.execute(_shares_query(True), {"device": device}).all()
+    rows = session.execute(_shares_query(True), {DEVICE: device}).all()
     return {r.owner_id: Share(r.owner_id, r.queued, r.running_here, r.running_all, r.last_started) for r in rows}
 
 

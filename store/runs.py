@@ -8,10 +8,11 @@ can never overwrite a newer attempt's results.
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Update, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from trainyard.core.metrics import split_confusion_matrices
@@ -31,16 +32,36 @@ def claim_job(*, session: Session, job_id: str, worker: str, lease_seconds: floa
     The returned job's `attempts` is this attempt's number, the fencing token of the
     calls below. A job with `cancel_requested` is never claimed.
     """
+    return _claim(session, _claim_statement("id"), {"claim_id": job_id}, worker=worker, lease_seconds=lease_seconds)
+
+
+@functools.cache
+def _claim_statement(picks: str) -> Update:
+    """One UPDATE … RETURNING that claims a job and gives back its row, built once per kind (building the
+    fair-share subqueries costs more than running them). `picks` the job: "id" (parameter `claim_id`), "owner"
+    (the next job of `claim_owner` on the fairshare.DEVICE parameter's queue) or "fair share" (the next job on that
+    queue, of the owner fairshare.next_owner_query picks with its parameters)."""
+    columns = Job.__table__.c
+    if picks == "id":
+        which = bindparam("claim_id", type_=columns.id.type)
+    else:
+        owner = (bindparam("claim_owner", type_=columns.owner_id.type) if picks == "owner"
+                 else fairshare.next_owner_query().scalar_subquery())
+        which = fairshare.next_job_query(device=fairshare.device_parameter(), owner=owner).scalar_subquery()
+    return (update(Job)
+            .where(Job.id == which, Job.status == QUEUED, Job.cancel_requested.is_(False))
+            .values(status=RUNNING, worker=bindparam("claim_worker", type_=columns.worker.type),
+                    attempts=Job.attempts + 1,
+                    lease_expires_at=bindparam("claim_lease", type_=columns.lease_expires_at.type),
+                    started_at=func.coalesce(Job.started_at, bindparam("claim_now", type_=columns.started_at.type)))
+            .returning(Job))
+
+
+def _claim(session: Session, statement: Update, params: dict, *, worker: str, lease_seconds: float) -> Job | None:
     now = utcnow()
-    claimed = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == QUEUED, Job.cancel_requested.is_(False))
-        .values(status=RUNNING, worker=worker, attempts=Job.attempts + 1,
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
-                started_at=func.coalesce(Job.started_at, now))
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    return session.get(Job, job_id, populate_existing=True) if claimed == 1 else None
+    params = {**params, "claim_now": now, "claim_lease": now + timedelta(seconds=lease_seconds), "claim_worker": worker}
+    return session.scalars(statement, params, execution_options={"synchronize_session": False,
+                                                                 "populate_existing": True}).one_or_none()
 
 
 def claim_next_job(*, session: Session, device: str, worker: str, lease_seconds: float,
@@ -48,29 +69,46 @@ def claim_next_job(*, session: Session, device: str, worker: str, lease_seconds:
     """Claim for `worker` the job the fair-share policy picks on queue `device` (store.fairshare); None when no
     queued job there may start (none queued, or only jobs of users at `max_running_per_user`).
 
-    A user whose jobs are all being claimed by other workers at this moment is passed over for the next one.
-    With a quota, each user is tried in a savepoint that holds the user's lock (fairshare.under_quota): passing
-    a user over rolls it back, which releases that lock, so a claimer waits for a user's lock holding no other
-    and two claimers can never wait for each other.
+    Without a quota, the owner, their job and the claim are one statement. A user whose jobs are all being
+    claimed by other workers at this moment is passed over for the next one. With a quota, each user is tried in
+    a savepoint that holds the user's lock (fairshare.under_quota): passing a user over rolls it back, which
+    releases that lock, so a claimer waits for a user's lock holding no other and two claimers can never wait for
+    each other.
     """
     passed: list[str] = []
     while True:
+        if not max_running_per_user:
+            params = fairshare.next_owner_params(device=device, passed=passed)
+            job = _claim(session, _claim_statement("fair share"), params, worker=worker, lease_seconds=lease_seconds)
+            if job is not None:
+                return job
         owner = fairshare.next_owner(session=session, device=device, max_running_per_user=max_running_per_user,
                                      passed=passed)
         if owner is None:
             return None
         passed.append(owner)
-        savepoint = session.begin_nested() if max_running_per_user else None
+        if not max_running_per_user:
+            continue  # the owner the statement picked has no job left to claim now (all being claimed): the next
+        savepoint = session.begin_nested()
         job = None
-        if not max_running_per_user or fairshare.under_quota(session=session, owner=owner,
-                                                             max_running_per_user=max_running_per_user):
-            job_id = fairshare.next_job(session=session, device=device, owner=owner)
-            if job_id is not None:
-                job = claim_job(session=session, job_id=job_id, worker=worker, lease_seconds=lease_seconds)
-        if savepoint is not None:
-            (savepoint.commit if job is not None else savepoint.rollback)()
+        if fairshare.under_quota(session=session, owner=owner, max_running_per_user=max_running_per_user):
+            params = {fairshare.DEVICE: device, "claim_owner": owner}
+            job = _claim(session, _claim_statement("owner"), params, worker=worker, lease_seconds=lease_seconds)
+        (savepoint.commit if job is not None else savepoint.rollback)()
         if job is not None:
             return job
+
+
+def prepare_attempt(*, session: Session, job: Job) -> tuple[int, bytes] | None:
+    """The checkpoint a just-claimed attempt resumes from (`(epoch, state)` or None), its history cut back to it.
+
+    A first attempt has neither: only an attempt writes history rows and checkpoints, so nothing is read.
+    """
+    if job.attempts == 1:
+        return None
+    checkpoint = latest_checkpoint(session=session, job_id=job.id)
+    truncate_history(session=session, job_id=job.id, after_epoch=checkpoint[0] if checkpoint else 0)
+    return checkpoint
 
 
 def _own(job_id: str, attempt: int):
@@ -139,13 +177,20 @@ def _put_artifact(session: Session, job_id: str, kind: str, data: bytes, *, epoc
     delete_blob_if_unreferenced(session=session, sha256=old)
 
 
+def _add_results(session: Session, job_id: str, files: list[tuple[str, bytes, str | None]]) -> None:
+    """Insert a finishing attempt's `(kind, data, format)` artifacts in one statement, without reading first: the
+    model and the confusion matrices are written only by `finish_job`, after its fenced UPDATE, which passes once
+    per job (and reuse copies them only into jobs inserted finished), so none of these exists yet."""
+    session.add_all([Artifact(job_id=job_id, kind=kind, blob_sha256=put_blob(session=session, data=data),
+                              format=format, size_bytes=len(data)) for kind, data, format in files])
+    session.flush()
+
+
 def _drop_artifact(session: Session, job_id: str, kind: str) -> None:
-    artifact = session.get(Artifact, (job_id, kind))
-    if artifact is not None:
-        sha = artifact.blob_sha256
-        session.delete(artifact)
-        session.flush()
-        delete_blob_if_unreferenced(session=session, sha256=sha)
+    """Delete the job's `kind` artifact, if any (one statement), then its blob unless another row refers to it."""
+    sha = session.scalar(delete(Artifact).where(Artifact.job_id == job_id, Artifact.kind == kind)
+                         .returning(Artifact.blob_sha256), execution_options={"synchronize_session": False})
+    delete_blob_if_unreferenced(session=session, sha256=sha)
 
 
 def finish_job(*, session: Session, job_id: str, attempt: int, status: str, metrics: dict | None = None,
@@ -172,10 +217,9 @@ def finish_job(*, session: Session, job_id: str, attempt: int, status: str, metr
         values.update(refresh_fingerprint(session=session, job_id=job_id, versions=versions))
     if session.execute(update(Job).where(*_own(job_id, attempt)).values(**values)).rowcount != 1:
         raise LeaseLost(f"job {job_id} attempt {attempt} lost its lease")
-    if model is not None:
-        _put_artifact(session, job_id, "model", model, format=model_format)
-    for split, matrix in confusion.items():
-        _put_artifact(session, job_id, matrices.kind(split), matrices.encode(matrix), format=matrices.FORMAT)
+    files = [("model", model, model_format)] if model is not None else []
+    files += [(matrices.kind(split), matrices.encode(matrix), matrices.FORMAT) for split, matrix in confusion.items()]
+    _add_results(session, job_id, files)
     _drop_artifact(session, job_id, "checkpoint")
 
 
