@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,14 +23,17 @@ def put_blob(*, session: Session, data: bytes) -> str:
     # FOR KEY SHARE (PostgreSQL): an existing blob cannot be deleted (store.orphans) until this transaction, which
     # is about to refer to it, ends; one being deleted is waited for and then found gone (and inserted again).
     # SQLite has no row locks: its transactions that write are serialised whole.
-    if session.scalar(select(Blob.sha256).where(Blob.sha256 == digest)
-                      .with_for_update(read=True, key_share=True)) is None:
-        try:
-            with session.begin_nested():  # another transaction may insert the same bytes first
-                session.add(Blob(sha256=digest, size_bytes=len(data), data=data))
-        except IntegrityError:
-            pass
+    while session.scalar(select(Blob.sha256).where(Blob.sha256 == digest)
+                         .with_for_update(read=True, key_share=True)) is None:
+        insert = _INSERTS[session.get_bind().dialect.name]
+        # One statement: another transaction may insert the same bytes first (then it is locked as above).
+        if session.execute(insert(Blob).values(sha256=digest, size_bytes=len(data), data=data)
+                           .on_conflict_do_nothing(index_elements=[Blob.sha256])).rowcount == 1:
+            break
     return digest
+
+
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}  # both say ON CONFLICT DO NOTHING
 
 
 def get_blob(*, session: Session, sha256: str) -> bytes:
