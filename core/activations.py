@@ -26,11 +26,20 @@ class Activation:
         self.buffers = Buffers()
         self.a: np.ndarray | None = None
 
-    def forward(self, z: np.ndarray, training: bool = False) -> np.ndarray:
+    def forward(self, z: np.ndarray, training: bool = False, bias: np.ndarray | None = None) -> np.ndarray:
+        """a = h(z); with `bias`, z becomes z + bias in place first (the Dense layer's pre-activation)."""
         a = self.buffers.get("a", z.shape, z.dtype)
-        self._forward(z, a)
+        if bias is None:
+            self._forward(z, a)
+        elif not self._forward_with_bias(z, bias, a):
+            z += bias
+            self._forward(z, a)
         self.a = a
         return a
+
+    def _forward_with_bias(self, z: np.ndarray, bias: np.ndarray, a: np.ndarray) -> bool:
+        """Add the bias and apply h in one pass (a kernel); False where this activation has no such pass."""
+        return False
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         dz = self.buffers.get("dz", grad.shape, grad.dtype)
@@ -70,7 +79,9 @@ class Linear(Activation):
 
     name = "linear"
 
-    def forward(self, z, training=False):
+    def forward(self, z, training=False, bias=None):
+        if bias is not None:
+            z += bias
         self.a = z
         return z
 
@@ -124,7 +135,13 @@ class ReLU(Activation):
     _kernels = None  # (forward, backward) from core.fused, or None for the ufuncs
 
     def use_kernels(self, dtype):
-        self._kernels = fused.kernel("relu", dtype), fused.kernel("relu_backward", dtype)
+        self._kernels = tuple(fused.kernel(name, dtype) for name in ("relu", "relu_backward", "bias_relu"))
+
+    def _forward_with_bias(self, z, bias, a):
+        if self._kernels is None or not z.flags.c_contiguous:
+            return False
+        self._kernels[2](z, bias, a)
+        return True
 
     def _forward(self, z, a):
         if self._kernels is not None and z.flags.c_contiguous:

@@ -1,13 +1,16 @@
 """Optional numba kernels fusing elementwise passes of a training step; numpy's ufuncs are the fallback.
 
 Each kernel does the same operations in the same order as the numpy path it replaces (no
-fastmath, no reordered sums, no transcendental functions, whose numba and numpy versions
-may round differently), so both paths give bit-identical weights; tests/core/test_kernels.py
-trains with and without them. Measured on the MNIST-shaped benchmark (101,770 float32
-parameters, batch 128 x 128 ReLU units): Adam's update ~30 µs a step against ~150 µs for
-its ten numpy passes; ReLU forward ~1.5 µs against ~7 µs, its backward ~2 µs against
-~6 µs, a bias gradient (column sums) ~1.5 µs against ~6 µs. Small models keep the numpy
-path (`wanted`): there the kernels save less than importing numba and loading them.
+fastmath, no reordered sums, no exp or log, whose numba and numpy versions may round
+differently; +, -, *, / and sqrt are correctly rounded in both), so both paths give
+bit-identical weights: tests/core/test_kernels.py trains with and without them. Two kernels
+copy numpy's summation order (a bias gradient's column sums, the softmax's row sums), which
+that test also holds numpy to. Measured on the MNIST-shaped benchmark (101,770 float32
+parameters, batch 128 x 128 ReLU units), hot in cache: Adam's update ~30 µs a step against
+~150 µs for its ten numpy passes; bias + ReLU ~2 µs against ~11 µs, ReLU's backward ~2 µs
+against ~6 µs, a bias gradient ~1.5 µs against ~6 µs, the softmax's max-shift and row sums
+a few µs against ~15 µs. A model uses them all or none (`wanted`, decided by the Network):
+small models keep the numpy path, where the kernels save less than importing numba costs.
 """
 
 from __future__ import annotations
@@ -38,6 +41,16 @@ def _relu(z, a):
     for i in range(zf.size):
         v = zf[i]
         af[i] = v if (v > 0 or np.isnan(v)) else 0
+
+
+def _bias_relu(z, bias, a):
+    """z += bias (row by row), then a = np.maximum(z, 0) as `_relu`, in one pass."""
+    n, k = z.shape
+    for i in range(n):
+        for j in range(k):
+            v = z[i, j] + bias[j]
+            z[i, j] = v
+            a[i, j] = v if (v > 0 or np.isnan(v)) else 0
 
 
 def _relu_backward(grad, a, dz):
@@ -121,12 +134,13 @@ def _samples(dtype: np.dtype) -> dict[str, tuple]:
     """Arguments of each kernel's signature, to compile (or load) it before training's clock starts."""
     one, two, scalar = np.zeros(1, dtype), np.zeros((1, 1), dtype), dtype.type(0.5)
     return {"adam": (one, one, one, one, scalar, scalar, scalar, scalar), "relu": (two, two),
+            "bias_relu": (two, one, two),
             "relu_backward": (two, two, two), "column_sum": (two, one), "shift_by_row_max": (two, two, two),
             "scaled_difference": (two, two, scalar, two), "normalise_rows": (two, two)}
 
 
-_SOURCES = {"adam": _adam, "relu": _relu, "relu_backward": _relu_backward, "column_sum": _column_sum,
-            "shift_by_row_max": _shift_by_row_max, "scaled_difference": _scaled_difference,
+_SOURCES = {"adam": _adam, "relu": _relu, "bias_relu": _bias_relu, "relu_backward": _relu_backward,
+            "column_sum": _column_sum, "shift_by_row_max": _shift_by_row_max, "scaled_difference": _scaled_difference,
             "normalise_rows": _normalise_rows}
 MAX_ROW = 128  # `normalise_rows` sums rows of at most this many items (numpy's pairwise block)
 

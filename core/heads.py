@@ -78,7 +78,8 @@ SPECIAL: dict[tuple[str, str], type[FusedHead]] = {("softmax", "categorical_cros
 def head_for(layer: Dense, loss: Loss, kernels: bool = False) -> OutputHead:
     """The head for this output layer and loss (with `core.fused`'s kernels when `kernels`)."""
     pair = (layer.activation.name, loss.name)
-    head = SPECIAL.get(pair, FusedHead)(layer, loss) if loss.fused_with == layer.activation.name else OutputHead(layer, loss)
+    fused_pair = loss.fused_with == layer.activation.name
+    head = SPECIAL.get(pair, FusedHead)(layer, loss) if fused_pair else OutputHead(layer, loss)
     if kernels:
         head.use_kernels(layer.dtype)
     return head

@@ -97,16 +97,14 @@ class Dense(Layer):
         self.x = x
         z = self.z = self.buffers.get("z", (x.shape[0], self.units), self.dtype)
         np.dot(x, self.params["kernel"], out=z)
-        if self.use_bias:
-            z += self.params["bias"]
-        return self.activation.forward(z, training)
+        return self.activation.forward(z, training, self.params["bias"] if self.use_bias else None)
 
     def backward(self, grad, grad_is_z: bool = False):
         """dL/dx from dL/da, or from dL/dz when `grad_is_z` (the output head's δ)."""
         return self.backprop(grad if grad_is_z else self.activation.backward(grad))
 
     def backprop(self, delta: np.ndarray) -> np.ndarray | None:
-        """The notes' backprop step from δ = dL/dz: dL/dW = xᵀ δ (+ the penalty's gradient), dL/db = Σ δ, dL/dx = δ Wᵀ."""
+        """The notes' backprop step from δ = dL/dz: dL/dW = xᵀ δ (+ the penalty's), dL/db = Σ δ, dL/dx = δ Wᵀ."""
         w, dw = self.params["kernel"], self.grads["kernel"]
         np.dot(self.x.T, delta, out=dw)
         if self.kernel_regularizer is not None:

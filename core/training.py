@@ -139,7 +139,8 @@ class Trainer:
             stop = min(start + batch, n)
             xb, tb = self._inputs(order, start, stop), targets[start:stop]
             out = net.forward(xb, training=True)
-            batch_loss = float(self._losses(out, tb).sum()) + (net.penalty() * len(xb) if net.penalised else 0.0)
+            penalty = net.penalty() * len(xb) if net.penalised else 0.0
+            batch_loss = float(np.add.reduce(self._losses(out, tb))) + penalty
             if not math.isfinite(batch_loss):
                 raise Diverged(epoch)
             loss_sum += batch_loss

@@ -19,7 +19,8 @@ def _spec(epochs):
     layers = [{"type": "dense", "units": 8, "activation": "tanh", "kernel_regularizer": {"l2": 0.01}},
               {"type": "dropout", "rate": 0.2}, {"type": "batch_norm"},
               {"type": "dense", "units": 3, "activation": "softmax"}]
-    return parse_spec({"dataset": {"builtin": "iris", "validation_split": 0.2}, "model": {"layers": layers}, "training": {
+    dataset = {"builtin": "iris", "validation_split": 0.2}
+    return parse_spec({"dataset": dataset, "model": {"layers": layers}, "training": {
         "optimizer": "adam", "batch_size": 16, "epochs": epochs, "seed": 11, "metrics": ["accuracy"],
         "early_stopping": {"monitor": "val_loss", "patience": 50, "restore_best_weights": True}}})
 
