@@ -20,8 +20,15 @@ import pytest
 
 pytest.register_assert_rewrite("tests.support")  # before any test imports it
 
-from tests.support.databases import FAST, fresh_postgres_settings  # noqa: E402
+from tests.support.databases import FAST, copy_migrated_sqlite, finish_drops, fresh_postgres_settings  # noqa: E402
 from trainyard.store.settings import Settings  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_databases_dropped():
+    """At the end of the run, wait for the test databases still being dropped in the background."""
+    yield
+    finish_drops()
 
 
 @pytest.fixture
@@ -60,6 +67,7 @@ def migrated_settings(db_settings) -> Settings:
     """`db_settings` with the schema upgraded to head."""
     from trainyard.store.migrate import upgrade
 
+    copy_migrated_sqlite(db_settings)  # SQLite: a copy of a file migrated once (PostgreSQL: nothing)
     upgrade(db_settings)
     return db_settings
 

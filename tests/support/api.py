@@ -8,6 +8,8 @@ from trainyard.api.app import create_app
 from trainyard.store.db import make_engine, make_sessionmaker, session_scope
 from trainyard.store.tokens import create_token
 
+from tests.support.databases import copy_migrated_sqlite
+
 XOR = {"name": "xor", "dataset": {"builtin": "xor"},
        "model": {"layers": [{"type": "dense", "units": 4, "activation": "tanh"},
                             {"type": "dense", "units": 1, "activation": "sigmoid"}]},
@@ -81,8 +83,11 @@ class Api:
 
 
 def make_api(settings, **changes) -> Api:
+    """The app on `settings` (with `changes`), its database upgraded to head first."""
     from trainyard.store.migrate import upgrade
 
     settings = settings.replace(**changes)
-    upgrade(settings)
+    copy_migrated_sqlite(settings)
+    upgrade(settings)  # a no-op on a copy; migrates anything else
     return Api(settings)
+
