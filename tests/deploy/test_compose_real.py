@@ -27,12 +27,13 @@ import pytest
 from trainyard.client import Client
 
 from tests.support.dockerkit import ComposeProject, docker_unavailable, ensure_standins, remove_stale_projects
-from tests.support.processes import free_port
+from tests.support.processes import free_port, wait_for
 
 pytestmark = pytest.mark.timeout(1500)
 
 ROOT = Path(__file__).resolve().parents[2]
 EVERY = 200  # checkpoint_every of the job whose worker is killed
+POLL = 0.5  # seconds between two looks at the stack (each one a request through the proxy)
 IMAGES = {"TRAINYARD_IMAGE": "trainyard-ci/trainyard:numpy", "TRAINYARD_PROXY_IMAGE": "trainyard-ci/proxy:latest",
           "TRAINYARD_FLOWER_IMAGE": "trainyard-ci/flower:latest"}
 
@@ -49,16 +50,6 @@ def moons(epochs: int, seed: int, checkpoint_every: int | None = None, name: str
 
 def epoch(job) -> int:
     return job.progress["epoch"]
-
-
-def wait_for(predicate, seconds: float, what: str, explain=lambda: ""):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}\n{explain()}")
 
 
 class Stack:
@@ -102,11 +93,11 @@ def stack(tmp_path_factory):
         built = time.monotonic()
         project.compose("up", "-d", "--no-build", "--scale", "worker-cpu=2", timeout=600)
         stack = Stack(project, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{flower_port}")
-        wait_for(lambda: _healthy(stack.url), 180, "the API through the proxy", project.logs_tail)
+        wait_for(lambda: _healthy(stack.url), 180, "the API through the proxy", POLL, project.logs_tail)
         created = project.exec("api", "trainyard", "token", "create", "--user", "compose-ci")
         assert created.returncode == 0, created.stdout + created.stderr
         stack.token = created.stdout.strip().splitlines()[-1]
-        wait_for(lambda: len(stack.live_cpu_workers()) == 2, 120, "two live cpu workers", project.logs_tail)
+        wait_for(lambda: len(stack.live_cpu_workers()) == 2, 120, "two live cpu workers", POLL, project.logs_tail)
         print(f"\ncompose stack: images built in {built - started:.0f} s, up and healthy in "
               f"{time.monotonic() - built:.0f} s")
         yield stack
@@ -143,7 +134,7 @@ def test_a_killed_worker_container_s_job_resumes_on_the_other_from_its_checkpoin
     with stack.client() as client:
         job_id = client.submit(moons(epochs, seed=7, checkpoint_every=EVERY, name="victim")).id
         job = wait_for(lambda: (j := client.get(job_id)).status == "running" and epoch(j) >= 2 * EVERY + 50 and j,
-                       180, "the job past its second checkpoint", project.logs_tail)
+                       180, "the job past its second checkpoint", POLL, project.logs_tail)
         (victim,) = project.attempts("worker-cpu", job_id)
         project.kill(victim)
         at_kill = epoch(client.get(job_id))  # history the killed attempt had flushed (its checkpoint is at most this)
@@ -171,7 +162,7 @@ def test_the_service_scales_to_three_workers(stack):
     containers = project.containers("worker-cpu")
     assert len(containers) == 3
     dead = set(stack.killed.values())
-    wait_for(lambda: len(stack.live_cpu_workers() - dead) == 3, 120, "three live cpu workers", project.logs_tail)
+    wait_for(lambda: len(stack.live_cpu_workers() - dead) == 3, 120, "three live cpu workers", POLL, project.logs_tail)
     with stack.client() as client:
         jobs = [client.submit(moons(600, seed)).id for seed in range(10, 16)]
         with ThreadPoolExecutor(6) as pool:
@@ -197,4 +188,5 @@ def test_celery_inspect_and_flower_see_the_workers(stack):
         return {row["hostname"] for row in rows if row.get("status")}
 
     # Flower counts a worker online from its heartbeats (every 2 s); the killed one is offline.
-    wait_for(lambda: flower_workers() == workers, 60, f"Flower listing {sorted(workers)}", stack.project.logs_tail)
+    wait_for(lambda: flower_workers() == workers, 60, f"Flower listing {sorted(workers)}", POLL,
+             stack.project.logs_tail)
