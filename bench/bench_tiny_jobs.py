@@ -22,6 +22,9 @@ names runs with its root on PYTHONPATH instead). E.g. the code before a change:
 
     git worktree add /tmp/ty-base HEAD~3 && .venv/bin/python bench/bench_tiny_jobs.py --baseline-root /tmp/ty-base
 
+`--async-commit` is a diagnostic, not a setting to run with: the run's database gets `synchronous_commit = off`,
+so no commit waits for the disk's fsync (what that wait costs a job).
+
 `--profile DIR` runs cProfile in every worker process (main and pool; it slows them) and writes the .prof files and
 each one's top functions to DIR.
 """
@@ -74,7 +77,8 @@ def run_child(root: Path, args: argparse.Namespace, profile: str | None) -> dict
         path, prefix = import_path(root.resolve(), Path(tmp))
         env = {**os.environ, "PYTHONPATH": path}
         command = [sys.executable, __file__, "--child", "--prefix", prefix, "--jobs", str(args.jobs),
-                   "--workers", str(args.workers), *(["--profile", profile] if profile else [])]
+                   "--workers", str(args.workers), *(["--profile", profile] if profile else []),
+                   *(["--async-commit"] if args.async_commit else [])]
         out = subprocess.run(command, env=env, cwd=tmp, check=True, stdout=subprocess.PIPE, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -168,6 +172,8 @@ def child(args: argparse.Namespace) -> None:
     database, namespace = f"trainyard_bench_{uuid.uuid4().hex[:10]}", f"ty-bench-{uuid.uuid4().hex[:10]}:"
     with admin.connect() as conn:
         conn.execute(sqlalchemy.text(f'CREATE DATABASE "{database}"'))
+        if args.async_commit:
+            conn.execute(sqlalchemy.text(f'ALTER DATABASE "{database}" SET synchronous_commit = off'))
     procs: list[subprocess.Popen] = []
     try:
         home = Path(tempfile.mkdtemp(prefix="ty-bench-"))
@@ -274,6 +280,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--baseline-root", type=Path, help="another checkout to run side by side (alternating)")
     parser.add_argument("--profile", type=Path, help="cProfile every worker process; .prof files into this folder")
+    parser.add_argument("--async-commit", action="store_true",
+                        help="diagnostic: commits on the run's database do not wait for fsync")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prefix", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
