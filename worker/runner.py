@@ -30,8 +30,8 @@ from trainyard.core.checkpoint import CheckpointBudget
 from trainyard.core.datasets.upload import Upload
 from trainyard.core.errors import Cancelled, DatasetError, Diverged, TimedOut, TrainyardError
 from trainyard.core.job import train_job
+from trainyard.core.spec import read_spec
 from trainyard.core.sweeps.search import EVERY_EPOCH, judged_after
-from trainyard.core.validate import validate_spec
 from trainyard.store.blobs import sha256_hex
 from trainyard.store.datasets import dataset_bytes
 from trainyard.store.db import DATABASE_UNAVAILABLE, make_engine, make_sessionmaker, session_scope
@@ -263,7 +263,7 @@ def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, 
     reporter.start()
     outcome: dict = {}
     try:
-        spec = validate_spec(document)
+        spec = read_spec(document)  # validated once, at submit: re-read, nothing filled
         upload = load_upload(settings=settings, factory=factory, dataset_id=dataset_id) if dataset_id else None
         result = train_job(spec, reporter.callbacks(checkpoint[1] if checkpoint else None), upload=upload,
                            mnist_dir=settings.mnist_dir)
