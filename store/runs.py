@@ -12,7 +12,7 @@ import functools
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Update, bindparam, delete, func, select, update
+from sqlalchemy import Update, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from trainyard.core.metrics import split_confusion_matrices
@@ -178,12 +178,13 @@ def _put_artifact(session: Session, job_id: str, kind: str, data: bytes, *, epoc
 
 
 def _add_results(session: Session, job_id: str, files: list[tuple[str, bytes, str | None]]) -> None:
-    """Insert a finishing attempt's `(kind, data, format)` artifacts in one statement, without reading first: the
-    model and the confusion matrices are written only by `finish_job`, after its fenced UPDATE, which passes once
-    per job (and reuse copies them only into jobs inserted finished), so none of these exists yet."""
-    session.add_all([Artifact(job_id=job_id, kind=kind, blob_sha256=put_blob(session=session, data=data),
-                              format=format, size_bytes=len(data)) for kind, data, format in files])
-    session.flush()
+    """Insert a finishing attempt's `(kind, data, format)` artifacts in one bulk INSERT (no unit of work), reading
+    none first: the model and the confusion matrices are written only by `finish_job`, after its fenced UPDATE,
+    which passes once per job (and reuse copies them only into jobs inserted finished), so none of these exists."""
+    if files:
+        session.execute(insert(Artifact), [{"job_id": job_id, "kind": kind, "format": format, "size_bytes": len(data),
+                                            "blob_sha256": put_blob(session=session, data=data)}
+                                           for kind, data, format in files])
 
 
 def _drop_artifact(session: Session, job_id: str, kind: str) -> None:
