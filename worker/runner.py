@@ -39,8 +39,8 @@ from trainyard.store.errors import BlobCorrupt, LeaseLost
 from trainyard.store.fairshare import held_devices
 from trainyard.store.models import CANCELLED, CANCELLED_ERROR, FAILED, SUCCEEDED, Dataset, Job, Sweep
 from trainyard.store.private import private_folder
-from trainyard.store.runs import (claim_job, claim_next_job, finish_job, heartbeat, latest_checkpoint, record_epochs,
-                                  save_checkpoint, truncate_history)
+from trainyard.store.runs import (claim_job, claim_next_job, finish_job, heartbeat, prepare_attempt, record_epochs,
+                                  save_checkpoint)
 from trainyard.store.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -248,8 +248,7 @@ def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, 
         # ... and, when the sweep prunes, is judged at the epochs where its pruner's answer can change
         pruner = session.scalar(select(Sweep.request["pruner"]).where(Sweep.id == sweep_id)) if sweep_id else None
         trial = (sweep_id, job.trial, pruner) if pruner and pruner["name"] != "none" else None
-        checkpoint = latest_checkpoint(session=session, job_id=job_id)
-        truncate_history(session=session, job_id=job_id, after_epoch=checkpoint[0] if checkpoint else 0)
+        checkpoint = prepare_attempt(session=session, job=job)
     log.info("job %s: attempt %d on %s%s", job_id, attempt, worker,
              f", resuming after epoch {checkpoint[0]}" if checkpoint else "")
 
