@@ -86,7 +86,7 @@ def test_dockerfile_has_one_stage_and_every_package_and_extra_the_compose_file_b
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert {b["args"]["EXTRAS"] for b in builds if "args" in b} <= set(extras)
     pyproject = (ROOT / "pyproject.toml").read_text()
-    packages = [p.strip('"* ') for p in pyproject.split("include = [", 1)[1].split("]", 1)[0].split(",")]
+    packages = set(tomllib.loads(pyproject)["tool"]["setuptools"]["package-dir"].values())  # the folders
     copied = {line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ")}
     assert set(packages) <= copied, f"the image misses packages: {set(packages) - copied}"
     # CUDA comes only with the gpu extra, which only the gpu stage installs.
