@@ -17,7 +17,7 @@ from trainyard.core.backends import keras_build as kb
 from trainyard.core.backends import keras_modelfile
 from trainyard.core.backends.base import TrainResult
 from trainyard.core.callbacks import Callbacks
-from trainyard.core.capabilities import KERAS_DEFAULTS, table_errors
+from trainyard.core.capabilities import table_errors
 from trainyard.core.datasets.prepared import PreparedData
 from trainyard.core.errors import Diverged
 from trainyard.core.metrics import evaluate, minimised
@@ -33,14 +33,12 @@ OPTION_CHECKS = {
 
 
 def check(spec: JobSpec) -> list[dict]:
-    """What Keras cannot express in `spec`; fills Keras's backend_options defaults into it."""
+    """What Keras cannot express in `spec` (its backend_options defaults are filled by core/spec/defaults.py)."""
     errors = table_errors(spec)
     for key, value in spec.backend_options.items():
         problem = OPTION_CHECKS[key](value) if key in OPTION_CHECKS else None
         if problem:
             errors.append({"loc": f"backend_options.{key}", "msg": problem})
-    for key, value in KERAS_DEFAULTS["options"].items():
-        spec.backend_options.setdefault(key, value)
     return errors
 
 
@@ -223,7 +221,7 @@ class KerasBackend:
     model_format = "keras"
 
     def check(self, spec: JobSpec) -> list[dict]:
-        """What Keras cannot express in `spec` (step units, the perceptron rule, lbfgs); fills its option defaults."""
+        """What Keras cannot express in `spec` (step units, the perceptron rule, lbfgs); only checks."""
         return check(spec)
 
     def train(self, spec: JobSpec, data: PreparedData, callbacks: Callbacks) -> TrainResult:
