@@ -89,7 +89,7 @@ def prepare(settings) -> tuple[str, str]:
 # --- servers ----------------------------------------------------------------------------------------
 
 def start_server(app: str, port: int, workers: int, env: dict) -> subprocess.Popen:
-    code = ("import sys; from api.serve import gunicorn_options, run_gunicorn; "
+    code = ("import sys; from trainyard.api.serve import gunicorn_options, run_gunicorn; "
             f"o = gunicorn_options(host='127.0.0.1', port={port}, workers={workers}); "
             "o['loglevel'] = 'warning'; "
             f"sys.exit(run_gunicorn({app!r}, o))")

@@ -1,6 +1,6 @@
 """`trainyard run SPEC.json`: train in this process, no service — same spec, same result as a job.
 
-Core is imported inside the command, so `import client` stays light for scripts.
+Core is imported inside the command, so `import trainyard.client` stays light for scripts.
 """
 
 from __future__ import annotations

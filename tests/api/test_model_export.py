@@ -231,7 +231,9 @@ print(json.dumps([len(exported) > 0, sorted(m for m in ("tensorflow", "keras") i
 
 
 def test_the_npz_loader_imports_without_core():
-    code = "import sys, client.npzmodel; print(sorted(m for m in ('core', 'store', 'api', 'sklearn') if m in sys.modules))"
+    code = ("import sys, trainyard.client.npzmodel; print(sorted({m.split('.')[0] if m.split('.')[0] != 'trainyard' "
+            "else '.'.join(m.split('.')[:2]) for m in sys.modules} & {'trainyard.core', 'trainyard.store', "
+            "'trainyard.api', 'sklearn'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -198,8 +198,10 @@ def test_a_missing_service_module_is_a_clear_error(capsys):
 
 
 def test_the_client_imports_none_of_the_service_packages():
-    code = ("import sys, client, client.cli; heavy = sorted({m.split('.')[0] for m in sys.modules} & "
-            "{'core', 'store', 'api', 'worker', 'numpy', 'flask', 'sqlalchemy', 'celery'}); print(heavy)")
+    code = ("import sys, trainyard.client, trainyard.client.cli; "
+            "top = {'.'.join(m.split('.')[:2]) if m.startswith('trainyard.') else m.split('.')[0] for m in sys.modules}; "
+            "print(sorted(top & {'trainyard.core', 'trainyard.store', 'trainyard.api', 'trainyard.worker', "
+            "'numpy', 'flask', 'sqlalchemy', 'celery'}))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).parents[2])
     assert result.stdout.strip() == "[]"

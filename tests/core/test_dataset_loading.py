@@ -473,7 +473,7 @@ def test_csv_labels_2_and_4_become_classes_2_and_4():
 
 
 def test_importing_the_spec_does_not_import_scikit_learn():
-    code = "import sys, core.spec, core.datasets; assert 'sklearn' not in sys.modules, 'sklearn imported'"
+    code = "import sys, trainyard.core.spec, trainyard.core.datasets; assert 'sklearn' not in sys.modules, 'sklearn imported'"
     env = {**os.environ, "PYTHONWARNINGS": "error"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
 

@@ -47,8 +47,8 @@ def xor_model() -> bytes:
 
 
 def test_importing_core_and_checking_keras_specs_does_not_import_tensorflow():
-    code = ("import json, sys, core.backends.keras_backend\n"
-            "from core.validate import validate_spec\n"
+    code = ("import json, sys, trainyard.core.backends.keras_backend\n"
+            "from trainyard.core.validate import validate_spec\n"
             f"validate_spec(json.loads({json.dumps(xor_doc())!r}))\n"
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow was imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -136,7 +136,7 @@ def test_the_keras_loader_refuses_before_tensorflow_parses_anything(tmp_path, no
     # In a fresh interpreter: refusing a crafted .keras file never even imports TensorFlow.
     path = tmp_path / "evil.keras"
     path.write_bytes(hostile.keras_file(hostile.keras_configs(canary)["lambda_layer"]))
-    probe = ("import sys; from core.backends import load_predictor\n"
+    probe = ("import sys; from trainyard.core.backends import load_predictor\n"
              f"try: load_predictor(open({str(path)!r}, 'rb').read())\n"
              "except Exception as e: print(type(e).__name__)\n"
              "print('tensorflow' in sys.modules, 'keras' in sys.modules)")

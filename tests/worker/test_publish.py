@@ -71,8 +71,8 @@ def test_publish_fails_fast_when_the_broker_is_down(tmp_path):
 
 def test_worker_modules_do_not_import_tensorflow(tmp_path):
     """The worker's main process forks its pool: TensorFlow must load only in a child, at task time."""
-    code = ("import sys, worker.main, worker.reconciler, worker.runner, store.db; "
-            "from store.settings import Settings; from worker.app import create_celery; "
+    code = ("import sys, trainyard.worker.main, trainyard.worker.reconciler, trainyard.worker.runner, trainyard.store.db; "
+            "from trainyard.store.settings import Settings; from trainyard.worker.app import create_celery; "
             f"create_celery(Settings(home={str(tmp_path)!r})); "
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
