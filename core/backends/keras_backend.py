@@ -1,4 +1,5 @@
-"""The Keras backend: a spec trained by `model.fit` on TensorFlow, reported through a callback, saved as `.keras`.
+"""The Keras backend: a spec trained on TensorFlow (`keras_loop.fit`: `model.fit`'s numbers without its per-epoch
+cost on small data), reported through a callback, saved as `.keras`.
 
 TensorFlow is imported inside the functions here, never when `core` is imported.
 """
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from trainyard.core.backends import keras_build as kb
-from trainyard.core.backends import keras_modelfile
+from trainyard.core.backends import keras_loop, keras_modelfile
 from trainyard.core.backends.base import TrainResult
 from trainyard.core.callbacks import Callbacks
 from trainyard.core.capabilities import table_errors
@@ -189,7 +190,7 @@ def _final_metrics(spec: JobSpec, model: Any, data: PreparedData) -> dict:
 
 
 def train(spec: JobSpec, data: PreparedData, callbacks: Callbacks) -> TrainResult:
-    """Fit with Keras, evaluate every split, save a self-contained .keras file."""
+    """Fit with Keras (`keras_loop.fit`), evaluate every split, save a self-contained .keras file."""
     import keras
     import tensorflow as tf
 
@@ -205,8 +206,8 @@ def train(spec: JobSpec, data: PreparedData, callbacks: Callbacks) -> TrainResul
         model, initial_epoch, history = _model(spec, data, callbacks)
         report = EpochReport(spec, data, callbacks, history, start)
         stoppers = _early_stopping(spec)
-        model.fit(x, y, batch_size=batch, epochs=t.epochs, initial_epoch=initial_epoch, shuffle=t.shuffle,
-                  validation_data=val, callbacks=[_reporter_class()(report), *stoppers], verbose=0)
+        keras_loop.fit(model, x, y, batch_size=batch, epochs=t.epochs, initial_epoch=initial_epoch, shuffle=t.shuffle,
+                       validation_data=val, callbacks=[_reporter_class()(report), *stoppers])
         metrics = _final_metrics(spec, model, data)
     versions = {"tensorflow": tf.__version__, "keras": keras.__version__}
     return TrainResult(history=report.history, metrics=metrics,
