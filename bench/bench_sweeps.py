@@ -14,15 +14,17 @@
    one interpreter lock; as a floor for the service's own overhead the same trials also run in 2 local processes
    (no sampler, no database).
 2. Pruning: the same sweep (the same request, TPE seed `--seed`, default 0; objective `--metric`, default the
-   example's val_accuracy) with longer trials (`--prune-epochs`, default 200) without a pruner and with each pruner
-   of `--pruners` (default: successive halving 2/4, 10/2 and 20/3 (min epochs / reduction factor), and median
-   with warm-up 10): best objective (goal: within 0.005 of the unpruned one) and epochs trained, every trial's last
-   epoch summed (goal: <= 50 %). With `--lag`, for each pruned trial: the first epoch at which its pruner (core.sweeps.search.should_prune, the controller's code) says "prune"
-   against the trials numbered before it as their rows ended, the epoch its decision was taken at (`error.epoch`)
+   example's val_accuracy, and `--direction`; `--validation-split`, default the example's 0.1) with longer trials
+   (`--prune-epochs`, default 200) without a pruner and with each pruner of `--pruners` (default: successive
+   halving 2/4, 10/2 and 20/3 (min epochs / reduction factor), and median with warm-up 10): best objective (goal:
+   within 0.005 of the unpruned one) and epochs trained, every trial's last epoch summed (goal: <= 50 %). With
+   `--lag`, for each pruned trial: the first epoch at which its pruner (core.sweeps.search.should_prune, the
+   controller's code) says "prune" against the trials numbered before it as their rows ended, the epoch its decision was taken at (`error.epoch`)
    and the epochs it trained.
 
        .venv/bin/python bench/bench_sweeps.py --skip-local --lag --seed 1 \
            --pruners '[{"name": "successive_halving", "min_epochs": 10, "reduction_factor": 2}]'
+       .venv/bin/python bench/bench_sweeps.py --skip-local --seed 2 --validation-split 0.3   # 1/540 per sample
 
 The base spec says `"reuse": false`, so no trial is answered from an earlier identical job (store.reuse).
 """
@@ -99,12 +101,18 @@ def stack(postgres: bool, workers: int = 2, **changes) -> Iterator[tuple[str, di
         drop()
 
 
-def request_for(trials: int, epochs: int, pruner: dict, seed: int = 0, metric: str | None = None) -> dict:
+def request_for(trials: int, epochs: int, pruner: dict, seed: int = 0, metric: str | None = None,
+                direction: str | None = None, validation_split: float | None = None) -> dict:
+    """The example's sweep with these settings; `None` keeps the example's (direction: minimise a `*loss`)."""
     sweep = copy.deepcopy(SWEEP)
     sweep.update(trials=trials, parallel=2, pruner=pruner)
     sweep["sampler"]["seed"] = seed
-    if metric is not None:
-        sweep["objective"] = {"metric": metric, "direction": "minimize" if metric.endswith("loss") else "maximize"}
+    if metric is not None or direction is not None:
+        metric = metric or sweep["objective"]["metric"]
+        direction = direction or ("minimize" if metric.endswith("loss") else "maximize")
+        sweep["objective"] = {"metric": metric, "direction": direction}
+    if validation_split is not None:
+        sweep["base"]["dataset"]["validation_split"] = validation_split
     sweep["base"]["training"]["epochs"] = epochs
     sweep["base"]["reuse"] = False
     return sweep
@@ -263,11 +271,17 @@ def main() -> None:
     parser.add_argument("--skip-pruning", action="store_true")
     parser.add_argument("--skip-local", action="store_true")
     parser.add_argument("--pruners", type=json.loads, help="a JSON list of pruner objects to compare (default: "
-                                                           "median, and successive halving 5/3 and 2/4)")
+                                                           "PRUNERS: successive halving 2/4, 10/2, 20/3, median 10)")
     parser.add_argument("--seed", type=int, default=0, help="the TPE sampler's seed of the pruning comparison "
                                                               "(each pruned sweep and its unpruned one use it)")
     parser.add_argument("--metric", help="the objective of the pruning comparison (default: the example's, "
                                          "val_accuracy; a name ending in loss is minimised)")
+    parser.add_argument("--direction", choices=("maximize", "minimize"),
+                        help="the objective's direction (default: minimise a name ending in loss, else maximise)")
+    parser.add_argument("--validation-split", type=float,
+                        help="dataset.validation_split of the pruning comparison's trials (default: the example's "
+                             "0.1, 180 of digits' 1,797 rows, so one sample = 0.0056 of val_accuracy; 0.3 = 540 "
+                             "rows, 0.0019 a sample)")
     parser.add_argument("--lag", action="store_true", help="for each pruned trial, the epoch its pruner first said "
                                                           "'prune', the epoch it was decided and the epochs trained")
     args = parser.parse_args()
@@ -279,12 +293,16 @@ def main() -> None:
             plain = run_service_sweep(url, headers, request_for(args.trials, args.epochs, {"name": "none"}))
             report(f"service, {args.epochs} epochs", plain)
         if not args.skip_pruning:
+            measured = {"seed": args.seed, "metric": args.metric, "direction": args.direction,
+                        "validation_split": args.validation_split}
             full = run_service_sweep(url, headers, request_for(args.trials, args.prune_epochs, {"name": "none"},
-                                                               args.seed, args.metric))
-            report(f"service, {args.prune_epochs} epochs, TPE seed {args.seed}, {args.metric or 'val_accuracy'}, "
-                   "no pruner", full)
+                                                               **measured))
+            objective = request_for(1, 1, {"name": "none"}, **measured)
+            print(f"  pruning comparison: objective {objective['objective']}, validation_split "
+                  f"{objective['base']['dataset']['validation_split']}", flush=True)
+            report(f"service, {args.prune_epochs} epochs, TPE seed {args.seed}, no pruner", full)
             for pruner in args.pruners or PRUNERS:
-                request = request_for(args.trials, args.prune_epochs, pruner, args.seed, args.metric)
+                request = request_for(args.trials, args.prune_epochs, pruner, **measured)
                 result = run_service_sweep(url, headers, request)
                 settings = ",".join(f"{k}={v}" for k, v in pruner.items() if k != "name")
                 report(f"service, {args.prune_epochs} ep, {pruner['name']} {settings}", result, full)
