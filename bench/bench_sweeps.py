@@ -19,8 +19,8 @@
    halving 2/4, 10/2 and 20/3 (min epochs / reduction factor), and median with warm-up 10): best objective (goal:
    within 0.005 of the unpruned one) and epochs trained, every trial's last epoch summed (goal: <= 50 %). With
    `--lag`, for each pruned trial: the first epoch at which its pruner (core.sweeps.search.should_prune, the
-   controller's code) says "prune" against the trials numbered before it as their rows ended, the epoch its decision was taken at (`error.epoch`)
-   and the epochs it trained.
+   controller's code) says "prune" against the trials numbered before it as their rows ended, the epoch its
+   decision was taken at (`error.epoch`) and the epochs it trained.
 
        .venv/bin/python bench/bench_sweeps.py --skip-local --lag --seed 1 \
            --pruners '[{"name": "successive_halving", "min_epochs": 10, "reduction_factor": 2}]'
