@@ -7,10 +7,13 @@ When a worker of queue (device) d is free it claims (store.runs.claim_next_job):
    d started longest ago (never counts as longest), so users with nothing running are served round robin;
 2. that user's queued job of the highest priority (high, normal, low), then the oldest.
 
-The owner is chosen by one query (`next_owner`): a skip scan of `ix_jobs_fair_order` lists the queue's
-queued owners in O(owners) index seeks, each with its running counts and latest start (few running rows;
-`ix_jobs_owner_device_started`); the job by one seek of the same index (`next_job`). Nothing is kept
-besides the job rows, so nothing can drift out of step with them.
+Without a quota a claim is one statement (store.runs._claim_statement): an UPDATE of the job whose id is
+`next_job_query`'s (one seek of `ix_jobs_fair_order`, FOR UPDATE SKIP LOCKED) for the owner `next_owner_query`
+picks (a skip scan of the same index lists the queue's queued owners in O(owners) index seeks, each with its
+running counts and latest start: few running rows, `ix_jobs_owner_device_started`). When it claims nothing, or
+with a quota, the claim goes owner by owner: `next_owner`, then the UPDATE with that owner as a parameter (with a
+quota, after `under_quota`, in a savepoint); only an owner whose own claim found nothing is passed over.
+Nothing is kept besides the job rows, so nothing can drift out of step with them.
 
 `QueueView` answers `queue_position` and `pending_reason` from the same state: the position is where the
 job stands in the order the policy would claim the queue's jobs if nothing were submitted and nothing
@@ -136,17 +139,10 @@ def next_owner_params(*, device: str, max_running_per_user: int = 0, passed: lis
     return {DEVICE: device, "quota": max_running_per_user, "passed": list(passed) or [""]}
 
 
-def next_job(*, session: Session, device: str, owner: str) -> str | None:
-    """The id of `owner`'s next job on `device` (highest priority, then oldest), locked for this transaction.
-
-    PostgreSQL: FOR UPDATE SKIP LOCKED, so a concurrent claimer takes the job after it instead of waiting;
-    SQLite: the claim's write transaction already excludes every other writer.
-    """
-    return session.scalar(next_job_query(device=device, owner=owner))
-
-
 def next_job_query(*, device, owner) -> Select:
-    """`next_job`'s statement; `device` and `owner` may be expressions (a claim's UPDATE takes it as a subquery)."""
+    """The id of `owner`'s next job on `device` (highest priority, then oldest), locked FOR UPDATE SKIP LOCKED on
+    PostgreSQL (a concurrent claimer takes the job after it instead of waiting; SQLite's write transactions exclude
+    each other whole). `device` and `owner` are expressions: a claim's UPDATE takes it as a subquery."""
     picked = aliased(Job, name="picked")  # never correlated with an UPDATE of jobs around it
     return (select(picked.id).where(picked.status == QUEUED, picked.device == device, picked.owner_id == owner,
                                     picked.cancel_requested.is_(False))

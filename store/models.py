@@ -190,6 +190,7 @@ class Job(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_sha256: Mapped[str | None] = mapped_column(String(64))  # of the request that used the key
     status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    # Only a claim changes attempts (+1), nothing resets it: prepare_attempt's "1 = no checkpoint/history" needs it
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None]

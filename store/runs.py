@@ -69,34 +69,46 @@ def claim_next_job(*, session: Session, device: str, worker: str, lease_seconds:
     """Claim for `worker` the job the fair-share policy picks on queue `device` (store.fairshare); None when no
     queued job there may start (none queued, or only jobs of users at `max_running_per_user`).
 
-    Without a quota, the owner, their job and the claim are one statement. A user whose jobs are all being
-    claimed by other workers at this moment is passed over for the next one. With a quota, each user is tried in
-    a savepoint that holds the user's lock (fairshare.under_quota): passing a user over rolls it back, which
-    releases that lock, so a claimer waits for a user's lock holding no other and two claimers can never wait for
-    each other.
+    Without a quota, the owner, their job and the claim are first tried as one statement. When that claims
+    nothing (the queue is empty, or the owner it picked has all their queued jobs locked by other claimers),
+    the claim goes owner by owner: `next_owner`, then a claim of that owner's next job; only an owner whose own
+    claim came back empty is passed over for the next one. The statement alone cannot say which owner it
+    tried, and asking `next_owner` afterwards reads a newer snapshot, which may name an owner never tried.
+    With a quota, each owner is tried in a savepoint that holds the user's lock (fairshare.under_quota): passing
+    a user over rolls it back, which releases that lock, so a claimer waits for a user's lock holding no other
+    and two claimers can never wait for each other.
     """
+    if not max_running_per_user:
+        params = fairshare.next_owner_params(device=device)
+        job = _claim(session, _claim_statement("fair share"), params, worker=worker, lease_seconds=lease_seconds)
+        if job is not None:
+            return job
     passed: list[str] = []
     while True:
-        if not max_running_per_user:
-            params = fairshare.next_owner_params(device=device, passed=passed)
-            job = _claim(session, _claim_statement("fair share"), params, worker=worker, lease_seconds=lease_seconds)
-            if job is not None:
-                return job
         owner = fairshare.next_owner(session=session, device=device, max_running_per_user=max_running_per_user,
                                      passed=passed)
         if owner is None:
             return None
-        passed.append(owner)
-        if not max_running_per_user:
-            continue  # the owner the statement picked has no job left to claim now (all being claimed): the next
-        savepoint = session.begin_nested()
-        job = None
-        if fairshare.under_quota(session=session, owner=owner, max_running_per_user=max_running_per_user):
-            params = {fairshare.DEVICE: device, "claim_owner": owner}
-            job = _claim(session, _claim_statement("owner"), params, worker=worker, lease_seconds=lease_seconds)
-        (savepoint.commit if job is not None else savepoint.rollback)()
+        job = _claim_owners_job(session, device, owner, worker=worker, lease_seconds=lease_seconds,
+                                max_running_per_user=max_running_per_user)
         if job is not None:
             return job
+        passed.append(owner)
+
+
+def _claim_owners_job(session: Session, device: str, owner: str, *, worker: str, lease_seconds: float,
+                      max_running_per_user: int) -> Job | None:
+    """Claim `owner`'s next job on `device` (None when all are locked by other claimers); with a quota, in a
+    savepoint that holds the user's lock and is rolled back (releasing it) when nothing is claimed."""
+    params = {fairshare.DEVICE: device, "claim_owner": owner}
+    if not max_running_per_user:
+        return _claim(session, _claim_statement("owner"), params, worker=worker, lease_seconds=lease_seconds)
+    savepoint = session.begin_nested()
+    job = None
+    if fairshare.under_quota(session=session, owner=owner, max_running_per_user=max_running_per_user):
+        job = _claim(session, _claim_statement("owner"), params, worker=worker, lease_seconds=lease_seconds)
+    (savepoint.commit if job is not None else savepoint.rollback)()
+    return job
 
 
 def prepare_attempt(*, session: Session, job: Job) -> tuple[int, bytes] | None:
@@ -150,7 +162,7 @@ def save_checkpoint(*, session: Session, job_id: str, attempt: int, epoch: int, 
     """Keep `state` as the job's latest checkpoint (after `epoch` epochs), replacing the previous one."""
     if session.execute(update(Job).where(*_own(job_id, attempt)).values(epoch=epoch)).rowcount != 1:
         raise LeaseLost(f"job {job_id} attempt {attempt} lost its lease")
-    _put_artifact(session, job_id, "checkpoint", state, epoch=epoch)
+    _put_checkpoint(session, job_id, state, epoch)
 
 
 def latest_checkpoint(*, session: Session, job_id: str) -> tuple[int, bytes] | None:
@@ -161,17 +173,17 @@ def latest_checkpoint(*, session: Session, job_id: str) -> tuple[int, bytes] | N
     return artifact.epoch, get_blob(session=session, sha256=artifact.blob_sha256)
 
 
-def _put_artifact(session: Session, job_id: str, kind: str, data: bytes, *, epoch: int | None = None,
-                  format: str | None = None) -> None:
-    sha = put_blob(session=session, data=data)
-    artifact = session.get(Artifact, (job_id, kind))
+def _put_checkpoint(session: Session, job_id: str, state: bytes, epoch: int) -> None:
+    """Make `state` (after `epoch` epochs) the job's checkpoint artifact, then delete the blob it replaces unless
+    another row refers to it."""
+    sha = put_blob(session=session, data=state)
+    artifact = session.get(Artifact, (job_id, "checkpoint"))
     old = None
     if artifact is None:
-        session.add(Artifact(job_id=job_id, kind=kind, blob_sha256=sha, epoch=epoch, format=format,
-                             size_bytes=len(data)))
+        session.add(Artifact(job_id=job_id, kind="checkpoint", blob_sha256=sha, epoch=epoch, size_bytes=len(state)))
     else:
         old = artifact.blob_sha256 if artifact.blob_sha256 != sha else None
-        artifact.blob_sha256, artifact.epoch, artifact.format, artifact.size_bytes = sha, epoch, format, len(data)
+        artifact.blob_sha256, artifact.epoch, artifact.size_bytes = sha, epoch, len(state)
         artifact.created_at = utcnow()
     session.flush()
     delete_blob_if_unreferenced(session=session, sha256=old)
@@ -180,7 +192,8 @@ def _put_artifact(session: Session, job_id: str, kind: str, data: bytes, *, epoc
 def _add_results(session: Session, job_id: str, files: list[tuple[str, bytes, str | None]]) -> None:
     """Insert a finishing attempt's `(kind, data, format)` artifacts in one bulk INSERT (no unit of work), reading
     none first: the model and the confusion matrices are written only by `finish_job`, after its fenced UPDATE,
-    which passes once per job (and reuse copies them only into jobs inserted finished), so none of these exists."""
+    which passes once per job (and reuse copies them only into jobs inserted finished), so none of these exists.
+    Invariant: a feature that reruns a finished job must delete these first (or this raises IntegrityError)."""
     if files:
         session.execute(insert(Artifact), [{"job_id": job_id, "kind": kind, "format": format, "size_bytes": len(data),
                                             "blob_sha256": put_blob(session=session, data=data)}
