@@ -23,6 +23,9 @@ def put_blob(*, session: Session, data: bytes) -> str:
     # FOR KEY SHARE (PostgreSQL): an existing blob cannot be deleted (store.orphans) until this transaction, which
     # is about to refer to it, ends; one being deleted is waited for and then found gone (and inserted again).
     # SQLite has no row locks: its transactions that write are serialised whole.
+    # No bound on the loop: it turns again only when the INSERT met a committed row (after waiting for its inserter)
+    # and another transaction deleted that row before the SELECT, so each extra turn needs a fresh insert and delete
+    # of these very bytes by others. (Under REPEATABLE READ PostgreSQL raises a serialization error, never loops.)
     while session.scalar(select(Blob.sha256).where(Blob.sha256 == digest)
                          .with_for_update(read=True, key_share=True)) is None:
         insert = _INSERTS[session.get_bind().dialect.name]
