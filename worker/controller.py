@@ -2,7 +2,8 @@
 
 `step` is the only place a sweep changes (with `judge_trial`, its pruning of one trial). It locks the sweep's row,
 reads its trials (jobs with `sweep_id`), asks the sweep's median pruner (core.sweeps.search) about each running trial
-from the epochs its worker recorded (a rung pruner's trials are judged by their workers, at the rungs), asks
+from the epochs its worker recorded (a rung pruner's trials are judged by their workers, at the rungs; a worker
+that could not reach the database at a rung asks again at its next epoch boundaries, about that rung), asks
 the sampler for new trials while fewer than `parallel` are queued or running and the budget is not spent
 (`sweeps.next_trial` counts them; the unique (sweep_id, trial) index backs it up), and ends the sweep when
 every trial finished. New trials are published after the commit; a publish lost to a crash is re-sent by the
@@ -26,7 +27,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from celery import Celery
@@ -82,8 +83,11 @@ def step(*, settings: Settings, factory: sessionmaker[Session], sweep_id: str, c
         if sweep is None or sweep.status != RUNNING:
             return done
         trials = _Trials(session, sweep_id)  # every trial's row is read only when a decision needs them
-        # A rung pruner's trials are judged by their workers at each rung (judge_trial); a pass would judge a rung again
-        # later, against the trials that reached it since, where a live study judges it once.
+        # A rung pruner's trials are judged by their workers at each rung (judge_trial; a failed judgement is asked
+        # again, about the same rung, at the next epoch boundary). A pass cannot tell a rung its worker judged (and
+        # kept) from one it did not: judging again would judge that rung a second time, against the trials that
+        # reached it since, where a live study judges it once (the first trial at a rung would be pruned by any
+        # better one that arrives during its next epoch).
         if prune and not sweep.cancel_requested and sweep.request["pruner"]["name"] in EVERY_EPOCH:
             done.pruned = _prune(session, sweep, trials.jobs(), compute)
         active = repo.count_active(session=session, sweep_id=sweep_id)
@@ -157,8 +161,9 @@ def _rows(session: Session, sweep: Sweep, jobs: list[Job], history: bool, runnin
 
 
 def _prune(session: Session, sweep: Sweep, jobs: list[Job], compute: Callable = _call,
-           only: int | None = None) -> list[int]:
-    """Ask the pruner about each running trial (or only trial number `only`); mark those it stops; their numbers."""
+           only: int | None = None, at: int | None = None) -> list[int]:
+    """Ask the pruner about each running trial (or only trial number `only`) after its last reported epoch (or after
+    epoch `at`, its later epochs left out); mark those it stops, after that epoch; their numbers."""
     candidates = [j for j in jobs if j.status == RUNNING and not j.cancel_requested and (j.epoch or 0) > 0
                   and (only is None or j.trial == only)]
     if not candidates:
@@ -170,6 +175,8 @@ def _prune(session: Session, sweep: Sweep, jobs: list[Job], compute: Callable = 
     pruned = []
     for job in candidates:
         target = by_number[job.trial]
+        if at is not None:  # judged as it stood after epoch `at` (a rung its worker could not have judged then)
+            target = replace(target, intermediate={e: v for e, v in target.intermediate.items() if e <= at})
         if target.intermediate and compute(should_prune, sweep.request, rows, target, sweep.id):
             if repo.prune_trial(session=session, job_id=job.id, epoch=max(target.intermediate)):
                 pruned.append(job.trial)
@@ -246,19 +253,23 @@ def after_trial(*, settings: Settings, factory: sessionmaker[Session], sweep_id:
         return []
 
 
-def judge_trial(*, factory: sessionmaker[Session], sweep_id: str, trial: int) -> bool:
+def judge_trial(*, factory: sessionmaker[Session], sweep_id: str, trial: int, epoch: int | None = None) -> bool:
     """A running trial's worker asks, at an epoch boundary where its pruner's answer can change
     (core.sweeps.search.judged_after) and once that epoch's rows are written, whether the trial stops there: the
     same locked decision as `step`'s pruning, about this trial only. True when it must stop now: pruned now, or
-    already asked to stop (by a controller's pass or a cancel) since its worker last read its row."""
+    already asked to stop (by a controller's pass or a cancel) since its worker last read its row.
+
+    `epoch` (default: the last it reported): judge the trial as it stood after that epoch, its later epochs left
+    out, and prune it after that epoch: how its worker asks again about a rung whose judgement failed. (A sweep
+    without a pruner prunes nothing: `should_prune` says so.)"""
     with session_scope(factory) as session:
         sweep = repo.lock_sweep(session=session, sweep_id=sweep_id)
-        if sweep is None or sweep.status != RUNNING or sweep.request["pruner"]["name"] == "none":
+        if sweep is None or sweep.status != RUNNING:
             return False
         jobs = repo.trial_jobs(session=session, sweep_id=sweep_id)
         if any(j.trial == trial and j.cancel_requested for j in jobs):
             return True
-        return not sweep.cancel_requested and trial in _prune(session, sweep, jobs, only=trial)
+        return not sweep.cancel_requested and trial in _prune(session, sweep, jobs, only=trial, at=epoch)
 
 
 def control_once(*, settings: Settings, factory: sessionmaker[Session], celery: Celery | None = None) -> int:

@@ -6,8 +6,12 @@ and claims the job the fair-share policy picks there (store.fairshare). While it
 a `JobReporter` thread wakes every `heartbeat_seconds`: it writes the epochs buffered
 since its last wake as one history chunk, extends the lease and reads `cancel_requested`
 — all in one short transaction, so reporting costs one write per wake however small the
-epochs are. The training thread only appends
-rows and checks two flags and a clock between mini-batches. A due checkpoint is skipped
+epochs are. The training thread appends rows and checks two flags and a clock between
+mini-batches; a trial of a sweep with a pruner also, at the epochs where its pruner's answer
+can change (core.sweeps.search.judged_after), writes its buffered epochs and asks the pruner
+there (worker.controller.judge_trial: a locked study rebuild, so a pruned trial trains no
+further epoch; a rung whose judgement failed is asked again at the next epoch boundaries).
+A due checkpoint is skipped
 while the attempt's checkpoints have spent `max_checkpoint_bytes_per_minute`
 (`core.checkpoint.CheckpointBudget`); the last epoch's is always written.
 """
@@ -94,6 +98,7 @@ class JobReporter:
         self.settings, self.factory, self.job_id, self.attempt = settings, factory, job_id, attempt
         self.trial = trial  # (sweep id, trial number, pruner) of a pruned sweep's trial: judged at epoch boundaries
         self.started, self.judging = time.monotonic(), 0.0  # when training began; seconds spent being judged
+        self.unjudged: list[int] = []  # rung epochs whose judgement failed (the database was unreachable): asked again
         self.deadline = time.monotonic() + settings.job_timeout_seconds
         self.on_hard_timeout = on_hard_timeout
         self.rows: list[dict] = []  # appended by the training thread, drained by the reporter
@@ -114,10 +119,12 @@ class JobReporter:
         if loss is None or not math.isfinite(loss):  # backends that report NaN instead of raising
             raise Diverged(row["epoch"])
         self.rows.append(row)
-        if self.trial is not None and self._judged_now(row["epoch"]):
-            began = time.monotonic()
-            self._judge(row["epoch"])
-            self.judging += time.monotonic() - began
+        if self.trial is not None:
+            due = self.unjudged + ([row["epoch"]] if self._judged_now(row["epoch"]) else [])
+            if due:
+                began = time.monotonic()
+                self._judge(due)
+                self.judging += time.monotonic() - began
 
     def _judged_now(self, epoch: int) -> bool:
         """Whether the pruner judges the trial after `epoch`: where its answer can change, within JUDGING_SHARE of
@@ -175,22 +182,32 @@ class JobReporter:
             del self.rows[:len(rows)]
         return len(rows)
 
-    def _judge(self, epoch: int) -> None:
+    def _judge(self, epochs: list[int]) -> None:
         """A sweep's trial reached an epoch where its pruner's answer can change: write its epochs, and let the
         pruner judge them now (worker.controller.judge_trial), on the training thread, so that a pruned trial trains
-        no further epoch (`check` stops it before the next mini-batch)."""
+        no further epoch (`check` stops it before the next mini-batch). `epochs`: the rungs whose judgement failed
+        earlier, each judged with the history cut there, then the epoch just reported (when it is judged)."""
         from trainyard.worker.controller import judge_trial
 
-        sweep_id, number, _ = self.trial
+        sweep_id, number, pruner = self.trial
+        done = 0
         try:
             self.flush()
-            if judge_trial(factory=self.factory, sweep_id=sweep_id, trial=number):
-                self.cancelled.set()
+            for epoch in epochs:
+                if judge_trial(factory=self.factory, sweep_id=sweep_id, trial=number, epoch=epoch):
+                    self.cancelled.set()
+                    break
+                done += 1
+            self.unjudged = []
         except LeaseLost:
             raise
-        except Exception:  # the database may be briefly unreachable: the controller's pass decides it later
-            log.warning("job %s: pruning of sweep %s after epoch %d not decided now", self.job_id, sweep_id, epoch,
-                        exc_info=True)
+        except Exception:  # the database may be briefly unreachable
+            # A median trial is judged again at its next epoch (and by the controller's pass). A rung is judged only
+            # at its own epoch, by this worker alone (no pass judges rung pruners): ask again about the rungs not
+            # judged, at the next epoch boundary.
+            self.unjudged = [] if pruner["name"] in EVERY_EPOCH else epochs[done:]
+            log.warning("job %s: pruning of sweep %s after epoch %d not decided now%s", self.job_id, sweep_id,
+                        epochs[done], "; asked again after the next epoch" if self.unjudged else "", exc_info=True)
 
     def _loop(self) -> None:
         while not self.stopping.wait(self.settings.heartbeat_seconds):

@@ -189,6 +189,54 @@ def test_successive_halving_judges_each_rung_once_when_the_trials_worker_asks(ap
     assert api.alice.get(f"/jobs/{first}").get_json()["error"]["epoch"] == 4
 
 
+def test_a_rung_whose_judgement_failed_is_judged_at_the_next_epoch_boundary(api_both, monkeypatch):
+    """judge_trial raises at a rung (a database blip): the trial's worker (JobReporter) asks again about that rung,
+    with the history cut there, at its next epoch boundary, and the trial is pruned after the rung (no pass judges
+    a rung pruner's trial)."""
+    from sqlalchemy.exc import OperationalError
+
+    from tests.support.fakeworker import epochs
+    from trainyard.store.models import Sweep
+    from trainyard.worker import controller
+    from trainyard.worker.runner import JobReporter
+
+    api = api_both
+    body = create(api.alice, sweep(trials=2, parallel=2, pruner={"name": "successive_halving", "min_epochs": 2,
+                                                                 "reduction_factor": 2}))
+    first, second = (t["job_id"] for t in trials(api.alice, body["id"])["items"])
+    a0, a1 = claim(api, first), claim(api, second)
+    epochs(api, second, a1, [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.3}])
+    assert controller.judge_trial(factory=api.sessions, sweep_id=body["id"], trial=1) is False  # alone at rung 2
+    with session_scope(api.sessions) as s:
+        pruner = s.get(Sweep, body["id"]).request["pruner"]
+
+    real, asked = controller.judge_trial, []
+
+    def blip_once(**kw):
+        asked.append(kw.get("epoch"))
+        if len(asked) == 1:
+            raise OperationalError("SELECT", {}, ConnectionError("server closed the connection unexpectedly"))
+        return real(**kw)
+
+    monkeypatch.setattr(controller, "judge_trial", blip_once)
+    reporter = JobReporter(settings=api.settings, factory=api.sessions, job_id=first, attempt=a0,
+                           on_hard_timeout=None, trial=(body["id"], 0, pruner))
+    reporter.on_epoch({"epoch": 1, "loss": 0.9})
+    reporter.on_epoch({"epoch": 2, "loss": 0.8})  # worse than trial 1 at rung 2: condemned there, but not judged
+    assert not reporter.cancelled.is_set() and len(asked) == 1
+    reporter.on_epoch({"epoch": 3, "loss": 0.1})  # (judged after epoch 3 instead, it would not be judged at all)
+    assert reporter.cancelled.is_set()
+    assert asked == [2, 2]  # the rung, asked again
+    assert api.alice.get(f"/jobs/{first}").get_json()["cancel_requested"] is True
+    with session_scope(api.sessions) as s:
+        finish_job(session=s, job_id=first, attempt=a0, status="cancelled", epoch=3,
+                   error={"code": "cancelled", "message": "cancelled on request"})
+    job = api.alice.get(f"/jobs/{first}").get_json()
+    assert (job["error"]["code"], job["error"]["epoch"]) == ("pruned", 2)  # pruned after the rung that condemned it
+    assert [r["epoch"] for r in api.alice.get(f"/jobs/{first}/history").get_json()["epochs"]] == [1, 2, 3]
+    assert {t["trial"]: t["state"] for t in trials(api.alice, body["id"])["items"]} == {0: "pruned", 1: "running"}
+
+
 def test_another_users_sweep_is_not_found(api_both):
     body = create(api_both.alice)
     sid = body["id"]
