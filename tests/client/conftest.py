@@ -42,7 +42,8 @@ def fake_api(fake):
 @pytest.fixture(scope="session")
 def compose_stack(tmp_path_factory):
     """docker-compose.yml's api, migrate, two worker-cpu and reconciler as local processes (tests.support.composestack)."""
-    from tests.support.composestack import delete_redis_keys, drop_database, service_missing, start_stack
+    from tests.support.composestack import drop_database, service_missing, start_stack
+    from tests.support.databases import delete_redis_keys
 
     missing = service_missing()
     if missing:

@@ -22,17 +22,16 @@ from typing import Callable, Iterator
 import requests
 from sqlalchemy.engine import make_url
 
-from trainyard.core.validate import validate_spec
 from trainyard.store.db import make_engine, make_sessionmaker, session_scope
-from trainyard.store.jobs import create_job, get_job, history_rows
+from trainyard.store.jobs import history_rows
 from trainyard.store.migrate import upgrade
 from trainyard.store.models import Artifact, Job, Worker
 from trainyard.store.settings import Settings
 from trainyard.store.tokens import create_token
 from trainyard.worker.app import create_celery
-from trainyard.worker.publish import publish_job
 
 from tests.support.processes import free_port, start_process, stop_process, wait_for
+from tests.support.service import Submitter
 
 
 def xor_spec(epochs: int, checkpoint_every: int | None = None, seed: int = 1, name: str = "xor") -> dict:
@@ -63,7 +62,7 @@ def children(pid: int) -> list[int]:
         return []
 
 
-class Cluster:
+class Cluster(Submitter):
     """One service: its settings, a direct database session factory, its processes and their logs."""
 
     def __init__(self, settings: Settings, observer: Settings):
@@ -135,19 +134,6 @@ class Cluster:
         self.engine.dispose()
 
     # --- jobs, as the database says ------------------------------------------------------------
-    def create(self, document: dict, *, publish: bool = True) -> str:
-        """Submit as the API does: insert and commit the job, then publish its id."""
-        with session_scope(self.factory) as session:
-            job, _ = create_job(session=session, owner=self.owner, spec=validate_spec(document))
-            job_id, device = job.id, job.device
-        if publish:
-            publish_job(celery=self.celery, job_id=job_id, device=device)
-        return job_id
-
-    def job(self, job_id: str) -> Job:
-        with session_scope(self.factory) as session:
-            return get_job(session=session, owner=self.owner, job_id=job_id)
-
     def wait(self, job_id: str, until: Callable[[Job], bool] = lambda job: job.is_finished,
              timeout: float = 60, what: str = "") -> Job:
         return wait_for(lambda: (lambda job: job if until(job) else None)(self.job(job_id)), timeout,

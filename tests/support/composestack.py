@@ -24,6 +24,7 @@ import yaml
 
 from tests.support import ROOT
 from tests.support.processes import free_port
+from tests.support.databases import delete_redis_keys
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 POSTGRES_ADMIN = os.environ.get("TRAINYARD_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -180,18 +181,6 @@ def drop_database(name: str) -> None:
 
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def delete_redis_keys(url: str, namespace: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=f"{namespace}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 def start_stack(tmp: Path, cpu_workers: int = 2) -> tuple[Stack, str, str]:

@@ -57,10 +57,11 @@ def _redis_reachable() -> None:
         client.close()
 
 
-def _delete_redis_namespace(namespace: str) -> None:
+def delete_redis_keys(url: str, namespace: str) -> None:
+    """Delete every key of `namespace` (a test's broker prefix) in the Redis at `url`."""
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(url)
     try:
         keys = list(client.scan_iter(match=f"{namespace}*", count=1000))
         if keys:
@@ -81,7 +82,7 @@ def _drop(admin, name: str, namespace: str) -> None:
             conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
-    _delete_redis_namespace(namespace)
+    delete_redis_keys(REDIS_URL, namespace)
 
 
 def finish_drops() -> None:

@@ -25,15 +25,8 @@ from trainyard.worker.publish import publish_job
 from tests.support.processes import start_process, stop_process
 
 
-@dataclass
-class Service:
-    settings: Settings
-    factory: object
-    celery: object
-    owner: str
-    worker: subprocess.Popen
-    reconciler: subprocess.Popen
-    logs: Path
+class Submitter:
+    """Jobs as the database says, for a holder of `factory`, `owner` and `celery` (Service, the reliability Cluster)."""
 
     def create(self, document: dict, *, publish: bool = True) -> str:
         """Submit as the API does: insert and commit the job, then publish its id."""
@@ -45,8 +38,20 @@ class Service:
         return job_id
 
     def job(self, job_id: str):
+        """The job row as the owner sees it."""
         with session_scope(self.factory) as session:
             return get_job(session=session, owner=self.owner, job_id=job_id)
+
+
+@dataclass
+class Service(Submitter):
+    settings: Settings
+    factory: object
+    celery: object
+    owner: str
+    worker: subprocess.Popen
+    reconciler: subprocess.Popen
+    logs: Path
 
     def wait(self, job_id: str, until=lambda job: job.is_finished, timeout: float = 60):
         deadline = time.monotonic() + timeout
