@@ -3,7 +3,7 @@
 With gevent every connection is a greenlet, so idle keep-alive connections, half-sent
 headers, slowly arriving bodies and open event streams cost memory, not one of a few
 threads. gunicorn bounds the header read of every request by its `keepalive` setting
-(`header_timeout_seconds`); the app bounds the body read (`api.bodies`).
+(`header_timeout_seconds`); the app bounds the body read (`trainyard.api.bodies`).
 
 Requests gunicorn refuses before the app sees them (a malformed request line, a header
 over its limits: 400, 414, 431 …) get gunicorn's HTML page by default; this worker

@@ -50,7 +50,7 @@ class Recorder:
                                registry=registry)
 
     def retire(self, parts: dict[str, int]) -> None:
-        """Keep what deleted jobs added to the job counters (`api.jobmetrics.contributions` of their rows)."""
+        """Keep what deleted jobs added to the job counters (`trainyard.api.jobmetrics.contributions` of their rows)."""
         for key, n in parts.items():
             self.retired.labels(key).inc(n)
 

@@ -4,7 +4,7 @@ PostgreSQL refuses U+0000 in text (psycopg raises DataError, which was a 500), a
 holds a lone surrogate; so text holding either is answered here, before any query: a path
 segment as a missing resource (no id holds such a character: the same 404 as any unknown
 id), a query parameter or a header the API reads as a 422 naming it. The body is checked
-where it is parsed (`api.jsonio.parse_json`, multipart fields in `api.datasets`).
+where it is parsed (`trainyard.api.jsonio.parse_json`, multipart fields in `trainyard.api.datasets`).
 `int_param` reads an integer parameter no larger than the INTEGER column it is compared with.
 """
 

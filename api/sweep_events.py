@@ -1,4 +1,4 @@
-"""Server-Sent Events for a sweep, polled through the process's shared `api.events.Feed`: one query per sweep per
+"""Server-Sent Events for a sweep, polled through the process's shared `trainyard.api.events.Feed`: one query per sweep per
 poll interval however many streams watch it (the sweep row, its counts and best trial, and its trials' states)."""
 
 from __future__ import annotations

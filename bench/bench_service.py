@@ -3,8 +3,8 @@
     .venv/bin/python bench/bench_service.py [--repeats 5] [--latency-jobs 20] [--skip-postgres]
 
 1. Overhead: a 10,000-epoch XOR job (4 samples, batch 4: ~0.1 ms epochs, the worst
-   case for per-epoch reporting) trained (a) in-process by `core.job.train_job` with no
-   callbacks, (b) in-process by `worker.runner.run_job` (claim, reporter thread, history
+   case for per-epoch reporting) trained (a) in-process by `trainyard.core.job.train_job` with no
+   callbacks, (b) in-process by `trainyard.worker.runner.run_job` (claim, reporter thread, history
    chunks, final transaction; wall and CPU time of this process, reporter thread
    included), (c) by a real worker process (started_at → finished_at of the job row,
    the training loop's own time from the last history row, and the CPU time the pool

@@ -1,6 +1,6 @@
 """The client's sweep calls (`/sweeps`): create, list, get, trials, cancel, delete, events and wait.
 
-`SweepCalls` is mixed into `client.Client`; it needs only the client's `http` transport and
+`SweepCalls` is mixed into `trainyard.client.Client`; it needs only the client's `http` transport and
 `upload_local_dataset`. A sweep's trials are ordinary jobs: `Client.get(trial["job_id"])` and the
 other job calls work on them.
 """

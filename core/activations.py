@@ -2,7 +2,7 @@
 
 Derivatives are written in terms of the output `a` (what the notes call a = h(z)), so the
 forward pass caches only `a` (leaky ReLU caches its z > 0 mask instead: for alpha >= 0 that
-is a > 0). Outputs and gradients live in the activation's own buffers (`core.buffers`):
+is a > 0). Outputs and gradients live in the activation's own buffers (`trainyard.core.buffers`):
 they are valid until its next call.
 """
 
@@ -53,7 +53,7 @@ class Activation:
         raise NotImplementedError
 
     def use_kernels(self, dtype) -> None:
-        """Switch to the fused kernels of `core.fused`, where this activation has them (bit-identical results)."""
+        """Switch to the fused kernels of `trainyard.core.fused`, where this activation has them (bit-identical results)."""
 
     def get_config(self) -> str | dict:
         return self.name
@@ -188,7 +188,7 @@ class Softmax(Activation):
     """e^z_j / Σ_k e^z_k over each row, shifted by the row's max so nothing overflows.
 
     Its Jacobian-vector product is a ⊙ (g - Σ g a); with categorical cross-entropy the
-    output head (`core.heads`) supplies dL/dz = a - y directly and this is skipped. The
+    output head (`trainyard.core.heads`) supplies dL/dz = a - y directly and this is skipped. The
     forward pass keeps the shifted logits z - max z and the row sums Σ e^(z - max z), from
     which that head computes the loss without a second pass over z.
     """

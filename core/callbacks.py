@@ -21,7 +21,7 @@ class Callbacks:
     since the last one (the worker's `checkpoint_seconds`); passing that state back
     as `resume` continues from that epoch. `want_checkpoint()` is asked before a due
     checkpoint is made (making one copies every weight): False skips it, except at the
-    last epoch (the worker's bytes-per-minute budget, `core.checkpoint.CheckpointBudget`).
+    last epoch (the worker's bytes-per-minute budget, `trainyard.core.checkpoint.CheckpointBudget`).
     """
 
     on_epoch: Callable[[dict], None] | None = None

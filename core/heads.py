@@ -3,7 +3,7 @@
 Backpropagation starts from δ = dL/dz, the loss's gradient at the output layer's
 pre-activation z. For three (activation, loss) pairs the chain rule through the activation
 collapses to the notes' δ = a - y (divided by what the loss averages over, see
-`core.losses`): sigmoid + binary cross-entropy, softmax + categorical cross-entropy, and
+`trainyard.core.losses`): sigmoid + binary cross-entropy, softmax + categorical cross-entropy, and
 step + the perceptron criterion (then one SGD step is the perceptron learning rule). Such a
 pair also computes its loss from the logits z, as Keras's `fit` does, so a saturated output
 is not clipped. Any other pair applies the chain rule, δ = h'(z) ⊙ dL/da.
@@ -30,7 +30,7 @@ class OutputHead:
         self.layer, self.activation, self.loss = layer, layer.activation, loss
 
     def use_kernels(self, dtype) -> None:
-        """Switch to the fused kernels of `core.fused` where this head has them (bit-identical results)."""
+        """Switch to the fused kernels of `trainyard.core.fused` where this head has them (bit-identical results)."""
 
     def per_sample(self, a: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Loss of each sample `(n,)` for the layer's last forward pass, which gave `a`."""
@@ -76,7 +76,7 @@ SPECIAL: dict[tuple[str, str], type[FusedHead]] = {("softmax", "categorical_cros
 
 
 def head_for(layer: Dense, loss: Loss, kernels: bool = False) -> OutputHead:
-    """The head for this output layer and loss (with `core.fused`'s kernels when `kernels`)."""
+    """The head for this output layer and loss (with `trainyard.core.fused`'s kernels when `kernels`)."""
     pair = (layer.activation.name, loss.name)
     fused_pair = loss.fused_with == layer.activation.name
     head = SPECIAL.get(pair, FusedHead)(layer, loss) if fused_pair else OutputHead(layer, loss)

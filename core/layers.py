@@ -47,7 +47,7 @@ class Layer:
         return 0.0
 
     def use_kernels(self) -> None:
-        """Switch to the fused kernels of `core.fused` where this layer has them (the Network decides when)."""
+        """Switch to the fused kernels of `trainyard.core.fused` where this layer has them (the Network decides when)."""
 
     def weights(self) -> dict[str, np.ndarray]:
         """Every array needed to rebuild the layer: trainable and state."""
@@ -64,7 +64,7 @@ class Layer:
 
 @LAYERS.register("dense")
 class Dense(Layer):
-    """a = h(x W + b), with an optional kernel regularizer (`core.regularizers`) whose penalty joins the loss."""
+    """a = h(x W + b), with an optional kernel regularizer (`trainyard.core.regularizers`) whose penalty joins the loss."""
 
     type = "dense"
 

@@ -68,7 +68,7 @@ class Network:
         return x
 
     def backprop(self, delta: np.ndarray) -> None:
-        """Backpropagation: fill `grads` from δ = dL/dz at the output layer (`core.heads` gives it), last layer first."""
+        """Backpropagation: fill `grads` from δ = dL/dz at the output layer (`trainyard.core.heads` gives it), last layer first."""
         grad = self.output_layer.backprop(delta)
         for layer in reversed(self.layers[:-1]):
             grad = layer.backward(grad)

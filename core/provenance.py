@@ -1,9 +1,9 @@
 """What a result depends on besides its spec: the library versions a backend records and those that make a builtin
 dataset, as this process has them installed — known without importing the libraries (TensorFlow costs seconds).
 
-`versions()` is what every result records (`core.job.train_job` adds a backend's own libraries to it);
+`versions()` is what every result records (`trainyard.core.job.train_job` adds a backend's own libraries to it);
 `backend_versions(backend)` equals the `versions` that `train_job` records for a job of that backend run in
-this environment; `store.reuse` compares them to decide whether an earlier job's results can stand for a new one.
+this environment; `trainyard.store.reuse` compares them to decide whether an earlier job's results can stand for a new one.
 """
 
 from __future__ import annotations

@@ -107,7 +107,7 @@ class Trainer:
         return Fitted(self.network, self.history, self.final_metrics(), stopped)
 
     def get_state(self) -> dict:
-        """What a resumed run needs, as `core.checkpoint` stores it: the weights, the optimizer's and early
+        """What a resumed run needs, as `trainyard.core.checkpoint` stores it: the weights, the optimizer's and early
         stopper's own states (and its best weights), the Generator's state and the history so far."""
         stopper = self.stopper
         return {"weights": self.network.get_weights(), "optimizer": self.optimizer.get_state(),

@@ -3,7 +3,7 @@
 The order (core/spec/defaults.py says which defaults each step fills): parse and fill what needs
 no data, let the backend check what it can express (it only checks), then check against the
 dataset and fill what depends on it when the dataset is known. A worker re-reads the finished
-spec with `core.spec.read_spec` and validates nothing again.
+spec with `trainyard.core.spec.read_spec` and validates nothing again.
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Alembic environment and versions of the trainyard schema (run through `store.migrate`)."""
+"""Alembic environment and versions of the trainyard schema (run through `trainyard.store.migrate`)."""

@@ -1,6 +1,6 @@
 """Alembic environment: the URL comes from trainyard's settings, never from an ini file.
 
-`store.migrate.upgrade(settings)` passes an open connection in `config.attributes`;
+`trainyard.store.migrate.upgrade(settings)` passes an open connection in `config.attributes`;
 run standalone (the `alembic` command with `-c` pointing at a bare config), the
 settings are read from the environment.
 """

@@ -13,7 +13,7 @@ from trainyard.store.models import ACTIVE, Dataset, Job
 def create_dataset(*, session: Session, owner: str, name: str, format: str, data: bytes, task: str,
                    n_samples: int, n_features: int, n_classes: int | None = None, n_targets: int = 1,
                    target: str | None = None, labels: bytes | None = None, info: dict | None = None) -> Dataset:
-    """Store an upload the API has already read and described (`core.datasets.describe`).
+    """Store an upload the API has already read and described (`trainyard.core.datasets.describe`).
 
     Args:
         format: `csv`, `npz` or `idx`; `labels` is the IDX labels file.

@@ -1,7 +1,7 @@
 """Jobs as the API sees them: create, read, list, queue position, history, model, confusion matrices, cancel, delete.
 
 Every function takes `owner` (a user id) and treats another user's job as not found.
-The worker's side of a job (claim, heartbeat, epochs, finish) is in `store.runs`.
+The worker's side of a job (claim, heartbeat, epochs, finish) is in `trainyard.store.runs`.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def create_job(*, session: Session, owner: str, spec: JobSpec, idempotency_key: 
     `created=False` — or raises IdempotencyKeyReused when both requests carry a
     `request_sha256` and they differ (the spec itself is not compared: an omitted seed
     is drawn afresh). Raises DatasetNotFound when `spec.dataset.id` is not one of the
-    owner's datasets. The caller commits, then publishes (`worker.publish.publish_job`).
+    owner's datasets. The caller commits, then publishes (`trainyard.worker.publish.publish_job`).
 
     The dataset row is share-locked until the caller commits, so a concurrent
     `delete_dataset` waits and then finds this job (DatasetInUse), or this waits for the

@@ -3,7 +3,7 @@
 A fingerprint is the sha256 of a canonical JSON of everything a result depends on: the normalised spec with its
 seeds (less `name`, `reuse` and `priority`, which change nothing trained), what the data is (an upload's sha256s,
 format, task and target; a builtin's generator versions) and the backend's library versions. At submit time the
-versions are the submitting process's installed ones (`core.provenance`); when a job succeeds the worker writes
+versions are the submitting process's installed ones (`trainyard.core.provenance`); when a job succeeds the worker writes
 the fingerprint again from the versions it really ran with, so a job is found only by submits whose environment
 matches the one that trained it. The results are copied: history rows, metrics, and artifacts that point at the
 same content-addressed blobs, so deleting the original later leaves the copy whole.

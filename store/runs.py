@@ -213,7 +213,7 @@ def finish_job(*, session: Session, job_id: str, attempt: int, status: str, metr
     """Record the end of an attempt in one transaction: final status, metrics/error and the model file.
 
     `status` is succeeded, failed or cancelled. Confusion matrices in `metrics` are stored as
-    artifacts of their own (`store.matrices`); the job row keeps the scalar metrics. The checkpoint
+    artifacts of their own (`trainyard.store.matrices`); the job row keeps the scalar metrics. The checkpoint
     is dropped (nothing will resume). Raises LeaseLost when this attempt no longer owns the job.
     """
     assert status in (SUCCEEDED, FAILED, CANCELLED)

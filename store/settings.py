@@ -2,7 +2,7 @@
 
 Every process (API, worker, reconciler, `trainyard migrate`/`token`) calls
 `load_settings()` at start and passes the result to the factories
-(`store.db.make_engine`, `worker.app.create_celery`, the API's `create_app`). Tests
+(`trainyard.store.db.make_engine`, `trainyard.worker.app.create_celery`, the API's `create_app`). Tests
 build a `Settings` directly or call `load_settings({...})` with their own mapping.
 """
 

@@ -40,7 +40,7 @@ def create_sweep(*, session: Session, owner: str, request: dict, idempotency_key
     """Insert a running sweep for a validated request (core.sweeps.request.SweepRequest.as_json); `(sweep, created)`.
 
     With an `idempotency_key` the owner already used, the earlier sweep and `created=False` (IdempotencyKeyReused
-    when both requests carry a `request_sha256` and they differ), as `store.jobs.create_job` does for jobs.
+    when both requests carry a `request_sha256` and they differ), as `trainyard.store.jobs.create_job` does for jobs.
     """
     if idempotency_key is not None:
         existing = earlier_sweep(session=session, owner=owner, idempotency_key=idempotency_key,

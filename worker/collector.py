@@ -1,4 +1,4 @@
-"""The reconciler's garbage collector: `store.gc.run_gc` every gc_interval_seconds while retention is on.
+"""The reconciler's garbage collector: `trainyard.store.gc.run_gc` every gc_interval_seconds while retention is on.
 
 It runs in a thread of the reconciler process, so a long pass (many jobs to purge) never delays requeueing
 expired leases; the first pass starts one interval after the reconciler does.

@@ -13,7 +13,7 @@ there (worker.controller.judge_trial: a locked study rebuild, so a pruned trial 
 further epoch; a rung whose judgement failed is asked again at the next epoch boundaries).
 A due checkpoint is skipped
 while the attempt's checkpoints have spent `max_checkpoint_bytes_per_minute`
-(`core.checkpoint.CheckpointBudget`); the last epoch's is always written.
+(`trainyard.core.checkpoint.CheckpointBudget`); the last epoch's is always written.
 """
 
 from __future__ import annotations
@@ -353,7 +353,7 @@ def _finish(reporter: JobReporter, outcome: dict) -> str:
 
 
 def load_upload(*, settings: Settings, factory: sessionmaker[Session], dataset_id: str) -> Upload:
-    """The stored upload `core.job.train_job` takes; file bytes come from a local cache by sha256 when present."""
+    """The stored upload `trainyard.core.job.train_job` takes; file bytes come from a local cache by sha256 when present."""
     with session_scope(factory) as session:
         dataset = session.get(Dataset, dataset_id)
         if dataset is None:

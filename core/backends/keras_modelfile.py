@@ -4,7 +4,7 @@ A job's final model file (`export`) has the preprocessing inside: a `Normalizati
 named `preprocessing` (mean = the fitted offset, variance = scale²) before the trained
 layers, so `keras.saving.load_model(f).predict(raw_rows)` gives the service's answers with
 nothing but Keras. It also holds `trainyard.npz` (`WEIGHTS_MEMBER`): the same network as a
-numpy-engine model file (`core.modelfile`), so exporting it (ONNX) needs no TensorFlow.
+numpy-engine model file (`trainyard.core.modelfile`), so exporting it (ONNX) needs no TensorFlow.
 Checkpoints (`dump`) hold the model as it trains: on scaled inputs, with its optimizer.
 
 Loading audits `config.json` against an allowlist of classes and activations before
@@ -108,7 +108,7 @@ def has_numpy_copy(data: bytes) -> bool:
 
 
 def numpy_copy(data: bytes) -> Any:
-    """The numpy-engine predictor of a final `.keras` file's weights (`core.modelfile.NumpyPredictor`), without
+    """The numpy-engine predictor of a final `.keras` file's weights (`trainyard.core.modelfile.NumpyPredictor`), without
     TensorFlow; ModelFileError for a file saved without one (before trainyard recorded it) or a damaged one."""
     from trainyard.core.modelfile import load_model
 

@@ -10,8 +10,8 @@
 `PreparedData` and its `Preprocessing` (core.datasets.prepared) are what every backend trains on; `Upload`
 (core.datasets.upload) is a stored upload as the worker hands it over.
 
-`core.spec` imports `core.datasets.catalog`, which runs this file first: so no module of this package
-imports `core.spec` at run time (their `DatasetSpec` annotations are imported for type checkers only), and
+`trainyard.core.spec` imports `trainyard.core.datasets.catalog`, which runs this file first: so no module of this package
+imports `trainyard.core.spec` at run time (their `DatasetSpec` annotations are imported for type checkers only), and
 scikit-learn is imported inside the functions that use it. No module is named after an exported function:
 importing it would shadow the function on the package.
 """

@@ -1,4 +1,4 @@
-"""`Upload`: a stored dataset file as the worker hands it to core (`core.job.train_job`, `core.datasets.load`)."""
+"""`Upload`: a stored dataset file as the worker hands it to core (`trainyard.core.job.train_job`, `trainyard.core.datasets.load`)."""
 
 from __future__ import annotations
 

@@ -86,7 +86,7 @@ def _layers(g: _Graph, x: str, stack: DenseStack) -> str:
 
 
 def _probabilities(g: _Graph, out: str, units: int) -> str:
-    """`core.targets.probabilities`: [1 - p, p] for one unit (p clipped to [0, 1]); k units clipped at 0 and
+    """`trainyard.core.targets.probabilities`: [1 - p, p] for one unit (p clipped to [0, 1]); k units clipped at 0 and
     normalised (uniform where a row sums to 0)."""
     if units == 1:
         p = g.op("Clip", [out, g.const(0.0), g.const(1.0)])
@@ -108,7 +108,7 @@ def _label_array(classes: list) -> np.ndarray:
 
 
 def _labels(g: _Graph, out: str, units: int, classes: list) -> tuple[str, int]:
-    """`core.targets.decode` (argmax, or p > 0.5 for one unit) looked up in the class labels."""
+    """`trainyard.core.targets.decode` (argmax, or p > 0.5 for one unit) looked up in the class labels."""
     if units == 1:
         index = g.op("Cast", [g.op("Greater", [out, g.const(0.5)])], to=7)  # INT64
         index = g.op("Squeeze", [index, g.const([1], dtype=np.int64)])

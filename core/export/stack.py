@@ -4,7 +4,7 @@ All three backends train the same kind of network: dense layers, batch normalisa
 dropout. `DenseStack` holds what inference needs of it (dropout is gone, batch norm keeps
 its moving averages) plus the preprocessing, so one exporter serves every backend. Nothing
 here imports TensorFlow: a Keras file carries a numpy-engine copy of its weights
-(`core.backends.keras_modelfile.WEIGHTS_MEMBER`), written when the model was saved.
+(`trainyard.core.backends.keras_modelfile.WEIGHTS_MEMBER`), written when the model was saved.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class DenseStack:
 
 
 def from_network(network: Any, preprocessing: Preprocessing, source: str = "numpy") -> DenseStack:
-    """The stack of a numpy-engine `core.network.Network` (its dropout layers left out)."""
+    """The stack of a numpy-engine `trainyard.core.network.Network` (its dropout layers left out)."""
     from trainyard.core.layers import BatchNorm, Dense
 
     layers: list[DenseLayer | BatchNormLayer] = []

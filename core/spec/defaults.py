@@ -18,7 +18,7 @@ fills only a field the user did not give. The order, each step seeing the one be
    options n_iter_no_change / tol fill each other), `KERAS_DEFAULTS`.
 3. **Data-dependent** (`data`): the metrics that suit the task, and an uploaded dataset's task. At
    submit when the dataset's facts are known (a builtin, an upload), else once `trainyard run` has
-   read the file (`finalize_spec`, from `core.job.train_job`).
+   read the file (`finalize_spec`, from `trainyard.core.job.train_job`).
 
 `parse_spec` runs steps 0-2, `validate_spec` adds the backend's check and step 3, and the result is
 finished: it is stored as `normalised(spec)`, and the worker re-reads it with `read_spec`, which

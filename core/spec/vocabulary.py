@@ -2,8 +2,8 @@
 
 Each name is listed once here, in the order /catalog and error messages show it. A name's
 parameters and their defaults are not written here: they are read from the signature of the
-engine class registered under that name (`core.activations`, `core.initializers`,
-`core.optimizers`), as Keras keeps one default per argument in the signature. A name the
+engine class registered under that name (`trainyard.core.activations`, `trainyard.core.initializers`,
+`trainyard.core.optimizers`), as Keras keeps one default per argument in the signature. A name the
 engine lacks (scikit-learn's `lbfgs`) declares its parameters in `ENGINE_LACKS`.
 `tests/core/test_vocabulary.py` holds every name against every backend and translation table.
 """

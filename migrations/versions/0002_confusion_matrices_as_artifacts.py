@@ -2,7 +2,7 @@
 
 Jobs that finished before this version keep their confusion matrices (k × k per split) inside
 `jobs.metrics`, so every read of such a job carried them (36 MB for 3,000 classes). Each one
-moves to an artifact `confusion_<split>` (a compressed .npz blob, as `store.runs.finish_job`
+moves to an artifact `confusion_<split>` (a compressed .npz blob, as `trainyard.store.runs.finish_job`
 now writes them) and the row keeps its scalar metrics. No table changes.
 
 Revision ID: 0002

@@ -3,7 +3,7 @@
 For each backend a real job is trained on an uploaded CSV with string labels, stored on
 SQLite and on PostgreSQL, and asked for predictions through POST /predict. Then every
 download format is loaded with its own library only and must give the same answers within
-1e-5: the `.npz` with `client.npzmodel` (numpy), the `.skops` with `skops.io` as a scikit-learn
+1e-5: the `.npz` with `trainyard.client.npzmodel` (numpy), the `.skops` with `skops.io` as a scikit-learn
 `Pipeline`, the `.keras` with `keras.saving.load_model`, and `?format=onnx` with onnxruntime.
 Each model is trained once per test module (Keras: one small job) and stored in both databases.
 """

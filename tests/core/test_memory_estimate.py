@@ -18,7 +18,7 @@ def dense(units: int, activation: str = "relu") -> dict:
 
 
 def many_classes(k: int, per_class: int = 3) -> tuple:
-    """An upload tuple (as `core.datasets.load` takes it): a CSV of `k` classes, `per_class` rows each."""
+    """An upload tuple (as `trainyard.core.datasets.load` takes it): a CSV of `k` classes, `per_class` rows each."""
     text = "x,label\n" + "".join(f"{i % 97},c{i % k}\n" for i in range(k * per_class))
     return text.encode(), "csv", "label", "classification", None
 

@@ -1,7 +1,7 @@
 """Real processes for the reliability tests: a service on PostgreSQL + Redis, a private Redis server, a TCP proxy.
 
-`Cluster` starts `worker.main` workers (each in its own process group, so a test can
-SIGKILL one pool child or the whole worker), `worker.reconciler` and the API under
+`Cluster` starts `trainyard.worker.main` workers (each in its own process group, so a test can
+SIGKILL one pool child or the whole worker), `trainyard.worker.reconciler` and the API under
 gunicorn, all with one Settings; the test itself observes the database directly
 (`observer` settings: no proxy in between). Nothing here is mocked: the processes are
 the service's own entry points and the broker and database are real servers.

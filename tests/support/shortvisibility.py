@@ -3,7 +3,7 @@ visibility timeout.
 
 The service derives its visibility timeout from the job time limit (trainyard.worker.app.broker_transport_options).
 This wrapper shortens it to SECONDS and has kombu look for overdue messages every second — the
-setting under which Celery runs a long job twice (celery#5935) — then runs `worker.main` as is.
+setting under which Celery runs a long job twice (celery#5935) — then runs `trainyard.worker.main` as is.
 """
 
 import sys
