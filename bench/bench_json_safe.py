@@ -1,9 +1,10 @@
 """Benchmark of the one JSON-finite helper, core.jsonsafe.json_safe, against the helpers it replaced (run by hand).
 
-    .venv/bin/python bench/bench_json_safe.py [--baseline 6d28a4f] [--repeat 7] [--rows 1000]
+    git worktree add /tmp/ty-6d28a4f 6d28a4f
+    .venv/bin/python bench/bench_json_safe.py --baseline-root /tmp/ty-6d28a4f [--repeat 7] [--rows 1000]
 
 The baseline's `api.jsonio.finite` (every API response went through it) and `core.job.json_safe` (JSON columns
-that fail the store's fast path, `trainyard run`'s output) are read from git at `--baseline` and timed beside
+that fail the store's fast path, `trainyard run`'s output) are imported from that checkout's files and timed beside
 the new helper in one run, alternating, on the shapes they see: a history page of `--rows` rows (floats, one
 NaN in ten), a job body (metrics, spec, timestamps) and a prediction of 1,000 x 10 probabilities. Prints
 the median and range of `--repeat` runs, in milliseconds.
@@ -12,11 +13,10 @@ the median and range of `--repeat` runs, in milliseconds.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import statistics
-import subprocess
 import time
-import types
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,15 +24,11 @@ import numpy as np
 
 from trainyard.core.jsonsafe import json_safe
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def baseline(rev: str, path: str, name: str):
-    """Function `name` of `path` as it was at git revision `rev` (its module's imports resolved here)."""
-    source = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True, text=True,
-                            check=True).stdout
-    module = types.ModuleType(f"baseline_{Path(path).stem}")
-    exec(compile(source, path, "exec"), module.__dict__)
+def baseline(root: Path, path: str, name: str):
+    """Function `name` of the file `path` in the checkout at `root`, imported as a module (its imports resolve here)."""
+    spec = importlib.util.spec_from_file_location(f"baseline_{Path(path).stem}", root / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     return getattr(module, name)
 
 
@@ -58,12 +54,13 @@ def time_ms(fn, value, inner: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--baseline", default="6d28a4f")
+    parser.add_argument("--baseline-root", type=Path, required=True,
+                        help="a checkout of the code before the change, e.g. `git worktree add /tmp/ty-6d28a4f 6d28a4f`")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--rows", type=int, default=1000)
     args = parser.parse_args()
-    helpers = {"api finite (old)": baseline(args.baseline, "api/jsonio.py", "finite"),
-               "core json_safe (old)": baseline(args.baseline, "core/job.py", "json_safe"),
+    helpers = {"api finite (old)": baseline(args.baseline_root, "api/jsonio.py", "finite"),
+               "core json_safe (old)": baseline(args.baseline_root, "core/job.py", "json_safe"),
                "json_safe (new)": json_safe}
     for what, value in payloads(args.rows).items():
         inner = 2000 if what == "job body" else 20
