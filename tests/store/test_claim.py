@@ -17,6 +17,8 @@ from trainyard.store import fairshare
 from trainyard.store.runs import claim_job, claim_next_job, prepare_attempt
 from trainyard.store.tokens import get_or_create_user
 
+from tests.support.threads import in_threads
+
 XOR = {"dataset": {"builtin": "xor"},
        "model": {"layers": [{"type": "dense", "units": 2, "activation": "relu"},
                             {"type": "dense", "units": 1, "activation": "sigmoid"}]},
@@ -81,27 +83,18 @@ def test_concurrent_claims_without_a_quota_take_each_job_once(session_factory):
     users = owners(session_factory, "a", "b", "c")
     jobs = [submit(session_factory, users[i % 3]) for i in range(30)]
     claimed: list[str] = []
-    errors: list[Exception] = []
     lock = threading.Lock()
 
     def work(index: int) -> None:
-        try:
-            while True:
-                with session_scope(session_factory) as s:
-                    job = claim_next_job(session=s, device="cpu", worker=f"w{index}", lease_seconds=60)
-                    if job is None:
-                        return
-                    with lock:
-                        claimed.append(job.id)
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
+        while True:
+            with session_scope(session_factory) as s:
+                job = claim_next_job(session=s, device="cpu", worker=f"w{index}", lease_seconds=60)
+                if job is None:
+                    return
+                with lock:
+                    claimed.append(job.id)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(5)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert errors == []
+    assert in_threads(5, work) == []
     assert sorted(claimed) == sorted(jobs)  # every job once
     with session_scope(session_factory) as s:
         assert set(s.scalars(select(Job.attempts))) == {1}

@@ -19,6 +19,8 @@ from trainyard.store.runs import claim_next_job, jobs_to_republish
 from trainyard.store.tokens import get_or_create_user
 from trainyard.store.workers import register_worker
 
+from tests.support.threads import in_threads
+
 XOR = {"dataset": {"builtin": "xor"},
        "model": {"layers": [{"type": "dense", "units": 2, "activation": "relu"},
                             {"type": "dense", "units": 1, "activation": "sigmoid"}]},
@@ -185,29 +187,21 @@ def test_reasons_name_priorities_and_counts_only(session_factory):
 def test_concurrent_claims_take_each_job_once_and_never_pass_the_quota(session_factory):
     owners = users(session_factory, "a", "b", "c")
     jobs = [submit(session_factory, owners[i % 3]) for i in range(36)]
-    peak, claimed, errors = {}, [], []
+    peak, claimed = {}, []
     lock = threading.Lock()
 
     def work(index: int) -> None:
-        try:
-            while (job_id := claim_next(session_factory, quota=2, worker=f"w{index}")) is not None:
-                with session_scope(session_factory) as s:  # what every other process may see now
-                    job = s.get(Job, job_id)
-                    running = s.scalar(select(func.count()).select_from(Job).where(
-                        Job.owner_id == job.owner_id, Job.status == RUNNING))
-                with lock:
-                    claimed.append(job_id)
-                    peak[job.owner_id] = max(peak.get(job.owner_id, 0), running)
-                finish(session_factory, job_id)
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
+        while (job_id := claim_next(session_factory, quota=2, worker=f"w{index}")) is not None:
+            with session_scope(session_factory) as s:  # what every other process may see now
+                job = s.get(Job, job_id)
+                running = s.scalar(select(func.count()).select_from(Job).where(
+                    Job.owner_id == job.owner_id, Job.status == RUNNING))
+            with lock:
+                claimed.append(job_id)
+                peak[job.owner_id] = max(peak.get(job.owner_id, 0), running)
+            finish(session_factory, job_id)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert errors == []
+    assert in_threads(6, work) == []
     assert sorted(claimed) == sorted(jobs)  # every job once
     assert max(peak.values()) <= 2
     with session_scope(session_factory) as s:

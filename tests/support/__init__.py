@@ -13,6 +13,7 @@
   as local processes; `livestack`: gunicorn API + worker for the contract and dashboard tests.
 - `dockerkit`: the real Docker engine and compose project; `walkthrough`: the README, run as a newcomer would.
 - `backend_data`: a spec and its data prepared exactly as a job does it.
+- `threads`: a piece of work run in several threads at once (claim races), returning what they raised.
 """
 
 from __future__ import annotations
