@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,21 +20,34 @@ def sha256_hex(data: bytes) -> str:
 
 def put_blob(*, session: Session, data: bytes) -> str:
     """Store `data` unless a blob with its sha256 exists; return the sha256."""
-    digest = sha256_hex(data)
+    return put_blobs(session=session, blobs=[data])[0]
+
+
+def put_blobs(*, session: Session, blobs: Sequence[bytes]) -> list[str]:
+    """Store each of `blobs` whose sha256 is not stored yet; return their sha256s, in order. Two statements for any
+    number of blobs: the SELECT of those stored, then one INSERT of the others (bytes already stored are never sent).
+    """
+    digests = [sha256_hex(data) for data in blobs]
+    missing = dict(zip(digests, blobs))
     # FOR KEY SHARE (PostgreSQL): an existing blob cannot be deleted (store.orphans) until this transaction, which
     # is about to refer to it, ends; one being deleted is waited for and then found gone (and inserted again).
     # SQLite has no row locks: its transactions that write are serialised whole.
     # No bound on the loop: it turns again only when the INSERT met a committed row (after waiting for its inserter)
     # and another transaction deleted that row before the SELECT, so each extra turn needs a fresh insert and delete
     # of these very bytes by others. (Under REPEATABLE READ PostgreSQL raises a serialization error, never loops.)
-    while session.scalar(select(Blob.sha256).where(Blob.sha256 == digest)
-                         .with_for_update(read=True, key_share=True)) is None:
-        insert = _INSERTS[session.get_bind().dialect.name]
-        # One statement: another transaction may insert the same bytes first (then it is locked as above).
-        if session.execute(insert(Blob).values(sha256=digest, size_bytes=len(data), data=data)
-                           .on_conflict_do_nothing(index_elements=[Blob.sha256])).rowcount == 1:
+    while missing:
+        for digest in session.scalars(select(Blob.__table__.c.sha256).where(Blob.__table__.c.sha256.in_(missing))
+                                      .with_for_update(read=True, key_share=True)):
+            del missing[digest]
+        if not missing:
             break
-    return digest
+        insert, blobs_table = _INSERTS[session.get_bind().dialect.name], Blob.__table__  # Core: no ORM bulk layer
+        # One statement: another transaction may insert the same bytes first (then it is locked as above).
+        rows = [{"sha256": digest, "size_bytes": len(data), "data": data} for digest, data in missing.items()]
+        for digest in session.scalars(insert(blobs_table).on_conflict_do_nothing(index_elements=["sha256"])
+                                      .returning(blobs_table.c.sha256), rows):  # executemany: one INSERT … VALUES
+            del missing[digest]
+    return digests
 
 
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}  # both say ON CONFLICT DO NOTHING

@@ -12,12 +12,12 @@ import functools
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Update, bindparam, delete, func, insert, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from trainyard.core.metrics import split_confusion_matrices
 from trainyard.store import fairshare, matrices
-from trainyard.store.blobs import delete_blob_if_unreferenced, get_blob, put_blob
+from trainyard.store.blobs import delete_blob_if_unreferenced, get_blob, put_blob, put_blobs
 from trainyard.store.errors import LeaseLost
 from trainyard.store.reuse import refresh_fingerprint
 from trainyard.store.models import (CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Artifact, HistoryChunk, Job, Worker,
@@ -36,11 +36,14 @@ def claim_job(*, session: Session, job_id: str, worker: str, lease_seconds: floa
 
 
 @functools.cache
-def _claim_statement(picks: str) -> Update:
+def _claim_statement(picks: str) -> Select:
     """One UPDATE … RETURNING that claims a job and gives back its row, built once per kind (building the
     fair-share subqueries costs more than running them). `picks` the job: "id" (parameter `claim_id`), "owner"
     (the next job of `claim_owner` on the fairshare.DEVICE parameter's queue) or "fair share" (the next job on that
-    queue, of the owner fairshare.next_owner_query picks with its parameters)."""
+    queue, of the owner fairshare.next_owner_query picks with its parameters).
+
+    Executed as an ORM SELECT from the statement, not as an ORM UPDATE: the ORM's bulk-UPDATE path copies the
+    statement at every execution and so computes its (large) cache key again, which cost every claim ~0.2 ms."""
     columns = Job.__table__.c
     if picks == "id":
         which = bindparam("claim_id", type_=columns.id.type)
@@ -48,20 +51,20 @@ def _claim_statement(picks: str) -> Update:
         owner = (bindparam("claim_owner", type_=columns.owner_id.type) if picks == "owner"
                  else fairshare.next_owner_query().scalar_subquery())
         which = fairshare.next_job_query(device=fairshare.device_parameter(), owner=owner).scalar_subquery()
-    return (update(Job)
-            .where(Job.id == which, Job.status == QUEUED, Job.cancel_requested.is_(False))
-            .values(status=RUNNING, worker=bindparam("claim_worker", type_=columns.worker.type),
-                    attempts=Job.attempts + 1,
-                    lease_expires_at=bindparam("claim_lease", type_=columns.lease_expires_at.type),
-                    started_at=func.coalesce(Job.started_at, bindparam("claim_now", type_=columns.started_at.type)))
-            .returning(Job))
+    claim = (update(Job)
+             .where(Job.id == which, Job.status == QUEUED, Job.cancel_requested.is_(False))
+             .values(status=RUNNING, worker=bindparam("claim_worker", type_=columns.worker.type),
+                     attempts=Job.attempts + 1,
+                     lease_expires_at=bindparam("claim_lease", type_=columns.lease_expires_at.type),
+                     started_at=func.coalesce(Job.started_at, bindparam("claim_now", type_=columns.started_at.type)))
+             .returning(Job))
+    return select(Job).from_statement(claim).execution_options(populate_existing=True)
 
 
-def _claim(session: Session, statement: Update, params: dict, *, worker: str, lease_seconds: float) -> Job | None:
+def _claim(session: Session, statement: Select, params: dict, *, worker: str, lease_seconds: float) -> Job | None:
     now = utcnow()
     params = {**params, "claim_now": now, "claim_lease": now + timedelta(seconds=lease_seconds), "claim_worker": worker}
-    return session.scalars(statement, params, execution_options={"synchronize_session": False,
-                                                                 "populate_existing": True}).one_or_none()
+    return session.scalars(statement, params).one_or_none()
 
 
 def claim_next_job(*, session: Session, device: str, worker: str, lease_seconds: float,
@@ -123,8 +126,13 @@ def prepare_attempt(*, session: Session, job: Job) -> tuple[int, bytes] | None:
     return checkpoint
 
 
+# The worker's writes during an attempt are plain Core statements on the tables (no ORM unit of work, no identity
+# map to synchronise): they run for every job, and each ORM layer costs CPU that tiny jobs feel (issue 11).
+JOBS, HISTORY, ARTIFACTS = Job.__table__, HistoryChunk.__table__, Artifact.__table__
+
+
 def _own(job_id: str, attempt: int):
-    return (Job.id == job_id, Job.status == RUNNING, Job.attempts == attempt)
+    return (JOBS.c.id == job_id, JOBS.c.status == RUNNING, JOBS.c.attempts == attempt)
 
 
 def heartbeat(*, session: Session, job_id: str, attempt: int, lease_seconds: float,
@@ -136,16 +144,18 @@ def heartbeat(*, session: Session, job_id: str, attempt: int, lease_seconds: flo
     values: dict[str, Any] = {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)}
     if epoch is not None:
         values["epoch"] = epoch
-    if session.execute(update(Job).where(*_own(job_id, attempt)).values(**values)).rowcount != 1:
+    cancel_requested = session.scalar(update(JOBS).where(*_own(job_id, attempt)).values(**values)
+                                      .returning(JOBS.c.cancel_requested))
+    if cancel_requested is None:
         raise LeaseLost(f"job {job_id} attempt {attempt} lost its lease")
-    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+    return bool(cancel_requested)
 
 
 def record_epochs(*, session: Session, job_id: str, rows: list[dict]) -> None:
     """Store consecutive history rows as one chunk (call `heartbeat` with the last epoch in the same transaction)."""
-    if rows:
-        session.add(HistoryChunk(job_id=job_id, first_epoch=rows[0]["epoch"], last_epoch=rows[-1]["epoch"],
-                                 rows=rows))
+    if rows:  # a plain INSERT, not the ORM's unit of work: the chunk is never read back here
+        session.execute(insert(HISTORY).values(job_id=job_id, first_epoch=rows[0]["epoch"],
+                                               last_epoch=rows[-1]["epoch"], rows=rows))
 
 
 def truncate_history(*, session: Session, job_id: str, after_epoch: int) -> None:
@@ -160,7 +170,7 @@ def truncate_history(*, session: Session, job_id: str, after_epoch: int) -> None
 
 def save_checkpoint(*, session: Session, job_id: str, attempt: int, epoch: int, state: bytes) -> None:
     """Keep `state` as the job's latest checkpoint (after `epoch` epochs), replacing the previous one."""
-    if session.execute(update(Job).where(*_own(job_id, attempt)).values(epoch=epoch)).rowcount != 1:
+    if session.execute(update(JOBS).where(*_own(job_id, attempt)).values(epoch=epoch)).rowcount != 1:
         raise LeaseLost(f"job {job_id} attempt {attempt} lost its lease")
     _put_checkpoint(session, job_id, state, epoch)
 
@@ -195,9 +205,9 @@ def _add_results(session: Session, job_id: str, files: list[tuple[str, bytes, st
     which passes once per job (and reuse copies them only into jobs inserted finished), so none of these exists.
     Invariant: a feature that reruns a finished job must delete these first (or this raises IntegrityError)."""
     if files:
-        session.execute(insert(Artifact), [{"job_id": job_id, "kind": kind, "format": format, "size_bytes": len(data),
-                                            "blob_sha256": put_blob(session=session, data=data)}
-                                           for kind, data, format in files])
+        shas = put_blobs(session=session, blobs=[data for _, data, _ in files])
+        session.execute(insert(ARTIFACTS), [{"job_id": job_id, "kind": kind, "format": format, "size_bytes": len(data),
+                                            "blob_sha256": sha} for (kind, data, format), sha in zip(files, shas)])
 
 
 def _drop_artifact(session: Session, job_id: str, kind: str) -> None:
@@ -209,12 +219,15 @@ def _drop_artifact(session: Session, job_id: str, kind: str) -> None:
 
 def finish_job(*, session: Session, job_id: str, attempt: int, status: str, metrics: dict | None = None,
                error: dict | None = None, model: bytes | None = None, model_format: str | None = None,
-               versions: dict | None = None, stopped_early: bool = False, epoch: int | None = None) -> None:
+               versions: dict | None = None, stopped_early: bool = False, epoch: int | None = None,
+               claimed: Job | None = None, checkpointed: bool = True) -> None:
     """Record the end of an attempt in one transaction: final status, metrics/error and the model file.
 
     `status` is succeeded, failed or cancelled. Confusion matrices in `metrics` are stored as
     artifacts of their own (`trainyard.store.matrices`); the job row keeps the scalar metrics. The checkpoint
     is dropped (nothing will resume). Raises LeaseLost when this attempt no longer owns the job.
+    A worker that knows more saves statements: `claimed`, the job as its claim returned it (its spec and dataset
+    are not read again), and `checkpointed=False` when no checkpoint can exist (no attempt of the job saved one).
     """
     assert status in (SUCCEEDED, FAILED, CANCELLED)
     metrics, confusion = split_confusion_matrices(metrics) if metrics else (metrics, {})
@@ -228,13 +241,14 @@ def finish_job(*, session: Session, job_id: str, attempt: int, status: str, metr
         if pruned_after is not None:
             values["error"] = pruned_error(pruned_after)
     if status == SUCCEEDED:  # from the versions it really ran with: only a submit in the same environment reuses it
-        values.update(refresh_fingerprint(session=session, job_id=job_id, versions=versions))
-    if session.execute(update(Job).where(*_own(job_id, attempt)).values(**values)).rowcount != 1:
+        values.update(refresh_fingerprint(session=session, job_id=job_id, versions=versions, claimed=claimed))
+    if session.execute(update(JOBS).where(*_own(job_id, attempt)).values(**values)).rowcount != 1:
         raise LeaseLost(f"job {job_id} attempt {attempt} lost its lease")
     files = [("model", model, model_format)] if model is not None else []
     files += [(matrices.kind(split), matrices.encode(matrix), matrices.FORMAT) for split, matrix in confusion.items()]
     _add_results(session, job_id, files)
-    _drop_artifact(session, job_id, "checkpoint")
+    if checkpointed:
+        _drop_artifact(session, job_id, "checkpoint")
 
 
 def requeue_expired_jobs(*, session: Session, max_attempts: int) -> tuple[list[Job], list[Job]]:
@@ -256,7 +270,7 @@ def requeue_expired_jobs(*, session: Session, max_attempts: int) -> tuple[list[J
         else:
             values = {"status": QUEUED, "published_at": now}
         values.update(worker=None, lease_expires_at=None)
-        moved = session.execute(update(Job).where(*_own(job.id, job.attempts), Job.lease_expires_at < now)
+        moved = session.execute(update(JOBS).where(*_own(job.id, job.attempts), JOBS.c.lease_expires_at < now)
                                 .values(**values)).rowcount
         if moved:
             (requeued if values["status"] == QUEUED else failed).append(job)

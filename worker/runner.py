@@ -94,8 +94,11 @@ class JobReporter:
     """Callbacks for one attempt plus the thread that reports them (see the module docstring)."""
 
     def __init__(self, *, settings: Settings, factory: sessionmaker[Session], job_id: str, attempt: int,
-                 on_hard_timeout: Callable[[], None] | None, trial: tuple[str, int, dict] | None = None):
+                 on_hard_timeout: Callable[[], None] | None, trial: tuple[str, int, dict] | None = None,
+                 claimed: Job | None = None, checkpointed: bool = True):
         self.settings, self.factory, self.job_id, self.attempt = settings, factory, job_id, attempt
+        self.claimed = claimed  # the job as its claim returned it (finish_job reads less)
+        self.checkpointed = checkpointed  # whether a checkpoint of this job may exist (finish_job drops it)
         self.trial = trial  # (sweep id, trial number, pruner) of a pruned sweep's trial: judged at epoch boundaries
         self.started, self.judging = time.monotonic(), 0.0  # when training began; seconds spent being judged
         self.unjudged: list[int] = []  # rung epochs whose judgement failed (the database was unreachable): asked again
@@ -146,6 +149,7 @@ class JobReporter:
                            "(job_timeout_seconds)")
 
     def on_checkpoint(self, epoch: int, state: bytes) -> None:
+        self.checkpointed = True  # before the write: a commit whose outcome is unknown may have saved it
         try:
             with self.lock, session_scope(self.factory) as session:
                 rows = self._drain(session)
@@ -275,7 +279,7 @@ def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, 
             on_hard_timeout()
 
     reporter = JobReporter(settings=settings, factory=factory, job_id=job_id, attempt=attempt,
-                           on_hard_timeout=released, trial=trial)
+                           on_hard_timeout=released, trial=trial, claimed=job, checkpointed=checkpoint is not None)
     reporter.start()
     outcome: dict = {}
     try:
@@ -338,7 +342,8 @@ def _finish(reporter: JobReporter, outcome: dict) -> str:
                 rows = reporter.rows
                 record_epochs(session=session, job_id=reporter.job_id, rows=rows)
                 finish_job(session=session, job_id=reporter.job_id, attempt=reporter.attempt,
-                           epoch=rows[-1]["epoch"] if rows else None, **outcome)
+                           epoch=rows[-1]["epoch"] if rows else None, claimed=reporter.claimed,
+                           checkpointed=reporter.checkpointed, **outcome)
             break
         except LeaseLost:
             log.warning("job %s: attempt %d lost its lease before finishing", reporter.job_id, reporter.attempt)
