@@ -70,11 +70,19 @@ def create_job(*, session: Session, owner: str, spec: JobSpec, idempotency_key: 
               priority=priority_value(spec.priority))
     source = (reuse.find_reusable(session=session, owner=owner, fingerprint=job.fingerprint)
               if spec.reuse and job.fingerprint else None)
+
+    def insert() -> None:
+        if source is not None:
+            reuse.reuse_results(session=session, job=job, source=source)
+        session.add(job)
+        session.flush()
+
+    if idempotency_key is None:  # no concurrent request can win this insert: no savepoint (two round trips less)
+        insert()
+        return job, True
     try:
         with session.begin_nested():  # a concurrent request with the same key may win the insert
-            if source is not None:
-                reuse.reuse_results(session=session, job=job, source=source)
-            session.add(job)
+            insert()
     except IntegrityError:
         existing = earlier_job(session=session, owner=owner, idempotency_key=idempotency_key,
                                request_sha256=request_sha256) if idempotency_key else None
