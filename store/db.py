@@ -72,7 +72,7 @@ def no_wait(engine: Engine) -> Engine:
 
 
 def make_engine(settings: Settings) -> Engine:
-    """An engine for `settings.database_url`: pre-pinged pool and timeouts on PostgreSQL (store.pgtimeouts: never
+    """An engine for `settings.database_url`: a pool that pings idle connections, and timeouts on PostgreSQL (store.pgtimeouts: never
     a wait without end), WAL on SQLite."""
     if settings.is_sqlite:
         return _sqlite_engine(settings)
@@ -80,13 +80,12 @@ def make_engine(settings: Settings) -> Engine:
 
     engine = create_engine(
         settings.database_url,
-        pool_pre_ping=True,
         pool_size=settings.db_pool_size,
         json_serializer=json_dumps,
         connect_args=pgtimeouts.connect_args(settings),  # connect, keepalive and server-side timeouts
     )
     connection_class = pgtimeouts.connection_class(settings)
-    pgtimeouts.limit_pings(engine, settings)
+    pgtimeouts.ping_idle_connections(engine, settings)  # instead of pool_pre_ping: idle connections only
 
     @event.listens_for(engine, "do_connect")
     def _connect(_dialect, _record, cargs, cparams):  # a hung server is an error, not a stall

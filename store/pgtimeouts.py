@@ -15,6 +15,7 @@ seconds (the API answers 503, a worker retries), not a request or a worker stall
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Generator
 from typing import Any
@@ -22,9 +23,12 @@ from typing import Any
 import psycopg
 from psycopg import errors
 from psycopg.waiting import Ready
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 
 from trainyard.store.settings import Settings
 
+USED_AT = "trainyard_used_at"  # a pooled connection's info: when it last answered (time.monotonic)
 KEEPALIVE_PROBES = 3  # unanswered probes before the kernel gives up on the connection
 
 
@@ -82,23 +86,47 @@ class ResponseLimitedConnection(psycopg.Connection):
                 "the connection was closed") from None
 
 
-def limit_pings(engine, settings: Settings) -> None:
-    """The pool's pre-ping (`SELECT 1` before a pooled connection is handed out) gives up after
-    min(db_response_timeout_seconds, db_connect_timeout_seconds) of silence: it is as trivial as the handshake,
-    and after a hang each API process's first request pays for it and then for one connect attempt."""
+def ping_idle_connections(engine, settings: Settings) -> None:
+    """The pool's pessimistic disconnect check (a ping before a pooled connection is handed out), for connections
+    idle `db_ping_idle_seconds` or longer only: one handed back a moment ago has just answered a statement, and a
+    worker's two transactions per tiny job paid two extra round trips for pinging it (issue 11). A server lost in
+    that moment fails the next statement instead (the API answers 503, a worker retries), and SQLAlchemy then
+    drops every connection of the pool that is older than the error.
+
+    A ping gives up after min(db_response_timeout_seconds, db_connect_timeout_seconds) of silence: it is as trivial
+    as the handshake, and after a hang each API process's first request pays for it and then for one connect
+    attempt. A failed ping discards the connection and the pool connects anew (DisconnectionError on checkout)."""
     ping = engine.dialect.do_ping
     seconds = min(settings.db_response_timeout_seconds, settings.db_connect_timeout_seconds)
+    idle = settings.db_ping_idle_seconds
 
-    def do_ping(dbapi_connection) -> bool:
+    def limited_ping(dbapi_connection) -> None:
         if not isinstance(dbapi_connection, ResponseLimitedConnection):
-            return ping(dbapi_connection)
+            ping(dbapi_connection)
+            return
         dbapi_connection.response_timeout = seconds  # this connection only, for this ping
         try:
-            return ping(dbapi_connection)
+            ping(dbapi_connection)
         finally:
             del dbapi_connection.response_timeout  # back to the class's limit
 
-    engine.dialect.do_ping = do_ping
+    @event.listens_for(engine, "connect")
+    def _connected(_dbapi_connection, record) -> None:
+        record.info[USED_AT] = time.monotonic()  # it has just answered the handshake
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection, record) -> None:
+        if record is not None:
+            record.info[USED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy) -> None:
+        if time.monotonic() - record.info.get(USED_AT, -math.inf) < idle:
+            return
+        try:
+            limited_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"the pooled connection did not answer a ping: {exc}") from exc
 
 
 def connection_class(settings: Settings) -> type[ResponseLimitedConnection]:

@@ -108,6 +108,8 @@ class Settings:
     db_keepalive_seconds: float = 10.0  # TCP keepalive probes after this long idle (a peer gone without a word)
     db_tcp_user_timeout_seconds: float = 10.0  # data sent but unacknowledged this long: the connection is dead
     db_statement_timeout_seconds: float = 30.0  # PostgreSQL statement_timeout; SQLite's busy wait
+    # PostgreSQL: a pooled connection idle this long is pinged before use (store.pgtimeouts); 0: always pinged
+    db_ping_idle_seconds: float = 1.0
     db_pool_size: int = 5
     tf_intra_op_threads: int = 0  # 0: TensorFlow's default
     tf_inter_op_threads: int = 0
@@ -226,6 +228,8 @@ def _check(s: Settings) -> None:
                  "max_checkpoint_bytes_per_minute")
     positive += ("gc_interval_seconds",)
     positive += ("db_response_timeout_seconds", "db_keepalive_seconds", "db_tcp_user_timeout_seconds")
+    if not 0 <= s.db_ping_idle_seconds <= 1e9:  # 0: every checkout pings
+        raise SettingsError(f"{PREFIX}DB_PING_IDLE_SECONDS must be >= 0 and at most 1e9, got {s.db_ping_idle_seconds!r}")
     if not 0 <= s.checkpoint_seconds <= 1e9:  # 0: off
         raise SettingsError(f"{PREFIX}CHECKPOINT_SECONDS must be >= 0 (0: off) and at most 1e9, "
                             f"got {s.checkpoint_seconds!r}")

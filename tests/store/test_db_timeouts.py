@@ -5,6 +5,7 @@ as the database answers. The hang is a loopback proxy that stops forwarding with
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from sqlalchemy import text
@@ -97,7 +98,7 @@ def test_the_pools_ping_gives_up_after_the_connect_timeout_not_the_response_time
     proxy.start()
     engine = make_engine(postgres_settings.replace(
         database_url=url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
-        db_connect_timeout_seconds=2, db_response_timeout_seconds=300))
+        db_connect_timeout_seconds=2, db_response_timeout_seconds=300, db_ping_idle_seconds=0))  # always pinged
     try:
         assert select_one(engine) == 1  # pooled
         proxy.hang()
@@ -108,3 +109,41 @@ def test_the_pools_ping_gives_up_after_the_connect_timeout_not_the_response_time
     finally:
         proxy.stop()
         engine.dispose()
+
+
+def backend_pid(engine) -> int:
+    with engine.connect() as conn:  # the pool's one connection, handed back at once
+        return conn.execute(text("SELECT pg_backend_pid()")).scalar()
+
+
+def kill_backend(postgres_settings, pid: int) -> None:
+    killer = make_engine(postgres_settings)
+    try:
+        with killer.connect() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+            conn.execute(text("SELECT 1 FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid})
+    finally:
+        killer.dispose()
+
+
+def test_only_a_connection_idle_past_db_ping_idle_seconds_is_pinged(postgres_settings):
+    """Issue 11: a pooled connection handed back a moment ago is handed out again without a ping (a worker's tiny
+    job paid two round trips for them), so a server-side death in that moment fails one statement and the pool
+    then replaces its connections; one idle past `db_ping_idle_seconds` is pinged, found dead and replaced unseen."""
+    recent = make_engine(postgres_settings.replace(db_ping_idle_seconds=60))
+    try:
+        kill_backend(postgres_settings, backend_pid(recent))
+        with pytest.raises(DATABASE_UNAVAILABLE):  # not pinged: the dead connection met the statement
+            select_one(recent)
+        assert select_one(recent) == 1  # and the pool replaced it
+    finally:
+        recent.dispose()
+    idle = make_engine(postgres_settings.replace(db_ping_idle_seconds=0.2))
+    try:
+        pid = backend_pid(idle)
+        kill_backend(postgres_settings, pid)
+        time.sleep(0.4)
+        assert select_one(idle) == 1  # pinged: the dead connection was replaced before the statement
+        assert backend_pid(idle) != pid
+    finally:
+        idle.dispose()
