@@ -1,19 +1,25 @@
 """`create_celery(settings)`: the Celery app every process builds (publishers and workers alike).
 
 Messages carry only a job id (JSON, never pickle). Queues are named after the job's
-device (`cpu`, `gpu`). A message is acknowledged when a pool process starts its task,
-not after the task ran, and a worker fetches a message only when a pool process is free
-(Redis; prefetch 1). Correctness rests on the database (claims, leases, the reconciler),
-not on the broker giving messages back: a late ack is what wedged workers and killed
-trainings when Redis went away — an ack that fails while Redis is down leaves kombu
-counting the message as unacknowledged, so the worker never fetches again (celery#9054,
-#10302), and Celery cancels late-acked tasks on a lost broker connection — and it is what
-Redis's visibility timeout redelivers to a second worker (celery#5935).
+device (`cpu`, `gpu`). On Redis, workers consume without acknowledgements (kombu's no_ack):
+a message leaves the broker when a worker takes it, and a worker fetches a message only
+when a pool process is free (prefetch 1); the filesystem broker acknowledges as a task
+starts. Correctness rests on the database (claims, leases, the reconciler, which sends a
+queued job's message again when it was not claimed in time), not on the broker giving
+messages back: a late ack is what wedged workers and killed trainings when Redis went away
+— an ack that fails while Redis is down leaves kombu counting the message as
+unacknowledged, so the worker never fetches again (celery#9054, #10302), and Celery cancels
+late-acked tasks on a lost broker connection — and it is what Redis's visibility timeout
+redelivers to a second worker (celery#5935). An early ack still cost the worker's main
+process two Redis transactions per message (kombu's unacked index, written and then
+cleared); without acks a message is one BRPOP (issue 11).
 """
 
 from __future__ import annotations
 
 from celery import Celery
+from celery.app.amqp import AMQP
+from celery.worker.request import Request
 from kombu import Exchange, Queue
 
 from trainyard.store.private import private_folder
@@ -51,9 +57,28 @@ def broker_transport_options(settings: Settings) -> dict:
     return options
 
 
+class NoAckAMQP(AMQP):
+    """Celery's AMQP helpers, but the worker's task consumer takes messages without acknowledgements (see the
+    module docstring): kombu writes no unacked index entry for them."""
+
+    def TaskConsumer(self, channel, queues=None, accept=None, **kw):  # noqa: N802 (Celery's name)
+        return super().TaskConsumer(channel, queues=queues, accept=accept, no_ack=True, **kw)
+
+
+class NoAckRequest(Request):
+    """The train task's request when its message was taken without acknowledgement (NoAckAMQP): nothing to
+    acknowledge. (Celery would still ack it, and kombu's Redis channel spend a transaction clearing an unacked
+    index entry that was never written.)"""
+
+    def acknowledge(self) -> None:
+        self.acknowledged = True
+
+
 def create_celery(settings: Settings) -> Celery:
     """A Celery app for `settings` with the train task registered; connects to nothing until used."""
-    app = Celery("trainyard", set_as_current=False)
+    # Redis only: its consumer is limited to free pool processes (worker_disable_prefetch below) whatever it has
+    # acknowledged; kombu's prefetch limit, which the filesystem broker relies on, counts unacknowledged messages.
+    app = Celery("trainyard", set_as_current=False, amqp=None if settings.uses_filesystem_broker else NoAckAMQP)
     app.conf.update(
         broker_url=settings.broker_url,
         broker_transport="trainyard.worker.fsbroker:Transport" if settings.uses_filesystem_broker else None,
@@ -64,7 +89,7 @@ def create_celery(settings: Settings) -> Celery:
         accept_content=["json"],
         task_ignore_result=True,
         result_backend=None,
-        task_acks_late=False,  # see the module docstring; a lost worker's job is requeued by the reconciler
+        task_acks_late=False,  # (no acks at all: NoAckAMQP) a lost worker's job is requeued by the reconciler
         worker_prefetch_multiplier=1,
         worker_disable_prefetch=not settings.uses_filesystem_broker,  # Redis only: no message waits on a busy worker
         worker_cancel_long_running_tasks_on_connection_loss=True,  # cancels late-acked tasks only: none (no warning)
@@ -79,7 +104,8 @@ def create_celery(settings: Settings) -> Celery:
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
     )
 
-    @app.task(name=TRAIN_TASK, bind=True, ignore_result=True)
+    @app.task(name=TRAIN_TASK, bind=True, ignore_result=True,
+              Request=Request if settings.uses_filesystem_broker else NoAckRequest)
     def train(self, job_id: str) -> str:
         from trainyard.worker.publish import publish_job
         from trainyard.worker.runner import run_job_in_worker  # imported in the pool child, at task time

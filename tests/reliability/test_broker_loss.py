@@ -88,3 +88,17 @@ def test_redis_restart_and_submit_while_it_is_down(service):
         assert c.epochs(job_id) == list(range(1, job.epochs + 1))
     print(f"\nsubmit with Redis down: 201 in {submit_seconds:.2f} s; after the restart all 5 succeeded in "
           f"{time.monotonic() - restarted:.1f} s, each in one attempt")
+
+
+def test_a_worker_takes_a_message_without_acknowledging_it(service):
+    """Issue 11: on Redis a worker consumes without acks (trainyard.worker.app.NoAckAMQP) — a message costs its main
+    process one BRPOP, where an early ack cost two transactions on kombu's unacked index (ZADD + HSET as it was
+    taken, ZREM + HDEL as it was acked). The job runs all the same."""
+    c = service
+    with c.redis.client() as client:
+        client.config_resetstat()
+        job = c.create(xor_spec(3, name="no-ack", seed=11))
+        assert c.wait(job).status == "succeeded"
+        used = {name.removeprefix("cmdstat_") for name in client.info("commandstats")}
+    assert "brpop" in used, used
+    assert not used & {"zadd", "hset", "zrem", "hdel"}, used  # (MULTI/EXEC: the publisher's queue declare)
