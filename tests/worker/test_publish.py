@@ -11,6 +11,8 @@ from trainyard.store.settings import Settings
 from trainyard.worker.app import TRAIN_TASK, create_celery, job_queue
 from trainyard.worker.publish import publish_job
 
+from tests.support.cluster import RedisServer
+
 
 def test_celery_is_configured_for_at_least_once_delivery_of_json_ids(tmp_path):
     settings = Settings(home=tmp_path, job_timeout_seconds=7200)
@@ -59,6 +61,26 @@ def test_publish_routes_after_redis_lost_its_state(postgres_settings):
         assert client.llen(f"{prefix}cpu") == 1
     finally:
         client.close()
+
+
+def test_a_publish_is_one_redis_command(tmp_path):
+    """Issue 11: declaring the queue on Redis only counted its messages (MULTI, an LLEN per priority, EXEC) — a third
+    of a publish's CPU; the exchange and binding are still declared (kombu skips what its channel already did)."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        celery = create_celery(Settings(home=tmp_path, broker_url=server.url))
+        publish_job(celery=celery, job_id="first", device="cpu")
+        with server.client() as client:
+            assert client.smembers("_kombu.binding.cpu") == {b"cpu\x06\x16\x06\x16cpu"}  # declared, routed by key
+            client.config_resetstat()
+            for n in range(5):
+                publish_job(celery=celery, job_id=f"j{n}", device="cpu")
+            calls = {name.removeprefix("cmdstat_"): stats["calls"] for name, stats in client.info("commandstats").items()}
+            assert calls == {"config|resetstat": 1, "lpush": 5}, calls
+            assert client.llen("cpu") == 6
+    finally:
+        server.stop()
 
 
 def test_publish_fails_fast_when_the_broker_is_down(tmp_path):
