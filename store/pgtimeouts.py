@@ -24,7 +24,7 @@ import psycopg
 from psycopg import errors
 from psycopg.waiting import Ready
 from sqlalchemy import event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import InvalidatePoolError
 
 from trainyard.store.settings import Settings
 
@@ -90,17 +90,19 @@ def ping_idle_connections(engine, settings: Settings) -> None:
     """The pool's pessimistic disconnect check (a ping before a pooled connection is handed out), for connections
     idle `db_ping_idle_seconds` or longer only: one handed back a moment ago has just answered a statement, and a
     worker's two transactions per tiny job paid two extra round trips for pinging it (issue 11). A server lost in
-    that moment fails the next statement instead (the API answers 503, a worker retries), and SQLAlchemy then
-    drops every connection of the pool that is older than the error.
+    that moment fails the next statement instead, and SQLAlchemy then drops every connection of the pool older
+    than the error: the API answers that request 503; a worker retries the claim once, keeps a trained result and
+    retries it, and leaves a job whose data it could not read to its lease (trainyard.worker.runner).
 
     A ping gives up after min(db_response_timeout_seconds, db_connect_timeout_seconds) of silence: it is as trivial
     as the handshake, and after a hang each API process's first request pays for it and then for one connect
-    attempt. A failed ping discards the connection and the pool connects anew (DisconnectionError on checkout)."""
-    ping = engine.dialect.do_ping
+    attempt. A failed ping, as pool_pre_ping's, marks every connection of the pool older than it as stale
+    (InvalidatePoolError on checkout: the database most likely restarted or hung), and the pool connects anew."""
     seconds = min(settings.db_response_timeout_seconds, settings.db_connect_timeout_seconds)
     idle = settings.db_ping_idle_seconds
 
     def limited_ping(dbapi_connection) -> None:
+        ping = engine.dialect.do_ping
         if not isinstance(dbapi_connection, ResponseLimitedConnection):
             ping(dbapi_connection)
             return
@@ -126,7 +128,7 @@ def ping_idle_connections(engine, settings: Settings) -> None:
         try:
             limited_ping(dbapi_connection)
         except Exception as exc:
-            raise DisconnectionError(f"the pooled connection did not answer a ping: {exc}") from exc
+            raise InvalidatePoolError(f"a pooled connection did not answer a ping: {exc}") from exc
 
 
 def connection_class(settings: Settings) -> type[ResponseLimitedConnection]:

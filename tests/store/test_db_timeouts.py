@@ -147,3 +147,22 @@ def test_only_a_connection_idle_past_db_ping_idle_seconds_is_pinged(postgres_set
         assert backend_pid(idle) != pid
     finally:
         idle.dispose()
+
+
+def test_a_failed_ping_makes_every_pooled_connection_stale(postgres_settings):
+    """As pool_pre_ping did: a ping that fails means the database restarted or hung, so every connection of the pool
+    older than it is replaced without a ping of its own (during a hang each one's ping would wait its full limit)."""
+    engine = make_engine(postgres_settings.replace(db_ping_idle_seconds=0.2))
+    pings, ping = [], engine.dialect.do_ping
+    engine.dialect.do_ping = lambda connection: pings.append(connection) or ping(connection)
+    try:
+        with engine.connect() as first, engine.connect() as second:  # two pooled connections
+            pids = [conn.execute(text("SELECT pg_backend_pid()")).scalar() for conn in (first, second)]
+        for pid in pids:
+            kill_backend(postgres_settings, pid)
+        time.sleep(0.4)
+        assert [select_one(engine), select_one(engine)] == [1, 1]  # both checkouts: dead connections replaced
+        assert len(pings) == 1  # only the first was pinged; its failure made the other stale
+        assert not {backend_pid(engine), backend_pid(engine)} & set(pids)
+    finally:
+        engine.dispose()
