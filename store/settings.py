@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 PREFIX = "TRAINYARD_"
 FILESYSTEM_BROKER = "filesystem://"
+REDIS_BROKERS = ("redis", "rediss", "redis+socket", "sentinel")  # kombu's Redis transport
 RATE_LIMIT_STORAGES = ("memory", "redis", "rediss", "redis+unix", "redis+sentinel")  # limits' URL schemes we support
 
 
@@ -138,6 +139,10 @@ class Settings:
         return self.broker_url.startswith("filesystem:")
 
     @property
+    def uses_redis_broker(self) -> bool:
+        return self.broker_url.partition("://")[0] in REDIS_BROKERS
+
+    @property
     def broker_folder(self) -> Path:
         """Where the embedded (filesystem) broker keeps its messages."""
         return self.home / "broker"
@@ -229,7 +234,8 @@ def _check(s: Settings) -> None:
     positive += ("gc_interval_seconds",)
     positive += ("db_response_timeout_seconds", "db_keepalive_seconds", "db_tcp_user_timeout_seconds")
     if not 0 <= s.db_ping_idle_seconds <= 1e9:  # 0: every checkout pings
-        raise SettingsError(f"{PREFIX}DB_PING_IDLE_SECONDS must be >= 0 and at most 1e9, got {s.db_ping_idle_seconds!r}")
+        raise SettingsError(f"{PREFIX}DB_PING_IDLE_SECONDS must be >= 0 and at most 1e9, "
+                            f"got {s.db_ping_idle_seconds!r}")
     if not 0 <= s.checkpoint_seconds <= 1e9:  # 0: off
         raise SettingsError(f"{PREFIX}CHECKPOINT_SECONDS must be >= 0 (0: off) and at most 1e9, "
                             f"got {s.checkpoint_seconds!r}")

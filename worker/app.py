@@ -45,9 +45,9 @@ def broker_transport_options(settings: Settings) -> dict:
         return {"data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
                 "processed_folder": str(folder / "processed"), "store_processed": False,
                 "control_folder": str(folder / "control"), "polling_interval": 0.2}
-    # A message not acknowledged within the visibility timeout is delivered again. Messages are
-    # acknowledged when their task starts, so this covers only a worker lost in between; it is
-    # kept above the longest a job may run all the same (a second delivery's claim would fail).
+    # A message not acknowledged within the visibility timeout is delivered again. Workers take
+    # messages without acknowledgements (NoAckAMQP), so none is ever left unacknowledged; the
+    # timeout is kept above the longest a job may run all the same (a second delivery's claim would fail).
     # Publishing must fail fast when the broker is down (the API answers; the reconciler resends later).
     options: dict = {"visibility_timeout": int(settings.job_timeout_seconds + 4 * settings.lease_seconds + 60),
                      "max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5,
@@ -76,9 +76,10 @@ class NoAckRequest(Request):
 
 def create_celery(settings: Settings) -> Celery:
     """A Celery app for `settings` with the train task registered; connects to nothing until used."""
-    # Redis only: its consumer is limited to free pool processes (worker_disable_prefetch below) whatever it has
-    # acknowledged; kombu's prefetch limit, which the filesystem broker relies on, counts unacknowledged messages.
-    app = Celery("trainyard", set_as_current=False, amqp=None if settings.uses_filesystem_broker else NoAckAMQP)
+    # No acks on Redis only: its consumer is limited to free pool processes (worker_disable_prefetch, Redis only)
+    # whatever it has acknowledged; kombu's prefetch limit, which other brokers rely on, counts unacknowledged ones.
+    no_ack = settings.uses_redis_broker
+    app = Celery("trainyard", set_as_current=False, amqp=NoAckAMQP if no_ack else None)
     app.conf.update(
         broker_url=settings.broker_url,
         broker_transport="trainyard.worker.fsbroker:Transport" if settings.uses_filesystem_broker else None,
@@ -89,9 +90,9 @@ def create_celery(settings: Settings) -> Celery:
         accept_content=["json"],
         task_ignore_result=True,
         result_backend=None,
-        task_acks_late=False,  # (no acks at all: NoAckAMQP) a lost worker's job is requeued by the reconciler
+        task_acks_late=False,  # (on Redis no acks at all) a lost worker's job is requeued by the reconciler
         worker_prefetch_multiplier=1,
-        worker_disable_prefetch=not settings.uses_filesystem_broker,  # Redis only: no message waits on a busy worker
+        worker_disable_prefetch=settings.uses_redis_broker,  # (Redis only) no message waits on a busy worker
         worker_cancel_long_running_tasks_on_connection_loss=True,  # cancels late-acked tasks only: none (no warning)
         # Workers report in through the database (store.workers); Celery's remote control and events (celery
         # inspect, Flower) only where an operator turns them on: a pidbox subscription per worker, and events.
@@ -105,7 +106,7 @@ def create_celery(settings: Settings) -> Celery:
     )
 
     @app.task(name=TRAIN_TASK, bind=True, ignore_result=True,
-              Request=Request if settings.uses_filesystem_broker else NoAckRequest)
+              Request=NoAckRequest if no_ack else Request)
     def train(self, job_id: str) -> str:
         from trainyard.worker.publish import publish_job
         from trainyard.worker.runner import run_job_in_worker  # imported in the pool child, at task time

@@ -8,7 +8,7 @@ import pytest
 from kombu.exceptions import OperationalError
 
 from trainyard.store.settings import Settings
-from trainyard.worker.app import TRAIN_TASK, create_celery, job_queue
+from trainyard.worker.app import TRAIN_TASK, NoAckAMQP, create_celery, job_queue
 from trainyard.worker.publish import publish_job
 
 from tests.support.cluster import RedisServer
@@ -18,12 +18,16 @@ def test_celery_is_configured_for_at_least_once_delivery_of_json_ids(tmp_path):
     settings = Settings(home=tmp_path, job_timeout_seconds=7200)
     conf = create_celery(settings).conf
     assert (conf.task_serializer, conf.accept_content) == ("json", ["json"])
-    # Acked when started, never redelivered by the broker: the database's claims and leases retry jobs.
+    # Never redelivered by the broker (the database's claims and leases retry jobs): on Redis taken without acks,
+    # elsewhere acked when the task starts.
     assert not conf.task_acks_late and conf.worker_prefetch_multiplier == 1 and not conf.worker_disable_prefetch
     assert (tmp_path / "broker" / "queue").is_dir()
-    redis_conf = create_celery(settings.replace(broker_url="redis://127.0.0.1:6379/9")).conf
-    assert redis_conf.worker_disable_prefetch  # a busy worker holds no message another worker could run
-    assert redis_conf.broker_transport_options["visibility_timeout"] > 7200
+    redis = create_celery(settings.replace(broker_url="redis://127.0.0.1:6379/9"))
+    assert redis.conf.worker_disable_prefetch  # a busy worker holds no message another worker could run
+    assert redis.conf.broker_transport_options["visibility_timeout"] > 7200
+    assert isinstance(redis.amqp, NoAckAMQP)  # (a real worker: tests/reliability/test_broker_loss.py)
+    for url in ("filesystem://", "amqp://guest@127.0.0.1//"):  # their prefetch limit counts unacknowledged messages
+        assert not isinstance(create_celery(settings.replace(broker_url=url)).amqp, NoAckAMQP)
 
 
 def test_queues_are_named_after_devices():
@@ -76,7 +80,8 @@ def test_a_publish_is_one_redis_command(tmp_path):
             client.config_resetstat()
             for n in range(5):
                 publish_job(celery=celery, job_id=f"j{n}", device="cpu")
-            calls = {name.removeprefix("cmdstat_"): stats["calls"] for name, stats in client.info("commandstats").items()}
+            stats = client.info("commandstats")
+            calls = {name.removeprefix("cmdstat_"): command["calls"] for name, command in stats.items()}
             assert calls == {"config|resetstat": 1, "lpush": 5}, calls
             assert client.llen("cpu") == 6
     finally:
