@@ -94,11 +94,11 @@ def reuse_results(*, session: Session, job: Job, source: Job) -> None:
                                  format=artifact.format, epoch=artifact.epoch, size_bytes=artifact.size_bytes))
 
 
-def refresh_fingerprint(*, session: Session, job_id: str, versions: dict | None,
-                        claimed: Job | None = None) -> dict[str, Any]:
-    """The `fingerprint` value for a job finishing now with the `versions` it really ran with (for finish_job);
-    the spec and dataset are read from the row unless `claimed` (the job as its claim returned it) gives them."""
-    spec, dataset_id = ((claimed.spec, claimed.dataset_id) if claimed is not None
-                        else session.execute(select(Job.spec, Job.dataset_id).where(Job.id == job_id)).one())
+def refresh_fingerprint(*, session: Session, job_id: str, versions: dict | None, spec: dict | None = None,
+                        dataset_id: str | None = None) -> dict[str, Any]:
+    """The `fingerprint` value for a job finishing now with the `versions` it really ran with (for finish_job); the
+    job's `spec` and `dataset_id` are read from its row unless `spec` is given (then with its `dataset_id`)."""
+    if spec is None:
+        spec, dataset_id = session.execute(select(Job.spec, Job.dataset_id).where(Job.id == job_id)).one()
     dataset = session.get(Dataset, dataset_id) if dataset_id else None
     return {"fingerprint": fingerprint(spec=spec, dataset=dataset, versions=versions)}

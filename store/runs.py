@@ -126,8 +126,8 @@ def prepare_attempt(*, session: Session, job: Job) -> tuple[int, bytes] | None:
     return checkpoint
 
 
-# The worker's writes during an attempt are plain Core statements on the tables (no ORM unit of work, no identity
-# map to synchronise): they run for every job, and each ORM layer costs CPU that tiny jobs feel (issue 11).
+# The worker's heartbeat, history and finish are plain Core statements on the tables (no ORM unit of work, no
+# identity map to synchronise): they run for every job, and each ORM layer costs CPU that tiny jobs feel (issue 11).
 JOBS, HISTORY, ARTIFACTS = Job.__table__, HistoryChunk.__table__, Artifact.__table__
 
 
@@ -220,14 +220,14 @@ def _drop_artifact(session: Session, job_id: str, kind: str) -> None:
 def finish_job(*, session: Session, job_id: str, attempt: int, status: str, metrics: dict | None = None,
                error: dict | None = None, model: bytes | None = None, model_format: str | None = None,
                versions: dict | None = None, stopped_early: bool = False, epoch: int | None = None,
-               claimed: Job | None = None, checkpointed: bool = True) -> None:
+               spec: dict | None = None, dataset_id: str | None = None, checkpointed: bool = True) -> None:
     """Record the end of an attempt in one transaction: final status, metrics/error and the model file.
 
     `status` is succeeded, failed or cancelled. Confusion matrices in `metrics` are stored as
     artifacts of their own (`trainyard.store.matrices`); the job row keeps the scalar metrics. The checkpoint
     is dropped (nothing will resume). Raises LeaseLost when this attempt no longer owns the job.
-    A worker that knows more saves statements: `claimed`, the job as its claim returned it (its spec and dataset
-    are not read again), and `checkpointed=False` when no checkpoint can exist (no attempt of the job saved one).
+    A worker that knows more saves statements: `spec` with `dataset_id`, the job's as its claim returned them (not
+    read again), and `checkpointed=False` when no checkpoint can exist (no attempt of the job saved one).
     """
     assert status in (SUCCEEDED, FAILED, CANCELLED)
     metrics, confusion = split_confusion_matrices(metrics) if metrics else (metrics, {})
@@ -241,7 +241,8 @@ def finish_job(*, session: Session, job_id: str, attempt: int, status: str, metr
         if pruned_after is not None:
             values["error"] = pruned_error(pruned_after)
     if status == SUCCEEDED:  # from the versions it really ran with: only a submit in the same environment reuses it
-        values.update(refresh_fingerprint(session=session, job_id=job_id, versions=versions, claimed=claimed))
+        values.update(refresh_fingerprint(session=session, job_id=job_id, versions=versions, spec=spec,
+                                          dataset_id=dataset_id))
     if session.execute(update(JOBS).where(*_own(job_id, attempt)).values(**values)).rowcount != 1:
         raise LeaseLost(f"job {job_id} attempt {attempt} lost its lease")
     files = [("model", model, model_format)] if model is not None else []

@@ -65,7 +65,7 @@ def session_factory_for(settings: Settings) -> sessionmaker[Session]:
 
 
 def _exit_process() -> None:
-    os._exit(1)  # Celery's pool replaces the child; its message is given back and then dropped (claimed)
+    os._exit(1)  # Celery's pool replaces the child; its message was taken already (the job is failed or leased)
 
 
 def run_job_in_worker(*, settings: Settings, job_id: str, worker: str, queue: str | None = None,
@@ -95,9 +95,9 @@ class JobReporter:
 
     def __init__(self, *, settings: Settings, factory: sessionmaker[Session], job_id: str, attempt: int,
                  on_hard_timeout: Callable[[], None] | None, trial: tuple[str, int, dict] | None = None,
-                 claimed: Job | None = None, checkpointed: bool = True):
+                 claimed: tuple[dict, str | None] | None = None, checkpointed: bool = True):
         self.settings, self.factory, self.job_id, self.attempt = settings, factory, job_id, attempt
-        self.claimed = claimed  # the job as its claim returned it (finish_job reads less)
+        self.claimed = claimed  # (spec, dataset id) as the claim returned them: finish_job does not read them again
         self.checkpointed = checkpointed  # whether a checkpoint of this job may exist (finish_job drops it)
         self.trial = trial  # (sweep id, trial number, pruner) of a pruned sweep's trial: judged at epoch boundaries
         self.started, self.judging = time.monotonic(), 0.0  # when training began; seconds spent being judged
@@ -172,10 +172,12 @@ class JobReporter:
     def _drain(self, session: Session) -> list[dict]:
         """Write the buffered rows and extend the lease in `session`; the caller deletes them once committed."""
         rows = self.rows[:len(self.rows)]  # rows appended meanwhile stay for the next drain
-        record_epochs(session=session, job_id=self.job_id, rows=rows)
+        # The fenced UPDATE first: a superseded attempt learns it lost its lease before its rows could clash with
+        # the new attempt's (an IntegrityError that would read as a database error to retry)
         if heartbeat(session=session, job_id=self.job_id, attempt=self.attempt,
                      lease_seconds=self.settings.lease_seconds, epoch=rows[-1]["epoch"] if rows else None):
             self.cancelled.set()
+        record_epochs(session=session, job_id=self.job_id, rows=rows)
         return rows
 
     def flush(self) -> int:
@@ -242,6 +244,25 @@ class JobReporter:
             self.on_hard_timeout()
 
 
+def _claim(settings: Settings, factory: sessionmaker[Session], job_id: str, worker: str,
+           queue: str | None) -> tuple[Job, tuple[str, int, dict] | None, tuple[int, bytes] | None] | None:
+    """Claim (see `run_job`) in one transaction: `(job, trial, checkpoint)` — `trial` the (sweep id, trial number,
+    pruner) of a pruned sweep's trial, `checkpoint` what a retried attempt resumes from — or None."""
+    with session_scope(factory) as session:
+        if queue is None:
+            job = claim_job(session=session, job_id=job_id, worker=worker, lease_seconds=settings.lease_seconds)
+        else:
+            job = claim_next_job(session=session, device=queue, worker=worker, lease_seconds=settings.lease_seconds,
+                                 max_running_per_user=settings.max_running_per_user)
+        if job is None:
+            return None
+        # a sweep's trial, when its sweep prunes, is judged at the epochs where its pruner's answer can change
+        sweep_id = job.sweep_id
+        pruner = session.scalar(select(Sweep.request["pruner"]).where(Sweep.id == sweep_id)) if sweep_id else None
+        trial = (sweep_id, job.trial, pruner) if pruner and pruner["name"] != "none" else None
+        return job, trial, prepare_attempt(session=session, job=job)
+
+
 def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, worker: str,
             on_hard_timeout: Callable[[], None] | None = None, queue: str | None = None,
             signal: Signal | None = None, queued: list | None = None) -> str:
@@ -251,25 +272,20 @@ def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, 
     policy picks on that queue (store.fairshare), whichever it is; without, `job_id` itself. `signal(job id,
     queue)` publishes a message: after the job ends, one for each queue where its owner's quota held jobs back.
     """
-    with session_scope(factory) as session:
-        if queue is None:
-            job = claim_job(session=session, job_id=job_id, worker=worker, lease_seconds=settings.lease_seconds)
-        else:
-            job = claim_next_job(session=session, device=queue, worker=worker, lease_seconds=settings.lease_seconds,
-                                 max_running_per_user=settings.max_running_per_user)
-        if job is None:
-            log.info("job %s: not claimable (claimed, cancelled or gone)%s; message dropped", job_id,
-                     f" and no other job may start on queue {queue} now" if queue else "")
-            return "skipped"
-        if job.id != job_id:
-            log.info("job %s: its message went to job %s, the next by fair share on queue %s", job_id, job.id, queue)
-        job_id, owner = job.id, job.owner_id
-        attempt, document, dataset_id = job.attempts, job.spec, job.dataset_id
-        sweep_id = job.sweep_id  # a sweep's trial: its sweep takes a step when it ends
-        # ... and, when the sweep prunes, is judged at the epochs where its pruner's answer can change
-        pruner = session.scalar(select(Sweep.request["pruner"]).where(Sweep.id == sweep_id)) if sweep_id else None
-        trial = (sweep_id, job.trial, pruner) if pruner and pruner["name"] != "none" else None
-        checkpoint = prepare_attempt(session=session, job=job)
+    try:
+        claimed = _claim(settings, factory, job_id, worker, queue)
+    except DATABASE_UNAVAILABLE:  # e.g. a pooled connection that died unpinged (store.pgtimeouts): the pool renewed
+        log.warning("job %s: the claim failed: the database is unavailable; trying once more", job_id, exc_info=True)
+        claimed = _claim(settings, factory, job_id, worker, queue)
+    if claimed is None:
+        log.info("job %s: not claimable (claimed, cancelled or gone)%s; message dropped", job_id,
+                 f" and no other job may start on queue {queue} now" if queue else "")
+        return "skipped"
+    job, trial, checkpoint = claimed
+    if job.id != job_id:
+        log.info("job %s: its message went to job %s, the next by fair share on queue %s", job_id, job.id, queue)
+    job_id, owner, attempt, document, dataset_id = job.id, job.owner_id, job.attempts, job.spec, job.dataset_id
+    sweep_id = job.sweep_id  # a sweep's trial: its sweep takes a step when it ends
     log.info("job %s: attempt %d on %s%s", job_id, attempt, worker,
              f", resuming after epoch {checkpoint[0]}" if checkpoint else "")
 
@@ -279,7 +295,8 @@ def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, 
             on_hard_timeout()
 
     reporter = JobReporter(settings=settings, factory=factory, job_id=job_id, attempt=attempt,
-                           on_hard_timeout=released, trial=trial, claimed=job, checkpointed=checkpoint is not None)
+                           on_hard_timeout=released, trial=trial, claimed=(document, dataset_id),
+                           checkpointed=checkpoint is not None)
     reporter.start()
     outcome: dict = {}
     try:
@@ -292,6 +309,11 @@ def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, 
     except LeaseLost:
         reporter.stop()
         log.warning("job %s: attempt %d lost its lease; another attempt owns it", job_id, attempt)
+        return "lost"
+    except DATABASE_UNAVAILABLE:  # its upload could not be read now: not the job's fault, so no verdict on it
+        reporter.stop()
+        log.warning("job %s: attempt %d could not read its data: the database is unavailable; the job is left to "
+                    "its lease (the reconciler queues it again)", job_id, attempt, exc_info=True)
         return "lost"
     except Cancelled as exc:
         outcome = {"status": CANCELLED, "error": exc.to_dict()}
@@ -340,10 +362,11 @@ def _finish(reporter: JobReporter, outcome: dict) -> str:
         try:
             with session_scope(reporter.factory) as session:
                 rows = reporter.rows
-                record_epochs(session=session, job_id=reporter.job_id, rows=rows)
-                finish_job(session=session, job_id=reporter.job_id, attempt=reporter.attempt,
-                           epoch=rows[-1]["epoch"] if rows else None, claimed=reporter.claimed,
+                spec, dataset_id = reporter.claimed or (None, None)
+                finish_job(session=session, job_id=reporter.job_id, attempt=reporter.attempt,  # fenced: first
+                           epoch=rows[-1]["epoch"] if rows else None, spec=spec, dataset_id=dataset_id,
                            checkpointed=reporter.checkpointed, **outcome)
+                record_epochs(session=session, job_id=reporter.job_id, rows=rows)
             break
         except LeaseLost:
             log.warning("job %s: attempt %d lost its lease before finishing", reporter.job_id, reporter.attempt)

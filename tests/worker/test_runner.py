@@ -7,11 +7,14 @@ import time
 
 import pytest
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
 from trainyard.core.spec import parse_spec
+from trainyard.store.datasets import create_dataset
 from trainyard.store.db import session_scope
 from trainyard.store.jobs import create_job, get_history, get_job
 from trainyard.store.models import Job
+from trainyard.store.runs import record_epochs
 from trainyard.worker.runner import run_job
 
 pytestmark = pytest.mark.timeout(60)
@@ -101,3 +104,63 @@ def test_a_call_stuck_past_the_limit_is_failed_and_the_process_stopped(migrated_
                    on_hard_timeout=stopped.set) == "lost"  # in a worker, the process would be gone by now
     assert stopped.is_set()
     assert job_row(session_factory, user_id, job_id).error["code"] == "timeout"
+
+
+def test_a_superseded_attempt_whose_history_clashes_learns_it_lost_its_lease(migrated_settings, session_factory,
+                                                                               user_id, monkeypatch):
+    """The fenced UPDATE runs before the history INSERT: a superseded attempt gets LeaseLost ("lost"), not an
+    IntegrityError from the new attempt's rows for the same epochs (which read as a database error to retry)."""
+    from trainyard.worker import runner
+
+    job_id = submit(session_factory, user_id)
+    train = runner.train_job
+
+    def trained_then_superseded(spec, callbacks, **kwargs):
+        result = train(spec, callbacks, **kwargs)  # its 20 epochs are still buffered (heartbeat 60 s)
+        with session_scope(session_factory) as session:  # meanwhile attempt 2 took the job and wrote epochs 1-20
+            session.execute(update(Job).where(Job.id == job_id).values(attempts=2, worker="other"))
+            record_epochs(session=session, job_id=job_id, rows=[{"epoch": e, "loss": 0.5} for e in range(1, 21)])
+        return result
+
+    monkeypatch.setattr("trainyard.worker.runner.train_job", trained_then_superseded)
+    settings = migrated_settings.replace(heartbeat_seconds=60)
+    assert run_job(settings=settings, factory=session_factory, job_id=job_id, worker="w") == "lost"
+    job = job_row(session_factory, user_id, job_id)
+    assert (job.status, job.worker, job.attempts) == ("running", "other", 2)
+
+
+def test_a_database_error_reading_the_data_leaves_the_job_to_its_lease(migrated_settings, session_factory, user_id,
+                                                                        monkeypatch):
+    """Not the job's fault, so no verdict on it: before, the job failed `internal` for good."""
+    job_id = submit(session_factory, user_id)
+    with session_scope(session_factory) as session:
+        dataset = create_dataset(session=session, owner=user_id, name="d", format="csv", data=b"x,y\n0,1\n",
+                                 task="classification", n_samples=1, n_features=1)
+        session.execute(update(Job).where(Job.id == job_id).values(dataset_id=dataset.id))
+
+    def unavailable(**kwargs):
+        raise OperationalError("SELECT datasets", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr("trainyard.worker.runner.load_upload", unavailable)
+    assert run_job(settings=migrated_settings, factory=session_factory, job_id=job_id, worker="w") == "lost"
+    job = job_row(session_factory, user_id, job_id)
+    assert (job.status, job.attempts, job.error) == ("running", 1, None)  # its lease expires; the reconciler requeues
+
+
+def test_a_claim_that_meets_a_dead_connection_is_tried_once_more(migrated_settings, session_factory, user_id,
+                                                                 monkeypatch):
+    """Pooled connections used a moment ago are not pinged (store.pgtimeouts): a claim on one the server dropped
+    fails once, and the worker claims again on the renewed pool instead of dropping the job's message."""
+    from trainyard.worker import runner
+
+    job_id, claim, calls = submit(session_factory, user_id), runner.claim_job, []
+
+    def first_fails(**kwargs):
+        calls.append(kwargs["job_id"])
+        if len(calls) == 1:
+            raise OperationalError("UPDATE jobs", {}, Exception("server closed the connection unexpectedly"))
+        return claim(**kwargs)
+
+    monkeypatch.setattr("trainyard.worker.runner.claim_job", first_fails)
+    assert run_job(settings=migrated_settings, factory=session_factory, job_id=job_id, worker="w") == "succeeded"
+    assert calls == [job_id, job_id]
