@@ -72,8 +72,8 @@ def no_wait(engine: Engine) -> Engine:
 
 
 def make_engine(settings: Settings) -> Engine:
-    """An engine for `settings.database_url`: a pool that pings idle connections, and timeouts on PostgreSQL (store.pgtimeouts: never
-    a wait without end), WAL on SQLite."""
+    """An engine for `settings.database_url`: on PostgreSQL a pool that pings idle connections, and timeouts
+    (store.pgtimeouts: never a wait without end); WAL on SQLite."""
     if settings.is_sqlite:
         return _sqlite_engine(settings)
     from trainyard.store import pgtimeouts

@@ -85,7 +85,7 @@ def create_job(*, session: Session, owner: str, spec: JobSpec, idempotency_key: 
             insert()
     except IntegrityError:
         existing = earlier_job(session=session, owner=owner, idempotency_key=idempotency_key,
-                               request_sha256=request_sha256) if idempotency_key else None
+                               request_sha256=request_sha256)
         if existing is None:
             raise
         return existing, False
