@@ -91,6 +91,26 @@ def test_builtin_matches_the_catalog(name):
         info.task, info.n_features, info.n_classes, info.n_samples, info.n_targets)
 
 
+def test_a_dataset_scikit_learn_ships_is_read_once_per_process_and_each_load_gets_its_own_arrays(monkeypatch):
+    """Issue 11 (small jobs): parsing digits' file was 18 ms of a one-epoch digits job's 22."""
+    from sklearn import datasets
+
+    from trainyard.core.datasets import builtin
+
+    reads, read = [], datasets.load_digits
+    monkeypatch.setattr(datasets, "load_digits", lambda: reads.append(1) or read())
+    builtin._shipped.cache_clear()
+    try:
+        first = load_builtin(DatasetSpec(builtin="digits"))
+        first.x[0, 0] = -1.0  # a job that scales its data in place changes only its own copy
+        second = load_builtin(DatasetSpec(builtin="digits"))
+        assert reads == [1]
+        assert second.x[0, 0] == read().data[0, 0] != -1.0
+        np.testing.assert_array_equal(second.y, read().target)
+    finally:
+        builtin._shipped.cache_clear()
+
+
 @pytest.mark.parametrize("name, outputs", [("and", [0, 0, 0, 1]), ("or", [0, 1, 1, 1]),
                                            ("nand", [1, 1, 1, 0]), ("xor", [0, 1, 1, 0])])
 def test_logic_gates_are_truth_tables(name, outputs):
