@@ -1,11 +1,12 @@
 """Tiny jobs through the service (run by hand; issue 11, third speed goal): jobs/s on 2 worker processes, PG + Redis.
 
     .venv/bin/python bench/bench_tiny_jobs.py [--jobs 300] [--workers 2] [--repeats 3] [--baseline-root PATH]
-                                              [--profile DIR]
+                                              [--dataset xor|digits] [--profile DIR]
 
 Each run is a child process with a fresh PostgreSQL database and Redis namespace, migrated by the code it measures,
 and `--workers` real worker processes (concurrency 1) of that code. After a warm-up job per worker, `--jobs` one-epoch
-XOR jobs (4 rows; a distinct seed each, so none is reused from an earlier one) go through it twice:
+XOR jobs (4 rows; `--dataset digits`: 1,797 rows, 64 → 32 → 10) with a distinct seed each (so none is reused from an
+earlier one) go through it twice:
 
 - submitted: each job submitted as the API does (validate, insert + commit, publish), back to back from this one
   process, while the workers run them; the clock runs from the first submit to the last job succeeded (the
@@ -60,6 +61,17 @@ def xor(seed: int) -> dict:
                          "optimizer": {"name": "adam", "learning_rate": 0.01}}}
 
 
+def digits(seed: int) -> dict:
+    """A one-epoch digits job (1,797 rows, 64 → 32 → 10): small, as a sweep's short trials are."""
+    return {"dataset": {"builtin": "digits"},
+            "model": {"layers": [{"type": "dense", "units": 32, "activation": "relu"},
+                                 {"type": "dense", "units": 10, "activation": "softmax"}]},
+            "training": {"epochs": 1, "batch_size": 64, "seed": seed}}
+
+
+SPECS = {"xor": xor, "digits": digits}
+
+
 # --- running one checkout's code ------------------------------------------------------------------------------
 def import_path(root: Path, folder: Path) -> tuple[str, str]:
     """(PYTHONPATH, module prefix) that import `root`'s packages: `trainyard.` through symlinks in `folder`."""
@@ -77,6 +89,7 @@ def run_child(root: Path, args: argparse.Namespace, profile: str | None) -> dict
         path, prefix = import_path(root.resolve(), Path(tmp))
         env = {**os.environ, "PYTHONPATH": path}
         command = [sys.executable, __file__, "--child", "--prefix", prefix, "--jobs", str(args.jobs),
+                   "--dataset", args.dataset,
                    "--workers", str(args.workers), *(["--profile", profile] if profile else []),
                    *(["--async-commit"] if args.async_commit else [])]
         out = subprocess.run(command, env=env, cwd=tmp, check=True, stdout=subprocess.PIPE, text=True).stdout
@@ -194,7 +207,8 @@ def child(args: argparse.Namespace) -> None:
 
         def insert(seed: int) -> tuple[str, str]:
             with db.session_scope(factory) as session:
-                job, _ = jobs.create_job(session=session, owner=owner, spec=validate_spec(xor(seed)))
+                spec = validate_spec(SPECS[args.dataset](seed))
+                job, _ = jobs.create_job(session=session, owner=owner, spec=spec)
             return job.id, job.device
 
         def wait_all(total: int, timeout: float = 600) -> float:
@@ -277,6 +291,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--dataset", choices=sorted(SPECS), default="xor",
+                        help="the jobs: one-epoch XOR (4 rows) or one-epoch digits (1,797 rows)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--baseline-root", type=Path, help="another checkout to run side by side (alternating)")
     parser.add_argument("--profile", type=Path, help="cProfile every worker process; .prof files into this folder")
@@ -302,7 +318,8 @@ def main() -> int:
                                                            for m, r in runs[name][-1].items()), flush=True)
             if profile:
                 show_profiles(profile)
-    print(f"{args.jobs} one-epoch XOR jobs, {args.workers} worker processes, PostgreSQL + Redis, {args.repeats} runs:")
+    print(f"{args.jobs} one-epoch {args.dataset} jobs, {args.workers} worker processes, PostgreSQL + Redis, "
+          f"{args.repeats} runs:")
     for mode in ("submitted", "queued"):
         for name in variants:
             rates = [r[mode]["jobs_per_s"] for r in runs[name]]
