@@ -28,7 +28,7 @@ def put_blobs(*, session: Session, blobs: Sequence[bytes]) -> list[str]:
     number of blobs: the SELECT of those stored, then one INSERT of the others (bytes already stored are never sent).
     """
     digests = [sha256_hex(data) for data in blobs]
-    missing = dict(zip(digests, blobs))
+    missing, table = dict(zip(digests, blobs)), Blob.__table__  # Core statements: no ORM bulk layer
     # FOR KEY SHARE (PostgreSQL): an existing blob cannot be deleted (store.orphans) until this transaction, which
     # is about to refer to it, ends; one being deleted is waited for and then found gone (and inserted again).
     # SQLite has no row locks: its transactions that write are serialised whole.
@@ -36,16 +36,16 @@ def put_blobs(*, session: Session, blobs: Sequence[bytes]) -> list[str]:
     # and another transaction deleted that row before the SELECT, so each extra turn needs a fresh insert and delete
     # of these very bytes by others. (Under REPEATABLE READ PostgreSQL raises a serialization error, never loops.)
     while missing:
-        for digest in session.scalars(select(Blob.__table__.c.sha256).where(Blob.__table__.c.sha256.in_(missing))
+        for digest in session.scalars(select(table.c.sha256).where(table.c.sha256.in_(missing))
                                       .with_for_update(read=True, key_share=True)):
             del missing[digest]
         if not missing:
             break
-        insert, blobs_table = _INSERTS[session.get_bind().dialect.name], Blob.__table__  # Core: no ORM bulk layer
+        insert = _INSERTS[session.get_bind().dialect.name]
         # One statement: another transaction may insert the same bytes first (then it is locked as above).
         rows = [{"sha256": digest, "size_bytes": len(data), "data": data} for digest, data in missing.items()]
-        for digest in session.scalars(insert(blobs_table).on_conflict_do_nothing(index_elements=["sha256"])
-                                      .returning(blobs_table.c.sha256), rows):  # executemany: one INSERT … VALUES
+        for digest in session.scalars(insert(table).on_conflict_do_nothing(index_elements=["sha256"])
+                                      .returning(table.c.sha256), rows):  # executemany: one INSERT … VALUES
             del missing[digest]
     return digests
 
