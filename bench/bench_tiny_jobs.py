@@ -197,7 +197,9 @@ def child(args: argparse.Namespace) -> None:
         celery = create_celery(settings)
         with db.session_scope(factory) as session:
             owner = get_or_create_user(session=session, name="bench").id
-        env = {**os.environ, **settings.to_env(), "TRAINYARD_LOG_LEVEL": "WARNING"}
+        # Several workers on one host: each pool process gets its share of the CPUs for BLAS (README, settings)
+        blas = max(1, len(os.sched_getaffinity(0)) // args.workers)
+        env = {**os.environ, **settings.to_env(), "TRAINYARD_LOG_LEVEL": "WARNING", "TRAINYARD_BLAS_THREADS": str(blas)}
         worker_main = [f"{args.prefix}worker.main", "--queues", "cpu", "--concurrency", "1"]
         command = ([sys.executable, "-c", PROFILED_WORKER, args.profile, *worker_main] if args.profile
                    else [sys.executable, "-m", *worker_main])

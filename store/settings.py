@@ -112,6 +112,9 @@ class Settings:
     # PostgreSQL: a pooled connection idle this long is pinged before use (store.pgtimeouts); 0: always pinged
     db_ping_idle_seconds: float = 1.0
     db_pool_size: int = 5
+    # BLAS threads of each pool process (numpy's OpenBLAS, scikit-learn through it; worker/main.py). 0: the CPUs the
+    # worker may use ÷ its concurrency. Several workers on one host: set it (CPUs ÷ all their pool processes).
+    blas_threads: int = 0
     tf_intra_op_threads: int = 0  # 0: TensorFlow's default
     tf_inter_op_threads: int = 0
     log_level: str = "INFO"
@@ -246,7 +249,8 @@ def _check(s: Settings) -> None:
         if not getattr(s, name) > 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be > 0, got {getattr(s, name)!r}")
     _check_expiry(s)
-    for name in ("tf_intra_op_threads", "tf_inter_op_threads", "trusted_proxies", "max_running_per_user"):
+    for name in ("tf_intra_op_threads", "tf_inter_op_threads", "trusted_proxies", "max_running_per_user",
+                 "blas_threads"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be >= 0, got {getattr(s, name)!r}")
     if s.heartbeat_seconds * 3 > s.lease_seconds:
