@@ -71,18 +71,18 @@ def create_job(*, session: Session, owner: str, spec: JobSpec, idempotency_key: 
     source = (reuse.find_reusable(session=session, owner=owner, fingerprint=job.fingerprint)
               if spec.reuse and job.fingerprint else None)
 
-    def insert() -> None:
+    def add_job() -> None:
         if source is not None:
             reuse.reuse_results(session=session, job=job, source=source)
         session.add(job)
         session.flush()
 
     if idempotency_key is None:  # no concurrent request can win this insert: no savepoint (two round trips less)
-        insert()
+        add_job()
         return job, True
     try:
         with session.begin_nested():  # a concurrent request with the same key may win the insert
-            insert()
+            add_job()
     except IntegrityError:
         existing = earlier_job(session=session, owner=owner, idempotency_key=idempotency_key,
                                request_sha256=request_sha256)

@@ -244,8 +244,8 @@ class JobReporter:
             self.on_hard_timeout()
 
 
-def _claim(settings: Settings, factory: sessionmaker[Session], job_id: str, worker: str,
-           queue: str | None) -> tuple[Job, tuple[str, int, dict] | None, tuple[int, bytes] | None] | None:
+def _claim_attempt(settings: Settings, factory: sessionmaker[Session], job_id: str, worker: str,
+                   queue: str | None) -> tuple[Job, tuple[str, int, dict] | None, tuple[int, bytes] | None] | None:
     """Claim (see `run_job`) in one transaction: `(job, trial, checkpoint)` — `trial` the (sweep id, trial number,
     pruner) of a pruned sweep's trial, `checkpoint` what a retried attempt resumes from — or None."""
     with session_scope(factory) as session:
@@ -273,10 +273,10 @@ def run_job(*, settings: Settings, factory: sessionmaker[Session], job_id: str, 
     queue)` publishes a message: after the job ends, one for each queue where its owner's quota held jobs back.
     """
     try:
-        claimed = _claim(settings, factory, job_id, worker, queue)
+        claimed = _claim_attempt(settings, factory, job_id, worker, queue)
     except DATABASE_UNAVAILABLE:  # e.g. a pooled connection that died unpinged (store.pgtimeouts): the pool renewed
         log.warning("job %s: the claim failed: the database is unavailable; trying once more", job_id, exc_info=True)
-        claimed = _claim(settings, factory, job_id, worker, queue)
+        claimed = _claim_attempt(settings, factory, job_id, worker, queue)
     if claimed is None:
         log.info("job %s: not claimable (claimed, cancelled or gone)%s; message dropped", job_id,
                  f" and no other job may start on queue {queue} now" if queue else "")
